@@ -9,10 +9,12 @@
 //! - [`selection`]: the boot-time choice (`gptprio.next`) and its fallback.
 //! - [`transitions`]: the checked updates the agent makes to the slot table.
 //! - [`layout`]: the disk layout of DESIGN §2 (labels, type GUIDs, geometry).
+//! - [`release`]: the custom metadata a signed image target carries.
 //! - [`cmdline`]: what the kernel command line says about the booted slot.
 
 pub mod cmdline;
 pub mod layout;
+pub mod release;
 pub mod selection;
 pub mod slot_attrs;
 pub mod slot_table;

@@ -1,0 +1,336 @@
+//! GPT read/commit/repair on disk images: both copies stay valid, damaged
+//! copies are repaired, foreign bits survive, and a commit cut off after any
+//! sector leaves a readable table that is either the old or the new one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+use moho_core::SlotName;
+use moho_core::layout::{LayoutRequest, plan_disk};
+use moho_core::slot_attrs::SlotAttributes;
+use moho_core::transitions::{arm_inactive, clear_inactive};
+use moho_disk::create::{DiskGuids, InitialSlots, create_layout, write_table};
+use moho_disk::device::BlockIo;
+use moho_disk::gpt_commit::commit_attributes;
+use moho_disk::gpt_read::read_gpt;
+use moho_disk::{CopyHealth, DiskError, GptSlotDisk, SlotDisk};
+use proptest::prelude::*;
+
+const MIB: u64 = 1024 * 1024;
+const DISK: u64 = 256 * MIB;
+
+fn plan() -> moho_core::layout::DiskPlan {
+    plan_disk(LayoutRequest {
+        disk_size: DISK,
+        esp_size: 40 * MIB,
+        slot_size: 64 * MIB,
+        sector_size: 512,
+    })
+    .unwrap()
+}
+
+fn initial() -> InitialSlots {
+    InitialSlots {
+        a: SlotAttributes::default().with_fields(1, 0, true).unwrap(),
+        b: SlotAttributes::default(),
+    }
+}
+
+fn new_disk_file(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("disk.img");
+    std::fs::File::create(&path).unwrap().set_len(DISK).unwrap();
+    create_layout(&path, &plan(), initial(), DiskGuids::random()).unwrap();
+    path
+}
+
+fn smash(path: &Path, offset: u64, len: usize) {
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(&vec![0xA5; len]).unwrap();
+}
+
+#[test]
+fn a_new_disk_has_both_copies_valid_and_the_initial_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    let mut disk = GptSlotDisk::open(&path, false).unwrap();
+    let t = disk.read_slots().unwrap();
+    assert_eq!((t.a.partition, t.b.partition), (2, 3));
+    assert_eq!(
+        (t.a.label.as_str(), t.b.label.as_str()),
+        ("ROOT-A", "ROOT-B")
+    );
+    assert_eq!(t.a.attrs.priority(), 1);
+    assert!(t.a.attrs.successful());
+    assert_eq!(t.b.attrs.priority(), 0);
+    assert!(!disk.health().needs_repair(), "{}", disk.health());
+}
+
+#[test]
+fn commit_writes_both_copies_and_keeps_foreign_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let t = disk.read_slots().unwrap();
+    // A foreign tool set the UEFI "required" bit and a high bit on B.
+    let mut foreign = t.clone();
+    foreign.b.attrs = SlotAttributes::from_raw(t.b.attrs.raw() | 1 | (1 << 62));
+    disk.commit_slots(&t, &foreign).unwrap();
+
+    let cleared = clear_inactive(&foreign, SlotName::A).unwrap();
+    disk.commit_slots(&foreign, &cleared).unwrap();
+    let armed = arm_inactive(&cleared, SlotName::A, 1).unwrap();
+    disk.commit_slots(&cleared, &armed).unwrap();
+
+    let mut fresh = GptSlotDisk::open(&path, false).unwrap();
+    let back = fresh.read_slots().unwrap();
+    assert_eq!(back, armed);
+    assert_eq!(back.b.attrs.foreign_bits(), 1 | (1 << 62));
+    assert!(!fresh.health().needs_repair());
+}
+
+#[test]
+fn a_stale_expected_table_is_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let t = disk.read_slots().unwrap();
+    let cleared = clear_inactive(&t, SlotName::A).unwrap();
+    let mut stale = t.clone();
+    stale.a.attrs = stale.a.attrs.with_tries(3).unwrap();
+    let err = disk.commit_slots(&stale, &cleared).unwrap_err();
+    assert!(matches!(err, DiskError::ConcurrentChange { .. }), "{err}");
+    assert_eq!(disk.read_slots().unwrap(), t);
+}
+
+#[test]
+fn damaged_primary_header_is_read_from_backup_and_repaired_on_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    smash(&path, 512 + 24, 8); // current_lba field of the primary header
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let t = disk.read_slots().unwrap();
+    let h = disk.health();
+    assert!(matches!(h.primary, CopyHealth::Damaged(_)), "{h}");
+    assert_eq!(h.backup, CopyHealth::Valid);
+    assert_eq!(t.a.attrs.priority(), 1);
+
+    let next = clear_inactive(&t, SlotName::A).unwrap();
+    disk.commit_slots(&t, &next).unwrap();
+    let mut fresh = GptSlotDisk::open(&path, false).unwrap();
+    assert_eq!(fresh.read_slots().unwrap(), next);
+    assert!(!fresh.health().needs_repair(), "{}", fresh.health());
+}
+
+#[test]
+fn damaged_primary_entry_array_is_detected_by_its_crc() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    // Entry 2 (slot A) attributes in the primary array at LBA 2.
+    smash(&path, 1024 + 128 + 48, 8);
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let t = disk.read_slots().unwrap();
+    let h = disk.health();
+    assert!(
+        matches!(&h.primary, CopyHealth::Damaged(why) if why.contains("entry array CRC")),
+        "{h}"
+    );
+    assert_eq!(t.a.attrs.priority(), 1, "attributes come from the backup");
+    // Even an unchanged table is rewritten when a copy needs repair.
+    disk.commit_slots(&t, &t).unwrap();
+    let fresh = GptSlotDisk::open(&path, false).unwrap();
+    assert!(!fresh.health().needs_repair(), "{}", fresh.health());
+}
+
+#[test]
+fn damaged_backup_is_repaired_from_primary() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    smash(&path, DISK - 512, 92);
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let t = disk.read_slots().unwrap();
+    assert!(matches!(disk.health().backup, CopyHealth::Damaged(_)));
+    disk.commit_slots(&t, &t).unwrap();
+    assert!(
+        !GptSlotDisk::open(&path, false)
+            .unwrap()
+            .health()
+            .needs_repair()
+    );
+}
+
+#[test]
+fn both_copies_damaged_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    smash(&path, 512, 92);
+    smash(&path, DISK - 512, 92);
+    let err = GptSlotDisk::open(&path, false).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("no valid GPT"), "{msg}");
+    assert!(msg.contains("disk.img"), "{msg}");
+}
+
+#[test]
+fn a_disk_without_slots_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("plain.img");
+    std::fs::File::create(&path).unwrap().set_len(DISK).unwrap();
+    let err = GptSlotDisk::open(&path, false).unwrap_err();
+    assert!(err.to_string().contains("no valid GPT"), "{err}");
+}
+
+/// A sparse in-memory disk: only sectors ever written are stored. It can
+/// be told to lose every sector written after `budget` ones (a power cut).
+#[derive(Debug, Clone)]
+struct MemDisk {
+    sectors: BTreeMap<u64, [u8; 512]>,
+    len: u64,
+    pos: u64,
+    budget: usize,
+    written: usize,
+}
+
+impl MemDisk {
+    fn new(len: u64) -> Self {
+        Self {
+            sectors: BTreeMap::new(),
+            len,
+            pos: 0,
+            budget: usize::MAX,
+            written: 0,
+        }
+    }
+
+    fn torn_after(&self, budget: usize) -> Self {
+        Self {
+            pos: 0,
+            budget,
+            written: 0,
+            ..self.clone()
+        }
+    }
+}
+
+impl Read for MemDisk {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len.saturating_sub(self.pos)).unwrap());
+        let mut off = 0;
+        while off < n {
+            let abs = self.pos + off as u64;
+            let (sector, within) = (abs / 512, usize::try_from(abs % 512).unwrap());
+            let take = (512 - within).min(n - off);
+            match self.sectors.get(&sector) {
+                Some(s) => buf[off..off + take].copy_from_slice(&s[within..within + take]),
+                None => buf[off..off + take].fill(0),
+            }
+            off += take;
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for MemDisk {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // Sectors are atomic; a write spanning several may be cut between them.
+        let mut off = 0;
+        while off < buf.len() {
+            let abs = self.pos + off as u64;
+            let (sector, within) = (abs / 512, usize::try_from(abs % 512).unwrap());
+            let take = (512 - within).min(buf.len() - off);
+            if self.written < self.budget {
+                let s = self.sectors.entry(sector).or_insert([0; 512]);
+                s[within..within + take].copy_from_slice(&buf[off..off + take]);
+                self.written += 1;
+            }
+            off += take;
+        }
+        self.pos += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for MemDisk {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        self.pos = match to {
+            SeekFrom::Start(p) => p,
+            SeekFrom::End(d) => self.len.checked_add_signed(d).unwrap(),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d).unwrap(),
+        };
+        Ok(self.pos)
+    }
+}
+
+impl BlockIo for MemDisk {
+    fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn mem_image() -> MemDisk {
+    let mut disk = MemDisk::new(DISK);
+    write_table(
+        &mut disk,
+        Path::new("mem"),
+        &plan(),
+        initial(),
+        DiskGuids::random(),
+    )
+    .unwrap();
+    disk
+}
+
+fn flip(disk: &mut MemDisk, offset: u64) {
+    disk.sectors.entry(offset / 512).or_insert([0; 512])[usize::try_from(offset % 512).unwrap()] ^=
+        0xff;
+}
+
+fn attrs_of(disk: &MemDisk) -> Result<(u64, u64), DiskError> {
+    let mut d = disk.clone();
+    let snap = read_gpt(&mut d, Path::new("mem"), 512, DISK)?;
+    Ok((snap.partitions[&2].flags, snap.partitions[&3].flags))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Cut the commit after `budget` sectors, for every budget from nothing
+    /// to everything, starting from a healthy disk, one with a damaged copy,
+    /// or one whose copies diverged in an earlier interrupted commit.
+    #[test]
+    fn a_torn_commit_leaves_old_or_new(damage in 0u8..4, new_b in any::<u64>()) {
+        let mut base = mem_image();
+        match damage {
+            1 => flip(&mut base, 512 + 30),             // primary header
+            2 => flip(&mut base, 1024 + 128 * 2 + 50),  // primary array, entry 3
+            3 => flip(&mut base, DISK - 512 + 30),      // backup header
+            _ => {}
+        }
+        let old = attrs_of(&base).unwrap();
+        let change: BTreeMap<u32, u64> = [(3u32, new_b)].into();
+        let snap = read_gpt(&mut base.clone(), Path::new("mem"), 512, DISK).unwrap();
+        for budget in 0.. {
+            let mut dev = base.torn_after(budget);
+            commit_attributes(&mut dev, Path::new("mem"), &snap, &change).unwrap();
+            let got = attrs_of(&dev)
+                .map_err(|e| TestCaseError::fail(format!("cut after {budget} sectors: {e}")))?;
+            prop_assert!(got == old || got == (old.0, new_b), "cut after {} sectors: {:?}", budget, got);
+            if dev.written < budget {
+                // Nothing was cut: the commit must have landed and healed the disk.
+                prop_assert_eq!(got, (old.0, new_b));
+                let healed = read_gpt(&mut dev.clone(), Path::new("mem"), 512, DISK).unwrap();
+                prop_assert!(!healed.health().needs_repair(), "{}", healed.health());
+                break;
+            }
+        }
+    }
+}
