@@ -1,1 +1,27 @@
-fn main() {}
+//! `image-tools`: the release engineer's command line. Parses arguments,
+//! sets up logging, runs one command and turns its error into a message
+//! with the whole cause chain and a documented exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use image_tools::cli::{Cli, run};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MOHO_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("image-tools: error: {err:#}");
+            ExitCode::from(image_tools::exit::code_for(&err))
+        }
+    }
+}
