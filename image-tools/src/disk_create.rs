@@ -97,7 +97,10 @@ impl DiskCreateError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            Self::Exists { .. } | Self::SizeRequired { .. } | Self::Layout { .. } | Self::ImageTooBig { .. }
+            Self::Exists { .. }
+                | Self::SizeRequired { .. }
+                | Self::Layout { .. }
+                | Self::ImageTooBig { .. }
         )
     }
 }
@@ -118,7 +121,12 @@ pub struct DiskCreateReport {
 impl fmt::Display for DiskCreateReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ss = self.plan.request.sector_size;
-        writeln!(f, "created {} ({} bytes)", self.path.display(), self.plan.request.disk_size)?;
+        writeln!(
+            f,
+            "created {} ({} bytes)",
+            self.path.display(),
+            self.plan.request.disk_size
+        )?;
         for (p, guid) in self.plan.partitions.iter().zip(self.guids.partitions) {
             writeln!(
                 f,
@@ -131,7 +139,10 @@ impl fmt::Display for DiskCreateReport {
         }
         match self.slot_a_bytes {
             Some(n) => write!(f, "  ROOT-A holds a {n}-byte image: priority 1, successful"),
-            None => write!(f, "  no slot image given: both slots are empty and not bootable"),
+            None => write!(
+                f,
+                "  no slot image given: both slots are empty and not bootable"
+            ),
         }
     }
 }
@@ -158,7 +169,8 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
         if out.exists() && !args.force {
             return Err(DiskCreateError::Exists { path: out.clone() });
         }
-        args.size.ok_or_else(|| DiskCreateError::SizeRequired { path: out.clone() })?
+        args.size
+            .ok_or_else(|| DiskCreateError::SizeRequired { path: out.clone() })?
     };
     let plan = plan_disk(LayoutRequest {
         disk_size,
@@ -180,7 +192,11 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
         });
     }
 
-    let target = if is_block { out.clone() } else { temp_path(out) };
+    let target = if is_block {
+        out.clone()
+    } else {
+        temp_path(out)
+    };
     let result = build(&target, &plan, args.slot_a.as_deref(), is_block);
     match result {
         Ok((guids, slot_a_bytes)) => {
@@ -250,7 +266,11 @@ fn build(
             source: io::Error::other(e),
         })?;
     let slots = InitialSlots {
-        a: if slot_a.is_some() { good } else { SlotAttributes::default() },
+        a: if slot_a.is_some() {
+            good
+        } else {
+            SlotAttributes::default()
+        },
         b: SlotAttributes::default(),
     };
     let guids = DiskGuids::random();
@@ -344,7 +364,9 @@ fn copy_into(image: &Path, target: &Path, offset: u64) -> Result<u64, DiskCreate
     let mut buf = vec![0u8; 4 * 1024 * 1024];
     let mut total = 0u64;
     loop {
-        let n = src.read(&mut buf).map_err(io_err(image, "reading the slot image"))?;
+        let n = src
+            .read(&mut buf)
+            .map_err(io_err(image, "reading the slot image"))?;
         if n == 0 {
             break;
         }

@@ -16,7 +16,10 @@ pub const BAD_INPUT: u8 = 3;
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.downcast_ref::<crate::disk_create::DiskCreateError>().is_some_and(|e| e.is_bad_input())) {
+    if err.chain().any(|e| {
+        e.downcast_ref::<crate::disk_create::DiskCreateError>()
+            .is_some_and(|e| e.is_bad_input())
+    }) {
         BAD_INPUT
     } else {
         FAILED

@@ -20,7 +20,10 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("image-tools: error: {err:#}");
+            eprintln!(
+                "image-tools: error: {}",
+                moho_core::report::render_chain(err.as_ref())
+            );
             ExitCode::from(image_tools::exit::code_for(&err))
         }
     }

@@ -10,11 +10,13 @@
 //! - [`transitions`]: the checked updates the agent makes to the slot table.
 //! - [`layout`]: the disk layout of DESIGN §2 (labels, type GUIDs, geometry).
 //! - [`release`]: the custom metadata a signed image target carries.
+//! - [`report`]: one-line rendering of an error chain.
 //! - [`cmdline`]: what the kernel command line says about the booted slot.
 
 pub mod cmdline;
 pub mod layout;
 pub mod release;
+pub mod report;
 pub mod selection;
 pub mod slot_attrs;
 pub mod slot_table;

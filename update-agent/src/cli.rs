@@ -1,0 +1,160 @@
+//! The `update-agent` command line: clap definitions and the dispatch from a
+//! parsed command line to the module that implements it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use moho_core::selection::BootReason;
+use moho_core::slot_table::SlotName;
+use moho_core::transitions::FieldChange;
+use moho_disk::GptSlotDisk;
+
+use crate::disk_locate::locate_disk;
+use crate::slots_cmd::SlotsContext;
+use crate::system::{LiveSystem, SystemView};
+
+/// The Moho node agent.
+#[derive(Debug, Parser)]
+#[command(name = "update-agent", version, about, after_help = crate::exit::HELP)]
+pub struct Cli {
+    /// Treat this slot as the booted one instead of detecting it (tests,
+    /// rescue shells).
+    #[arg(long, global = true, env = "MOHO_BOOTED_SLOT", value_name = "A|B")]
+    pub booted: Option<SlotName>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show or change the A/B slot table.
+    Slots(SlotsArgs),
+}
+
+/// `update-agent slots [--disk PATH] [--json] [COMMAND]`
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = false)]
+pub struct SlotsArgs {
+    /// The disk holding the slots (image file or block device). Default:
+    /// the disk of the running root filesystem, or the only disk with slots.
+    #[arg(long, global = true, env = "MOHO_DISK")]
+    pub disk: Option<PathBuf>,
+    /// Print the table as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Without a command: show the table.
+    #[command(subcommand)]
+    pub command: Option<SlotsCommand>,
+}
+
+/// `update-agent slots <command>`
+#[derive(Debug, Subcommand)]
+pub enum SlotsCommand {
+    /// Print the slot the boot selector would choose (writes nothing).
+    Next,
+    /// Do what the boot selector does at boot: choose a slot, use up one of
+    /// its tries, write the table, print the slot.
+    Boot,
+    /// Mark a slot as having booted successfully (default: the booted slot).
+    MarkGood {
+        /// The slot to mark; a non-booted slot must be armed (priority > 0).
+        #[arg(long)]
+        slot: Option<SlotName>,
+    },
+    /// Make the other slot boot next; it must be marked successful.
+    Rollback,
+    /// Set raw attribute fields of one slot.
+    Set {
+        /// The slot.
+        slot: SlotName,
+        /// Priority, 0 (never boot) to 15.
+        #[arg(long)]
+        priority: Option<u8>,
+        /// Tries left, 0 to 15.
+        #[arg(long)]
+        tries: Option<u8>,
+        /// Successful bit.
+        #[arg(long, action = clap::ArgAction::Set, value_name = "true|false")]
+        successful: Option<bool>,
+        /// Allow changing the other slot while the booted one is not marked
+        /// successful (it is the only known-good fallback then).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Slots(args) => run_slots(cli.booted, args, &LiveSystem),
+    }
+}
+
+fn run_slots(
+    booted: Option<SlotName>,
+    args: SlotsArgs,
+    system: &dyn SystemView,
+) -> anyhow::Result<()> {
+    let path = locate_disk(args.disk.as_deref(), system)?;
+    let writable = args
+        .command
+        .as_ref()
+        .is_some_and(|c| !matches!(c, SlotsCommand::Next));
+    let mut disk = GptSlotDisk::open(&path, writable)?;
+    let health = {
+        use moho_disk::SlotDisk;
+        disk.health()
+    };
+    if health.needs_repair() {
+        eprintln!(
+            "update-agent: warning: {}: GPT {health}; the next write repairs it",
+            path.display()
+        );
+    }
+    let mut ctx = SlotsContext {
+        disk: &mut disk,
+        system,
+        booted_override: booted,
+    };
+    match args.command {
+        None => {
+            let view = ctx.show()?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                println!("{view}");
+            }
+        }
+        Some(SlotsCommand::Next) => println!("{}", ctx.next_boot()?),
+        Some(SlotsCommand::Boot) => {
+            let out = ctx.boot()?;
+            if out.reason == BootReason::FallbackLastGood {
+                eprintln!(
+                    "update-agent: WARNING: no slot is eligible; falling back to slot {}, \
+                     the last one that booted successfully",
+                    out.slot
+                );
+            }
+            println!("{}", out.slot);
+        }
+        Some(SlotsCommand::MarkGood { slot }) => println!("{}", ctx.mark_good(slot)?),
+        Some(SlotsCommand::Rollback) => println!("{}", ctx.rollback()?),
+        Some(SlotsCommand::Set {
+            slot,
+            priority,
+            tries,
+            successful,
+            force,
+        }) => {
+            let change = FieldChange {
+                priority,
+                tries,
+                successful,
+            };
+            println!("{}", ctx.set(slot, change, force)?);
+        }
+    }
+    Ok(())
+}

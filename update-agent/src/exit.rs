@@ -1,0 +1,57 @@
+//! `update-agent` exit codes, shown in `--help` and `docs/cli.md`.
+
+use moho_disk::DiskError;
+
+use crate::disk_locate::LocateError;
+use crate::slots_cmd::SlotsError;
+
+/// Success.
+pub const OK: u8 = 0;
+/// Any other failure (I/O, internal).
+pub const FAILED: u8 = 1;
+/// Bad command line (clap's own code).
+pub const USAGE: u8 = 2;
+/// The disk is missing, unreadable, not a Moho disk, or has no valid GPT.
+pub const DISK: u8 = 3;
+/// The change was refused because it would break a slot invariant; nothing written.
+pub const REFUSED: u8 = 4;
+/// The command needs the booted slot and it cannot be determined.
+pub const BOOTED_UNKNOWN: u8 = 5;
+/// No slot is bootable.
+pub const NO_BOOTABLE_SLOT: u8 = 6;
+
+/// The exit code table, for `--help`.
+pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; \
+3 disk missing, unreadable or not a Moho disk; 4 change refused by a slot invariant \
+(nothing written); 5 booted slot unknown (pass --booted); 6 no bootable slot.";
+
+/// The exit code for an error chain.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(e) = cause.downcast_ref::<SlotsError>() {
+            return match e {
+                SlotsError::Disk(d) => disk_code(d),
+                SlotsError::Refused { .. } => REFUSED,
+                SlotsError::Booted { .. } | SlotsError::BootedUnknown { .. } => BOOTED_UNKNOWN,
+                SlotsError::NoBootable { .. } => NO_BOOTABLE_SLOT,
+            };
+        }
+        if let Some(d) = cause.downcast_ref::<DiskError>() {
+            return disk_code(d);
+        }
+        if cause.downcast_ref::<LocateError>().is_some() {
+            return DISK;
+        }
+    }
+    FAILED
+}
+
+fn disk_code(e: &DiskError) -> u8 {
+    match e {
+        DiskError::Open { .. }
+        | DiskError::NoValidTable { .. }
+        | DiskError::NotMohoDisk { .. }
+        | DiskError::Unsupported { .. } => DISK,
+        _ => FAILED,
+    }
+}
