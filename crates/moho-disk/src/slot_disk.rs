@@ -142,6 +142,9 @@ impl GptSlotDisk {
             }
         }
         if attrs.is_empty() {
+            // Nothing to write, but the caller asked for this table to be
+            // in force: make sure the kernel sees its partitions too.
+            self.refresh_kernel()?;
             return Ok(());
         }
         if self.snapshot.health().needs_repair() {
