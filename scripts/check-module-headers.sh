@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bad=0
 while IFS= read -r f; do
-    first=$(grep -v -e '^#!\[' -e '^\s*$' "$f" | head -n1)
+    first=$(awk '!/^#!\[/ && !/^[[:space:]]*$/ { print; exit }' "$f")
     case "$first" in
         '//!'*) ;;
         *) echo "missing //! module header: $f"; bad=1 ;;
