@@ -129,3 +129,61 @@ fn we_read_what_sgdisk_and_cgpt_write() {
     assert_eq!((sgdisk_attrs(&disk, 2) >> 60) & 1, 1);
     assert_eq!(cgpt_field(&disk, 3, "-T"), 1, "boot used one of B's tries");
 }
+
+#[test]
+fn disk_create_refuses_a_layout_that_does_not_fit_with_the_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = moho_e2e::run(
+        bin("image-tools"),
+        [
+            OsStr::new("disk"),
+            OsStr::new("create"),
+            OsStr::new("--out"),
+            dir.path().join("small.img").as_os_str(),
+            OsStr::new("--size"),
+            OsStr::new("300M"),
+            OsStr::new("--slot-size"),
+            OsStr::new("128M"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 x slot 134217728"), "{err}");
+    assert!(err.contains("but the disk is 314572800 bytes"), "{err}");
+    assert!(
+        !dir.path().join("small.img").exists(),
+        "nothing left behind"
+    );
+    assert!(
+        !dir.path().join("small.img.partial").exists(),
+        "nothing left behind"
+    );
+
+    // A slot image larger than a slot is refused too, naming both sizes.
+    let big = dir.path().join("big.slot");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(65 * 1024 * 1024)
+        .unwrap();
+    let out = moho_e2e::run(
+        bin("image-tools"),
+        [
+            OsStr::new("disk"),
+            OsStr::new("create"),
+            OsStr::new("--out"),
+            dir.path().join("d.img").as_os_str(),
+            OsStr::new("--size"),
+            OsStr::new("512M"),
+            OsStr::new("--slot-size"),
+            OsStr::new("64M"),
+            OsStr::new("--slot-a"),
+            big.as_os_str(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("68157440 bytes but a slot is 67108864 bytes"),
+        "{err}"
+    );
+}
