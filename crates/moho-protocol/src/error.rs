@@ -1,0 +1,33 @@
+//! The JSON body of every error answer: `{"error": {"code": "...", "message": "..."}}`.
+//! `code` is stable and machine-readable; `message` is for people and names
+//! the offending value.
+
+use serde::{Deserialize, Serialize};
+
+/// The error object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable code, e.g. `bad_signature`, `replayed_request`, `unknown_channel`.
+    pub code: String,
+    /// Human-readable explanation naming what was wrong.
+    pub message: String,
+}
+
+/// The whole error document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The error.
+    pub error: ErrorBody,
+}
+
+impl ApiError {
+    /// Builds an error document.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
