@@ -21,6 +21,17 @@ pub struct Cli {
     /// rescue shells).
     #[arg(long, global = true, env = "MOHO_BOOTED_SLOT", value_name = "A|B")]
     pub booted: Option<SlotName>,
+    /// Read configuration drop-ins from these directories instead of
+    /// /usr/lib/moho/agent.d, /etc/moho/agent.d, /run/moho/agent.d (repeat
+    /// the flag, or separate with ':' in the environment variable).
+    #[arg(
+        long = "config-dir",
+        global = true,
+        env = "MOHO_CONFIG_DIRS",
+        value_delimiter = ':',
+        value_name = "DIR"
+    )]
+    pub config_dirs: Vec<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -31,6 +42,12 @@ pub struct Cli {
 pub enum Command {
     /// Show or change the A/B slot table.
     Slots(SlotsArgs),
+    /// Print the resolved configuration and which file set each key.
+    Config {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `update-agent slots [--disk PATH] [--json] [COMMAND]`
@@ -89,6 +106,16 @@ pub enum SlotsCommand {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Slots(args) => run_slots(cli.booted, args, &LiveSystem),
+        Command::Config { json } => {
+            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+            let view = crate::config_cmd::describe(&dirs)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print!("{}", crate::config_cmd::render_text(&view)?);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -20,10 +20,14 @@ pub const BOOTED_UNKNOWN: u8 = 5;
 /// No slot is bootable.
 pub const NO_BOOTABLE_SLOT: u8 = 6;
 
+/// The configuration is invalid (the message names file, key and value).
+pub const CONFIG: u8 = 7;
+
 /// The exit code table, for `--help`.
 pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; \
 3 disk missing, unreadable or not a Moho disk; 4 change refused by a slot invariant \
-(nothing written); 5 booted slot unknown (pass --booted); 6 no bootable slot.";
+(nothing written); 5 booted slot unknown (pass --booted); 6 no bootable slot; \
+7 invalid configuration.";
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -41,6 +45,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<LocateError>().is_some() {
             return DISK;
+        }
+        if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
+            return CONFIG;
         }
     }
     FAILED

@@ -1,6 +1,8 @@
 //! The Moho node agent.
 //!
 //! - [`cli`]: the command-line surface and dispatch.
+//! - [`config`]: the TOML drop-in configuration (raw → merged → validated).
+//! - [`config_cmd`]: `update-agent config`, the resolved configuration and its sources.
 //! - [`slots_cmd`]: `update-agent slots ...`, reading and changing the slot table.
 //! - [`slots_view`]: how the slot table is shown (text and JSON).
 //! - [`booted`]: which slot the running system booted from.
@@ -10,6 +12,8 @@
 
 pub mod booted;
 pub mod cli;
+pub mod config;
+pub mod config_cmd;
 pub mod disk_locate;
 pub mod exit;
 pub mod slots_cmd;
