@@ -211,9 +211,8 @@ pub struct PruneResult {
     pub removed: u64,
 }
 
-/// `POST /api/v1/holds`.
+/// `POST /api/v1/holds`. (Flattened, so unknown fields cannot be refused.)
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CreateHold {
     /// Group or node.
     pub target: HoldTarget,

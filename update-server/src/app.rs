@@ -1,0 +1,118 @@
+//! The shared state of a running server and the router that maps every
+//! path to its handler.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+
+use crate::cache::Caches;
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::error::ApiError;
+use crate::http::{admin_fleet, admin_rollouts, fleetlock, health, node, repo};
+use crate::metrics::Metrics;
+use crate::store::Db;
+
+/// Everything a handler needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// Caches of rollouts, releases and holds.
+    pub caches: Arc<Caches>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+impl AppState {
+    /// Builds the state.
+    pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+        Self {
+            db,
+            clock,
+            config: Arc::new(config),
+            caches: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+        }
+    }
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route(
+            "/channels",
+            get(admin_fleet::list_channels).post(admin_fleet::create_channel),
+        )
+        .route(
+            "/groups",
+            get(admin_fleet::list_groups).post(admin_fleet::create_group),
+        )
+        .route(
+            "/groups/{name}",
+            get(admin_fleet::get_group).patch(admin_fleet::update_group),
+        )
+        .route("/nodes", get(admin_fleet::list_nodes))
+        .route("/nodes/prune", post(admin_fleet::prune_nodes))
+        .route("/nodes/{id}", get(admin_fleet::get_node))
+        .route(
+            "/holds",
+            get(admin_fleet::list_holds).post(admin_fleet::create_hold),
+        )
+        .route("/holds/{id}", delete(admin_fleet::delete_hold))
+        .route("/fleetlock/{group}", get(admin_fleet::fleetlock_view))
+        .route(
+            "/fleetlock/{group}/{node}",
+            delete(admin_fleet::fleetlock_force_release),
+        )
+        .route("/audit", get(admin_fleet::audit_log))
+        .route("/releases", get(admin_rollouts::list_releases))
+        .route(
+            "/rollouts",
+            get(admin_rollouts::list_rollouts).post(admin_rollouts::create_rollout),
+        )
+        .route("/rollouts/{id}", get(admin_rollouts::get_rollout))
+        .route(
+            "/rollouts/{id}/actions",
+            post(admin_rollouts::rollout_action),
+        )
+        .route("/openapi.json", get(crate::http::openapi::document));
+    Router::new()
+        .route("/v1/check-in", post(node::check_in))
+        .route("/v1/events", post(node::events))
+        .route("/v1/pre-reboot", post(fleetlock::pre_reboot))
+        .route("/v1/steady-state", post(fleetlock::steady_state))
+        .route(
+            "/repo/{*path}",
+            get(repo::serve_file).head(repo::serve_file),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(crate::metrics::render))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
+        .with_state(state)
+}

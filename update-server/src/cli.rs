@@ -1,0 +1,108 @@
+//! The `update-server` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use moho_protocol::admin::Role;
+
+/// The Moho update server.
+#[derive(Debug, Parser)]
+#[command(name = "update-server", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Admin API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// Where the data lives (shared by every command).
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Data directory: SQLite database and, by default, the repository.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Database URL: postgres://user@host/db for PostgreSQL; default
+    /// sqlite://DATA_DIR/moho.db.
+    #[arg(long, env = "MOHO_DATABASE_URL")]
+    pub database: Option<String>,
+}
+
+impl DataArgs {
+    /// The database URL to use.
+    pub fn database_url(&self) -> String {
+        self.database.clone().unwrap_or_else(|| {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("moho.db").display()
+            )
+        })
+    }
+}
+
+/// `update-server serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// TLS certificate chain (PEM); with --tls-key, serve HTTPS.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (not recommended).
+    #[arg(long)]
+    pub allow_plain_http: bool,
+    /// Directory of the TUF repository (default DATA_DIR/repo).
+    #[arg(long)]
+    pub repo: Option<PathBuf>,
+    /// Tell nodes to fetch the repository from this base URL (a CDN)
+    /// instead of this server's /repo.
+    #[arg(long)]
+    pub repo_url: Option<String>,
+    /// Require this token on a node's first check-in.
+    #[arg(long, env = "MOHO_ENROLLMENT_TOKEN")]
+    pub enrollment_token: Option<String>,
+    /// How often idle nodes should check in, e.g. 10m.
+    #[arg(long, default_value = "10m")]
+    pub check_interval: String,
+}
+
+/// `update-server token ...`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an admin API token and print it (shown only once).
+    Create(TokenCreateArgs),
+}
+
+/// `update-server token create`.
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// admin (read and change) or viewer (read only).
+    #[arg(long, value_parser = parse_role)]
+    pub role: Role,
+    /// Name shown as the actor in the audit log.
+    #[arg(long, default_value = "operator")]
+    pub name: String,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(s).ok_or_else(|| format!("unknown role {s:?}: use admin or viewer"))
+}

@@ -1,0 +1,115 @@
+//! What each command does, given parsed arguments.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use jiff::SignedDuration;
+
+use crate::app::AppState;
+use crate::cli::{ServeArgs, TokenCreateArgs};
+use crate::clock::{Clock, SystemClock};
+use crate::config::ServerConfig;
+use crate::http::auth::create_token;
+use crate::serve::{ServeError, TlsFiles, serve, ticker};
+use crate::store::{Db, StoreError};
+
+/// A command that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Bad argument.
+    #[error("{0}")]
+    Usage(String),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Serving.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+    /// File system.
+    #[error("{path}: {source}")]
+    Io {
+        /// Path concerned.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// `update-server serve`.
+pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        _ => None,
+    };
+    if tls.is_none() {
+        if !args.listen.ip().is_loopback() && !args.allow_plain_http {
+            return Err(CommandError::Usage(format!(
+                "refusing plain HTTP on {}: give --tls-cert and --tls-key, or --allow-plain-http",
+                args.listen
+            )));
+        }
+        tracing::warn!(
+            "serving plain HTTP on {} (no --tls-cert): use TLS for anything but local tests",
+            args.listen
+        );
+    }
+    let check_interval: SignedDuration = args.check_interval.parse().map_err(|_| {
+        CommandError::Usage(format!(
+            "invalid --check-interval {:?}: use e.g. 10m",
+            args.check_interval
+        ))
+    })?;
+    std::fs::create_dir_all(&args.data.data_dir).map_err(|source| CommandError::Io {
+        path: args.data.data_dir.display().to_string(),
+        source,
+    })?;
+    let repo_dir = args
+        .repo
+        .clone()
+        .unwrap_or_else(|| args.data.data_dir.join("repo"));
+    let mut config = ServerConfig::new(repo_dir);
+    config.check_interval = check_interval;
+    config.enrollment_token = args.enrollment_token.clone();
+    config.repo_url = args.repo_url.clone();
+    config.tls = tls.is_some();
+    let db = Db::connect(&args.data.database_url()).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let state = AppState::new(db.clone(), clock, config);
+    let listener = std::net::TcpListener::bind(args.listen).map_err(|source| CommandError::Io {
+        path: args.listen.to_string(),
+        source,
+    })?;
+    tracing::info!(
+        "listening on {} ({})",
+        args.listen,
+        if tls.is_some() { "https" } else { "http" }
+    );
+    let handle = Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
+    });
+    let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
+    let result = serve(listener, state, tls.as_ref(), handle).await;
+    tick.abort();
+    db.close().await;
+    Ok(result?)
+}
+
+/// `update-server token create`: prints the secret on stdout.
+pub async fn run_token_create(args: TokenCreateArgs) -> Result<String, CommandError> {
+    std::fs::create_dir_all(&args.data.data_dir).map_err(|source| CommandError::Io {
+        path: args.data.data_dir.display().to_string(),
+        source,
+    })?;
+    let db = Db::connect(&args.data.database_url()).await?;
+    let token = create_token(&db, &args.name, args.role, SystemClock.now()).await?;
+    db.close().await;
+    Ok(token.secret)
+}

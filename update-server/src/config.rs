@@ -1,0 +1,45 @@
+//! Runtime settings of a server instance, validated from the command line.
+
+use std::path::PathBuf;
+
+use jiff::SignedDuration;
+
+/// Settings the request handlers read.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How often idle nodes should check in.
+    pub check_interval: SignedDuration,
+    /// If set, a node's first check-in must carry this token.
+    pub enrollment_token: Option<String>,
+    /// Directory of the TUF repository served under `/repo/`.
+    pub repo_dir: PathBuf,
+    /// Repository base URL told to nodes; `None`: this server's `/repo`.
+    pub repo_url: Option<String>,
+    /// Largest node request body, bytes.
+    pub max_node_body: usize,
+    /// Largest admin request body, bytes.
+    pub max_admin_body: usize,
+    /// How long cached rollout counters are reused.
+    pub stats_ttl: SignedDuration,
+    /// How long a rollout's line index is reused before it is rebuilt.
+    pub index_ttl: SignedDuration,
+    /// Whether the server speaks TLS (for the repository URL told to nodes).
+    pub tls: bool,
+}
+
+impl ServerConfig {
+    /// Production defaults for a repository in `repo_dir`.
+    pub fn new(repo_dir: PathBuf) -> Self {
+        Self {
+            check_interval: SignedDuration::from_mins(10),
+            enrollment_token: None,
+            repo_dir,
+            repo_url: None,
+            max_node_body: 64 * 1024,
+            max_admin_body: 1024 * 1024,
+            stats_ttl: SignedDuration::from_secs(2),
+            index_ttl: SignedDuration::from_mins(5),
+            tls: false,
+        }
+    }
+}

@@ -1,0 +1,440 @@
+//! Admin API for the fleet: channels, groups (with FleetLock slots), nodes
+//! (filters, stale-node pruning), holds/pins, FleetLock slot holders and the
+//! audit log. Reads need a viewer token, changes an admin token; every change
+//! is written to the audit log with actor and before/after.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use moho_protocol::admin::{
+    AuditEntry, ChannelView, CreateChannel, CreateHold, FleetLockView, GroupSpec, GroupView,
+    HoldView, List, LockHolder, NodeQuery, NodeView, PruneNodes, PruneResult, Role,
+};
+use moho_protocol::names::{check_channel, check_group, check_node_id};
+use moho_rollout::Hold;
+use serde::Deserialize;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::http::auth::authorize;
+use crate::http::body::json;
+use crate::store::NodeRecord;
+
+fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or_default()
+}
+
+fn node_view(n: NodeRecord) -> NodeView {
+    NodeView {
+        id: n.id,
+        channel: n.channel,
+        group: n.group,
+        board: n.board,
+        version: n.version,
+        slot: n.slot,
+        state: n.state,
+        last_seen: n.last_seen,
+        registered_at: n.registered_at,
+    }
+}
+
+/// `GET /api/v1/channels`.
+pub async fn list_channels(
+    State(app): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<List<ChannelView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    let items = app
+        .db
+        .channels()
+        .await?
+        .into_iter()
+        .map(|name| ChannelView { name })
+        .collect();
+    Ok(Json(List { items }))
+}
+
+/// `POST /api/v1/channels`.
+pub async fn create_channel(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let req: CreateChannel = json(body, app.config.max_admin_body).await?;
+    check_channel(&req.name).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    let now = app.clock.now();
+    let view = ChannelView {
+        name: req.name.clone(),
+    };
+    let mut tx = app.db.begin().await?;
+    if !app.db.insert_channel(&mut tx, &req.name).await? {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("channel {:?} exists", req.name),
+        ));
+    }
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "channel.create",
+            &format!("channel/{}", req.name),
+            None,
+            Some(&to_value(&view)),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `GET /api/v1/groups`.
+pub async fn list_groups(
+    State(app): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<List<GroupView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    Ok(Json(List {
+        items: app.db.groups().await?,
+    }))
+}
+
+/// `GET /api/v1/groups/{name}`.
+pub async fn get_group(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<GroupView>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    app.db
+        .group(&name)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown_group", format!("unknown group {name:?}")))
+}
+
+fn check_slots(spec: &GroupSpec) -> Result<(), ApiError> {
+    if spec.fleetlock_slots == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            "fleetlock_slots must be at least 1",
+        ));
+    }
+    if spec.fleetlock_lease_secs == Some(0) {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            "fleetlock_lease_secs must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/groups`.
+pub async fn create_group(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<GroupView>), ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let spec: GroupSpec = json(body, app.config.max_admin_body).await?;
+    let name = spec
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::bad_request("missing_field", "name is required"))?;
+    check_group(&name).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    check_slots(&spec)?;
+    if app.db.group(&name).await?.is_some() {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("group {name:?} exists"),
+        ));
+    }
+    let view = GroupView {
+        name: name.clone(),
+        fleetlock_slots: spec.fleetlock_slots.unwrap_or(1),
+        fleetlock_lease_secs: spec.fleetlock_lease_secs.unwrap_or(3600),
+    };
+    let mut tx = app.db.begin().await?;
+    app.db.upsert_group(&mut tx, &view).await?;
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "group.create",
+            &format!("group/{name}"),
+            None,
+            Some(&to_value(&view)),
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `PATCH /api/v1/groups/{name}`: change FleetLock slots or lease at runtime.
+pub async fn update_group(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(name): Path<String>,
+    body: Body,
+) -> Result<Json<GroupView>, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let spec: GroupSpec = json(body, app.config.max_admin_body).await?;
+    check_slots(&spec)?;
+    let before =
+        app.db.group(&name).await?.ok_or_else(|| {
+            ApiError::not_found("unknown_group", format!("unknown group {name:?}"))
+        })?;
+    let after = GroupView {
+        name: name.clone(),
+        fleetlock_slots: spec.fleetlock_slots.unwrap_or(before.fleetlock_slots),
+        fleetlock_lease_secs: spec
+            .fleetlock_lease_secs
+            .unwrap_or(before.fleetlock_lease_secs),
+    };
+    let mut tx = app.db.begin().await?;
+    app.db.upsert_group(&mut tx, &after).await?;
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "group.update",
+            &format!("group/{name}"),
+            Some(&to_value(&before)),
+            Some(&to_value(&after)),
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(Json(after))
+}
+
+/// `GET /api/v1/nodes?channel=&group=&version=&state=&stale_secs=&limit=&after=`.
+pub async fn list_nodes(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<NodeQuery>,
+) -> Result<Json<List<NodeView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    let nodes = app.db.list_nodes(&q, app.clock.now()).await?;
+    Ok(Json(List {
+        items: nodes.into_iter().map(node_view).collect(),
+    }))
+}
+
+/// `GET /api/v1/nodes/{id}`.
+pub async fn get_node(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<NodeView>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    check_node_id(&id).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    app.db
+        .node(&id)
+        .await?
+        .map(|n| Json(node_view(n)))
+        .ok_or_else(|| ApiError::not_found("unknown_node", format!("unknown node {id:?}")))
+}
+
+/// `POST /api/v1/nodes/prune`: forget nodes not seen for `stale_secs`.
+pub async fn prune_nodes(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<Json<PruneResult>, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let req: PruneNodes = json(body, app.config.max_admin_body).await?;
+    let now = app.clock.now();
+    let secs = i64::try_from(req.stale_secs).unwrap_or(i64::MAX / 1000);
+    let before = now
+        .checked_sub(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or(jiff::Timestamp::MIN);
+    let removed = app.db.prune_nodes(before).await?;
+    let mut tx = app.db.begin().await?;
+    let after = serde_json::json!({"stale_secs": req.stale_secs, "removed": removed});
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "nodes.prune",
+            "nodes",
+            None,
+            Some(&after),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(Json(PruneResult { removed }))
+}
+
+/// `GET /api/v1/holds`.
+pub async fn list_holds(
+    State(app): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<List<HoldView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    Ok(Json(List {
+        items: app.db.holds(app.clock.now()).await?,
+    }))
+}
+
+/// `POST /api/v1/holds`.
+pub async fn create_hold(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<HoldView>), ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let req: CreateHold = json(body, app.config.max_admin_body).await?;
+    let now = app.clock.now();
+    if req.until <= now {
+        return Err(ApiError::bad_request(
+            "invalid_value",
+            format!("until {} is not in the future", req.until),
+        ));
+    }
+    if let moho_rollout::HoldKind::Pin { version } = &req.kind {
+        moho_rollout::version::parse_version(version)
+            .map_err(|e| ApiError::bad_request("invalid_version", e.to_string()))?;
+    }
+    let hold = Hold {
+        target: req.target.clone(),
+        kind: req.kind.clone(),
+        until: req.until,
+    };
+    let mut tx = app.db.begin().await?;
+    let id = app.db.insert_hold(&mut tx, &hold).await?;
+    let view = HoldView {
+        id,
+        target: req.target,
+        kind: req.kind,
+        until: req.until,
+    };
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "hold.create",
+            &format!("hold/{id}"),
+            None,
+            Some(&to_value(&view)),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// `DELETE /api/v1/holds/{id}`.
+pub async fn delete_hold(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let mut tx = app.db.begin().await?;
+    let before = app
+        .db
+        .delete_hold(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("unknown hold {id}")))?;
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "hold.delete",
+            &format!("hold/{id}"),
+            Some(&to_value(&before)),
+            None,
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/v1/fleetlock/{group}`: slots and who holds them.
+pub async fn fleetlock_view(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(group): Path<String>,
+) -> Result<Json<FleetLockView>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    let (slots, lease_secs) = app.db.fleetlock_config(&group).await?;
+    let holders = app
+        .db
+        .fleetlock_holders(&group, app.clock.now())
+        .await?
+        .into_iter()
+        .map(|r| LockHolder {
+            node_id: r.node_id,
+            acquired_at: r.acquired_at,
+            expires_at: r.expires_at,
+        })
+        .collect();
+    Ok(Json(FleetLockView {
+        group,
+        slots,
+        lease_secs,
+        holders,
+    }))
+}
+
+/// `DELETE /api/v1/fleetlock/{group}/{node}`: free a slot by hand.
+pub async fn fleetlock_force_release(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path((group, node)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    if !app.db.fleetlock_release(&group, &node).await? {
+        return Err(ApiError::not_found(
+            "not_held",
+            format!("node {node:?} holds no slot in group {group:?}"),
+        ));
+    }
+    let mut tx = app.db.begin().await?;
+    let before = serde_json::json!({"group": group, "node_id": node});
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "fleetlock.release",
+            &format!("fleetlock/{group}/{node}"),
+            Some(&before),
+            None,
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of the audit log.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// Most entries (default 100, at most 1000).
+    pub limit: Option<u32>,
+}
+
+/// `GET /api/v1/audit`, newest first.
+pub async fn audit_log(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<List<AuditEntry>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    Ok(Json(List {
+        items: app
+            .db
+            .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
+            .await?,
+    }))
+}

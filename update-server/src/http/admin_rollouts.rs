@@ -1,0 +1,210 @@
+//! Admin API for releases and rollouts: list the releases synced from the
+//! signed repository, create a rollout of a release to a channel and group,
+//! read its live state and counters, and pause/resume/abort/revert it.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use moho_protocol::admin::{
+    CreateRollout, List, ReleaseView, Role, RolloutActionRequest, RolloutView,
+};
+use moho_protocol::names::{check_channel, check_group};
+use moho_rollout::state::{RolloutState, apply_action};
+
+use crate::app::AppState;
+use crate::cache::LiveRollout;
+use crate::error::ApiError;
+use crate::http::auth::authorize;
+use crate::http::body::json;
+use crate::store::RolloutRecord;
+
+fn view(l: &LiveRollout) -> RolloutView {
+    let r = &l.record;
+    RolloutView {
+        id: r.id,
+        version: r.version.clone(),
+        board: r.board.clone(),
+        channel: r.channel.clone(),
+        group: r.group.clone(),
+        policy: r.policy.clone(),
+        state: r.state,
+        stats: l.stats,
+        current_percent: r.policy.share_at(r.state.step).percent(),
+        created_at: r.created_at,
+    }
+}
+
+/// `GET /api/v1/releases`.
+pub async fn list_releases(
+    State(app): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<List<ReleaseView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    Ok(Json(List {
+        items: app.db.releases().await?,
+    }))
+}
+
+async fn live(app: &AppState, id: i64) -> Result<LiveRollout, ApiError> {
+    app.caches
+        .live(&app.db, &app.config, id, app.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_rollout", format!("unknown rollout {id}")))
+}
+
+/// `GET /api/v1/rollouts`.
+pub async fn list_rollouts(
+    State(app): State<AppState>,
+    h: HeaderMap,
+) -> Result<Json<List<RolloutView>>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    let mut items = Vec::new();
+    for r in app.db.rollouts().await? {
+        items.push(view(&live(&app, r.id).await?));
+    }
+    Ok(Json(List { items }))
+}
+
+/// `GET /api/v1/rollouts/{id}`.
+pub async fn get_rollout(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<RolloutView>, ApiError> {
+    authorize(&app, &h, Role::Viewer).await?;
+    Ok(Json(view(&live(&app, id).await?)))
+}
+
+/// `POST /api/v1/rollouts`: only a release present in the signed repository,
+/// signed for the channel, can be rolled out.
+pub async fn create_rollout(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let req: CreateRollout = json(body, app.config.max_admin_body).await?;
+    check_channel(&req.channel)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    check_group(&req.group).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    if !app.db.channel_exists(&req.channel).await? {
+        return Err(ApiError::unprocessable(
+            "unknown_channel",
+            format!("unknown channel {:?}", req.channel),
+        ));
+    }
+    if app.db.group(&req.group).await?.is_none() {
+        return Err(ApiError::unprocessable(
+            "unknown_group",
+            format!("unknown group {:?}", req.group),
+        ));
+    }
+    let release = app
+        .db
+        .release(&req.version, &req.board)
+        .await?
+        .filter(|r| r.present)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_release",
+                format!(
+                    "release {} for board {:?} is not in the signed repository",
+                    req.version, req.board
+                ),
+            )
+        })?;
+    if !release.channels.contains(&req.channel) {
+        return Err(ApiError::unprocessable(
+            "not_signed_for_channel",
+            format!(
+                "release {} is signed for {:?}, not for channel {:?}",
+                req.version, release.channels, req.channel
+            ),
+        ));
+    }
+    let now = app.clock.now();
+    let record = RolloutRecord {
+        id: 0,
+        version: req.version.clone(),
+        board: req.board.clone(),
+        channel: req.channel.clone(),
+        group: req.group.clone(),
+        policy: req.policy.clone(),
+        state: RolloutState::new(now),
+        revision: 0,
+        created_at: now,
+    };
+    let mut tx = app.db.begin().await?;
+    let id = app.db.insert_rollout(&mut tx, &record).await?;
+    let after = serde_json::json!({
+        "version": req.version, "board": req.board, "channel": req.channel, "group": req.group,
+        "policy": req.policy, "state": record.state,
+    });
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "rollout.create",
+            &format!("rollout/{id}"),
+            None,
+            Some(&after),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok((StatusCode::CREATED, Json(view(&live(&app, id).await?))))
+}
+
+/// `POST /api/v1/rollouts/{id}/actions` with `{"action": "pause"|"resume"|"abort"|"revert"}`.
+pub async fn rollout_action(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<i64>,
+    body: Body,
+) -> Result<Json<RolloutView>, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let req: RolloutActionRequest = json(body, app.config.max_admin_body).await?;
+    let now = app.clock.now();
+    let record =
+        app.db.rollout(id).await?.ok_or_else(|| {
+            ApiError::not_found("unknown_rollout", format!("unknown rollout {id}"))
+        })?;
+    let next = apply_action(record.state, req.action, now)
+        .map_err(|e| ApiError::conflict("invalid_action", e.to_string()))?;
+    let mut tx = app.db.begin().await?;
+    if !app
+        .db
+        .save_rollout_state(Some(&mut tx), id, record.revision, &next)
+        .await?
+    {
+        return Err(ApiError::conflict(
+            "concurrent_change",
+            format!("rollout {id} changed meanwhile; retry"),
+        ));
+    }
+    let action = format!(
+        "rollout.{}",
+        serde_json::to_value(req.action)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    );
+    let before = serde_json::to_value(record.state).ok();
+    let after = serde_json::to_value(next).ok();
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            &action,
+            &format!("rollout/{id}"),
+            before.as_ref(),
+            after.as_ref(),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(Json(view(&live(&app, id).await?)))
+}

@@ -1,0 +1,134 @@
+//! FleetLock (`POST /v1/pre-reboot`, `POST /v1/steady-state`): a semaphore
+//! per group with expiring leases. Requests must carry
+//! `fleet-lock-protocol: true`. A node registered with a Moho key must also
+//! sign the request; other ids (stock FleetLock clients) are accepted as the
+//! protocol defines.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use moho_protocol::fleetlock::{FleetLockError, FleetLockRequest, PROTOCOL_HEADER};
+use moho_protocol::names::{check_group, check_node_id};
+use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
+
+use crate::app::AppState;
+use crate::http::body::read_limited;
+use crate::store::Acquire;
+
+fn refuse(status: StatusCode, kind: &str, value: impl Into<String>) -> Response {
+    (
+        status,
+        Json(FleetLockError {
+            kind: kind.to_owned(),
+            value: value.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// Validates headers, body and (for Moho nodes) the signature.
+async fn request(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    path: &str,
+) -> Result<FleetLockRequest, Response> {
+    if headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok()) != Some("true") {
+        return Err(refuse(
+            StatusCode::BAD_REQUEST,
+            "missing_header",
+            "header fleet-lock-protocol: true is required",
+        ));
+    }
+    let bytes = read_limited(body, app.config.max_node_body)
+        .await
+        .map_err(IntoResponse::into_response)?;
+    let req: FleetLockRequest = serde_json::from_slice(&bytes).map_err(|e| {
+        refuse(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid FleetLock body: {e}"),
+        )
+    })?;
+    check_node_id(&req.client_params.id)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    check_group(&req.client_params.group)
+        .map_err(|e| refuse(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))?;
+    let node = app
+        .db
+        .node(&req.client_params.id)
+        .await
+        .map_err(|e| crate::error::ApiError::from(e).into_response())?;
+    if let Some(node) = node {
+        let sig = RequestSignature::from_headers(|n| headers.get(n).and_then(|v| v.to_str().ok()))
+            .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+        let key = decode_public_key(&node.public_key)
+            .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+        if sig.node_id != node.id {
+            return Err(refuse(
+                StatusCode::UNAUTHORIZED,
+                "bad_signature",
+                "signature names another node",
+            ));
+        }
+        verify_request(&key, "POST", path, &sig, &bytes)
+            .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
+        let fresh = app
+            .db
+            .advance_counter(&node.id, sig.counter)
+            .await
+            .map_err(|e| crate::error::ApiError::from(e).into_response())?;
+        if !fresh {
+            return Err(refuse(
+                StatusCode::CONFLICT,
+                "replayed_request",
+                format!("counter {} already used", sig.counter),
+            ));
+        }
+    }
+    Ok(req)
+}
+
+/// `POST /v1/pre-reboot`: take (or renew) a reboot slot.
+pub async fn pre_reboot(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let req = match request(&app, &headers, body, "/v1/pre-reboot").await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let p = &req.client_params;
+    match app
+        .db
+        .fleetlock_acquire(&p.group, &p.id, app.clock.now())
+        .await
+    {
+        Ok(Acquire::Granted) => StatusCode::OK.into_response(),
+        Ok(Acquire::Busy { slots, holders }) => refuse(
+            StatusCode::CONFLICT,
+            "failed_lock",
+            format!(
+                "all {slots} reboot slot(s) of group {:?} are held by {}",
+                p.group,
+                holders.join(", ")
+            ),
+        ),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+/// `POST /v1/steady-state`: release the slot (fine if none was held).
+pub async fn steady_state(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let req = match request(&app, &headers, body, "/v1/steady-state").await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    match app
+        .db
+        .fleetlock_release(&req.client_params.group, &req.client_params.id)
+        .await
+    {
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}

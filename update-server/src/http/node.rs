@@ -1,0 +1,218 @@
+//! The node protocol endpoints: `POST /v1/check-in` and `POST /v1/events`,
+//! both signed by the node's ed25519 key (see `moho_protocol::signing`).
+//! Every check happens before anything is stored.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use moho_protocol::names::{check_channel, check_group, check_node_id};
+use moho_protocol::node::{
+    CheckIn, CheckInResponse, EventKind, EventReport, MAX_EVENTS_PER_REPORT,
+};
+use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
+
+use crate::app::AppState;
+use crate::decide;
+use crate::error::ApiError;
+use crate::http::body::{parse_json, read_limited};
+use crate::store::{AttemptStatus, NodeUpsert, Registration};
+
+/// Path of the check-in endpoint (part of the signed bytes).
+pub const CHECK_IN_PATH: &str = "/v1/check-in";
+/// Path of the events endpoint (part of the signed bytes).
+pub const EVENTS_PATH: &str = "/v1/events";
+
+fn signature(headers: &HeaderMap) -> Result<RequestSignature, ApiError> {
+    RequestSignature::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
+        .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))
+}
+
+fn bad_name(e: moho_protocol::names::NameError) -> ApiError {
+    ApiError::bad_request("invalid_name", e.to_string())
+}
+
+fn repository_url(app: &AppState, headers: &HeaderMap) -> String {
+    if let Some(url) = &app.config.repo_url {
+        return url.clone();
+    }
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = if app.config.tls { "https" } else { "http" };
+    format!("{scheme}://{host}/repo")
+}
+
+/// `POST /v1/check-in`.
+pub async fn check_in(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<CheckInResponse>, ApiError> {
+    let sig = signature(&headers)?;
+    let bytes = read_limited(body, app.config.max_node_body).await?;
+    let req: CheckIn = parse_json(&bytes)?;
+    check_node_id(&req.node_id).map_err(bad_name)?;
+    if sig.node_id != req.node_id {
+        return Err(ApiError::bad_request(
+            "node_id_mismatch",
+            format!(
+                "header names node {:?} but the body names {:?}",
+                sig.node_id, req.node_id
+            ),
+        ));
+    }
+    let key = decode_public_key(&req.public_key)
+        .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
+    verify_request(&key, "POST", CHECK_IN_PATH, &sig, &bytes)
+        .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
+    check_channel(&req.channel).map_err(bad_name)?;
+    check_group(&req.group).map_err(bad_name)?;
+    if !app.db.channel_exists(&req.channel).await? {
+        return Err(ApiError::unprocessable(
+            "unknown_channel",
+            format!("unknown channel {:?}", req.channel),
+        ));
+    }
+    if app.db.group(&req.group).await?.is_none() {
+        return Err(ApiError::unprocessable(
+            "unknown_group",
+            format!("unknown group {:?}", req.group),
+        ));
+    }
+    let now = app.clock.now();
+    let upsert = NodeUpsert {
+        id: &req.node_id,
+        public_key: &req.public_key,
+        channel: &req.channel,
+        group: &req.group,
+        board: &req.board,
+        version: &req.booted.version,
+        slot: match req.booted.slot {
+            moho_protocol::node::Slot::A => "a",
+            moho_protocol::node::Slot::B => "b",
+        },
+        state: req.state.as_str(),
+    };
+    let existing = app.db.node(&req.node_id).await?;
+    let accepted = match existing {
+        Some(n) if n.public_key != req.public_key => {
+            return Err(ApiError::forbidden(
+                "key_mismatch",
+                format!(
+                    "node {:?} is registered with another public key",
+                    req.node_id
+                ),
+            ));
+        }
+        Some(_) => app.db.check_in_node(&upsert, sig.counter, now).await?,
+        None => {
+            if let Some(token) = &app.config.enrollment_token
+                && req.enrollment_token.as_deref() != Some(token.as_str())
+            {
+                return Err(ApiError::forbidden(
+                    "enrollment_required",
+                    "first check-in needs a valid enrollment_token",
+                ));
+            }
+            match app.db.register_node(&upsert, sig.counter, now).await? {
+                Registration::Created => {
+                    app.metrics.registrations.inc();
+                    true
+                }
+                Registration::Exists => app.db.check_in_node(&upsert, sig.counter, now).await?,
+            }
+        }
+    };
+    if !accepted {
+        return Err(ApiError::conflict(
+            "replayed_request",
+            format!(
+                "counter {} is not above the last one accepted from node {:?}",
+                sig.counter, req.node_id
+            ),
+        ));
+    }
+    app.metrics.check_ins.inc();
+    let node = app.db.node(&req.node_id).await?.ok_or_else(|| {
+        ApiError::not_found("unknown_node", format!("node {:?} vanished", req.node_id))
+    })?;
+    let action = decide::for_node(&app, &node, now).await?;
+    Ok(Json(CheckInResponse {
+        action,
+        repository_url: repository_url(&app, &headers),
+    }))
+}
+
+/// `POST /v1/events`.
+pub async fn events(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let sig = signature(&headers)?;
+    let bytes = read_limited(body, app.config.max_node_body).await?;
+    let report: EventReport = parse_json(&bytes)?;
+    if sig.node_id != report.node_id {
+        return Err(ApiError::bad_request(
+            "node_id_mismatch",
+            format!(
+                "header names node {:?} but the body names {:?}",
+                sig.node_id, report.node_id
+            ),
+        ));
+    }
+    if report.events.len() > MAX_EVENTS_PER_REPORT {
+        return Err(ApiError::bad_request(
+            "too_many_events",
+            format!(
+                "{} events in one report; at most {MAX_EVENTS_PER_REPORT}",
+                report.events.len()
+            ),
+        ));
+    }
+    let node = app.db.node(&report.node_id).await?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "unknown_node",
+            format!("node {:?} has never checked in", report.node_id),
+        )
+    })?;
+    let key = decode_public_key(&node.public_key)
+        .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
+    verify_request(&key, "POST", EVENTS_PATH, &sig, &bytes)
+        .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
+    if !app.db.advance_counter(&node.id, sig.counter).await? {
+        return Err(ApiError::conflict(
+            "replayed_request",
+            format!(
+                "counter {} is not above the last one accepted from node {:?}",
+                sig.counter, node.id
+            ),
+        ));
+    }
+    let now = app.clock.now();
+    app.db.insert_events(&node.id, &report.events, now).await?;
+    for e in &report.events {
+        app.metrics
+            .events
+            .get_or_create(&vec![("type".to_owned(), e.kind.type_name().to_owned())])
+            .inc();
+        let outcome = match &e.kind {
+            EventKind::Healthy { version } => Some((version, AttemptStatus::Healthy)),
+            EventKind::Rollback { failed_version, .. } => {
+                Some((failed_version, AttemptStatus::Failed))
+            }
+            EventKind::Error {
+                version: Some(v), ..
+            } => Some((v, AttemptStatus::Failed)),
+            _ => None,
+        };
+        if let Some((version, status)) = outcome {
+            app.db
+                .finish_attempts(&node.id, version, status, now)
+                .await?;
+        }
+    }
+    Ok(Json(serde_json::json!({"accepted": report.events.len()})))
+}

@@ -1,0 +1,151 @@
+//! Static hosting of the TUF repository under `/repo/metadata/...` and
+//! `/repo/targets/...`, with `ETag`, `If-None-Match`, single `Range`
+//! requests, `If-Range` and exact `Content-Length`, so agents can resume
+//! downloads. Bodies are streamed from disk.
+
+use std::io::SeekFrom;
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Maps a request path to a file under the repository, refusing anything
+/// outside `metadata/` and `targets/` or with `..`.
+pub fn resolve(root: &FsPath, path: &str) -> Option<PathBuf> {
+    let rel = FsPath::new(path);
+    let mut comps = rel.components();
+    match comps.next() {
+        Some(Component::Normal(top)) if top == "metadata" || top == "targets" => {}
+        _ => return None,
+    }
+    if !comps.clone().all(|c| matches!(c, Component::Normal(_))) || comps.next().is_none() {
+        return None;
+    }
+    Some(root.join(rel))
+}
+
+fn etag_of(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "\"{:x}-{:x}-{:x}\"",
+        meta.len(),
+        meta.mtime_nsec() ^ (meta.mtime() << 20),
+        meta.ino()
+    )
+}
+
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `GET`/`HEAD /repo/{*path}`.
+pub async fn serve_file(
+    State(app): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("not_found", format!("no repository file {path:?}"));
+    let file_path = resolve(&app.config.repo_dir, &path).ok_or_else(not_found)?;
+    let mut file = tokio::fs::File::open(&file_path)
+        .await
+        .map_err(|_| not_found())?;
+    let meta = file.metadata().await.map_err(|_| not_found())?;
+    if !meta.is_file() {
+        return Err(not_found());
+    }
+    let len = meta.len();
+    let etag = etag_of(&meta);
+    if header_str(&headers, header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let if_range_ok = header_str(&headers, header::IF_RANGE).is_none_or(|v| v.trim() == etag);
+    let range = match header_str(&headers, header::RANGE) {
+        Some(r) if if_range_ok => {
+            match http_range_header::parse_range_header(r).and_then(|p| p.validate(len)) {
+                Ok(ranges) if ranges.len() == 1 => ranges.into_iter().next(),
+                // Several ranges: answer with the whole file (allowed by RFC 9110).
+                Ok(_) => None,
+                Err(_) => {
+                    return Ok((
+                        StatusCode::RANGE_NOT_SATISFIABLE,
+                        [
+                            (header::CONTENT_RANGE, format!("bytes */{len}")),
+                            (header::ETAG, etag),
+                        ],
+                        axum::Json(moho_protocol::ApiError::new(
+                            "bad_range",
+                            format!("range {r:?} does not fit a {len}-byte file"),
+                        )),
+                    )
+                        .into_response());
+                }
+            }
+        }
+        _ => None,
+    };
+    let (status, start, count) = match &range {
+        Some(r) => (
+            StatusCode::PARTIAL_CONTENT,
+            *r.start(),
+            r.end() - r.start() + 1,
+        ),
+        None => (StatusCode::OK, 0, len),
+    };
+    let mut resp = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        file.seek(SeekFrom::Start(start))
+            .await
+            .map_err(|_| not_found())?;
+        Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(
+            file.take(count),
+        )))
+    };
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(count));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    let ctype = if path.ends_with(".json") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    };
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Some(r) = range
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {}-{}/{len}", r.start(), r.end()))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_metadata_and_targets_below_the_root_resolve() {
+        let root = FsPath::new("/srv/repo");
+        assert_eq!(
+            resolve(root, "metadata/1.root.json"),
+            Some(PathBuf::from("/srv/repo/metadata/1.root.json"))
+        );
+        assert!(resolve(root, "targets/amd64/1.0.0/image").is_some());
+        assert_eq!(resolve(root, "targets/../../etc/passwd"), None);
+        assert_eq!(resolve(root, "keys/root.pem"), None);
+        assert_eq!(resolve(root, "metadata"), None);
+        assert_eq!(resolve(root, "/etc/passwd"), None);
+    }
+}

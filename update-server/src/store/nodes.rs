@@ -1,0 +1,297 @@
+//! Nodes: registration, the replay-safe counter update of each signed
+//! request, listing with filters, and pruning of stale nodes.
+
+use jiff::Timestamp;
+use moho_protocol::admin::NodeQuery;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreError, from_millis, millis};
+
+/// A node as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeRecord {
+    /// Id.
+    pub id: String,
+    /// Registered public key (base64).
+    pub public_key: String,
+    /// Last accepted request counter.
+    pub counter: u64,
+    /// Channel.
+    pub channel: String,
+    /// Group.
+    pub group: String,
+    /// Board.
+    pub board: String,
+    /// Booted version.
+    pub version: String,
+    /// Booted slot.
+    pub slot: String,
+    /// Agent state.
+    pub state: String,
+    /// Last check-in.
+    pub last_seen: Timestamp,
+    /// First check-in.
+    pub registered_at: Timestamp,
+}
+
+/// What a check-in says about the node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUpsert<'a> {
+    /// Id.
+    pub id: &'a str,
+    /// Public key (base64).
+    pub public_key: &'a str,
+    /// Channel.
+    pub channel: &'a str,
+    /// Group.
+    pub group: &'a str,
+    /// Board.
+    pub board: &'a str,
+    /// Booted version.
+    pub version: &'a str,
+    /// Booted slot.
+    pub slot: &'a str,
+    /// Agent state.
+    pub state: &'a str,
+}
+
+/// Outcome of a registration attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registration {
+    /// A new node row was written.
+    Created,
+    /// The id was already registered.
+    Exists,
+}
+
+fn counter_to_db(c: u64) -> i64 {
+    i64::try_from(c).unwrap_or(i64::MAX)
+}
+
+fn node_from_row(r: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
+    Ok(NodeRecord {
+        id: r.try_get("id")?,
+        public_key: r.try_get("public_key")?,
+        counter: u64::try_from(r.try_get::<i64, _>("counter")?).unwrap_or(0),
+        channel: r.try_get("channel")?,
+        group: r.try_get("grp")?,
+        board: r.try_get("board")?,
+        version: r.try_get("version")?,
+        slot: r.try_get("slot")?,
+        state: r.try_get("state")?,
+        last_seen: from_millis(r.try_get("last_seen")?),
+        registered_at: from_millis(r.try_get("registered_at")?),
+    })
+}
+
+const NODE_COLUMNS: &str =
+    "id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at";
+
+impl Db {
+    /// The node with this id.
+    pub async fn node(&self, id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {NODE_COLUMNS} FROM nodes WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(row.as_ref().map(node_from_row).transpose()?)
+    }
+
+    /// Registers a node on its first check-in (a no-op if the id exists).
+    pub async fn register_node(
+        &self,
+        n: &NodeUpsert<'_>,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<Registration, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(n.id)
+        .bind(n.public_key)
+        .bind(counter_to_db(counter))
+        .bind(n.channel)
+        .bind(n.group)
+        .bind(n.board)
+        .bind(n.version)
+        .bind(n.slot)
+        .bind(n.state)
+        .bind(millis(now))
+        .execute(self.writer())
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            Registration::Created
+        } else {
+            Registration::Exists
+        })
+    }
+
+    /// Records a check-in if `counter` is above the stored one. Returns false
+    /// (and changes nothing) for a replayed or reordered request.
+    pub async fn check_in_node(
+        &self,
+        n: &NodeUpsert<'_>,
+        counter: u64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE nodes SET counter = $2, channel = $3, grp = $4, board = $5, version = $6, slot = $7,
+                 state = $8, last_seen = $9
+             WHERE id = $1 AND counter < $2 AND public_key = $10",
+        )
+        .bind(n.id)
+        .bind(counter_to_db(counter))
+        .bind(n.channel)
+        .bind(n.group)
+        .bind(n.board)
+        .bind(n.version)
+        .bind(n.slot)
+        .bind(n.state)
+        .bind(millis(now))
+        .bind(n.public_key)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Advances a node's counter for a signed request that is not a check-in.
+    pub async fn advance_counter(&self, id: &str, counter: u64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE nodes SET counter = $2 WHERE id = $1 AND counter < $2")
+            .bind(id)
+            .bind(counter_to_db(counter))
+            .execute(self.writer())
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Nodes matching a query, ordered by id, one page.
+    pub async fn list_nodes(
+        &self,
+        q: &NodeQuery,
+        now: Timestamp,
+    ) -> Result<Vec<NodeRecord>, StoreError> {
+        let stale_before = q
+            .stale_secs
+            .map(|s| millis(now) - i64::try_from(s).unwrap_or(i64::MAX / 2) * 1000);
+        let limit = i64::from(q.limit.unwrap_or(100).clamp(1, 1000));
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {NODE_COLUMNS} FROM nodes
+             WHERE ($1 = '' OR channel = $1) AND ($2 = '' OR grp = $2) AND ($3 = '' OR version = $3)
+               AND ($4 = '' OR state = $4) AND ($5 < 0 OR last_seen <= $5) AND id > $6
+             ORDER BY id LIMIT $7"
+        )))
+        .bind(q.channel.clone().unwrap_or_default())
+        .bind(q.group.clone().unwrap_or_default())
+        .bind(q.version.clone().unwrap_or_default())
+        .bind(q.state.clone().unwrap_or_default())
+        .bind(stale_before.unwrap_or(-1))
+        .bind(q.after.clone().unwrap_or_default())
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows.iter().map(node_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Forgets nodes last seen before `before`; returns how many.
+    pub async fn prune_nodes(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query(
+            "DELETE FROM attempts WHERE node_id IN (SELECT id FROM nodes WHERE last_seen < $1)",
+        )
+        .bind(millis(before))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM events WHERE node_id IN (SELECT id FROM nodes WHERE last_seen < $1)",
+        )
+        .bind(millis(before))
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM nodes WHERE last_seen < $1")
+            .bind(millis(before))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Ids of the nodes in a rollout's scope.
+    pub async fn scope_node_ids(
+        &self,
+        channel: &str,
+        group: &str,
+        board: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM nodes WHERE channel = $1 AND grp = $2 AND board = $3",
+        )
+        .bind(channel)
+        .bind(group)
+        .bind(board)
+        .fetch_all(self.reader())
+        .await?)
+    }
+
+    /// Node counts per (channel, version, state), for metrics.
+    pub async fn node_counts(&self) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT channel, version, state, COUNT(*) AS n FROM nodes GROUP BY channel, version, state",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("channel")?,
+                    r.try_get("version")?,
+                    r.try_get("state")?,
+                    r.try_get("n")?,
+                ))
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    /// Stores node events (already verified) in one transaction.
+    pub async fn insert_events(
+        &self,
+        node_id: &str,
+        events: &[moho_protocol::Event],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for e in events {
+            let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
+                what: "event",
+                source,
+            })?;
+            sqlx::query(
+                "INSERT INTO events (node_id, at, received_at, type, version, body) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(node_id)
+            .bind(millis(e.at))
+            .bind(millis(now))
+            .bind(e.kind.type_name())
+            .bind(e.kind.version().map(str::to_owned))
+            .bind(body)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Number of stored events of a node (for tests and the admin view).
+    pub async fn event_count(&self, node_id: &str) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE node_id = $1")
+                .bind(node_id)
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,386 @@
+//! Releases synced from the signed repository, rollouts and their state, and
+//! per-node attempts with the counters the rollout maths read.
+
+use jiff::Timestamp;
+use moho_protocol::admin::ReleaseView;
+use moho_rollout::policy::RolloutPolicy;
+use moho_rollout::state::{RolloutState, RolloutStats};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreError, Tx, from_millis, millis};
+
+/// A release as listed by the verified repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncedRelease {
+    /// Version.
+    pub version: String,
+    /// Board.
+    pub board: String,
+    /// TUF target name of the image.
+    pub target: String,
+    /// Channels it is signed for.
+    pub channels: Vec<String>,
+    /// Oldest version it applies to.
+    pub min_version: Option<String>,
+}
+
+/// A rollout as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RolloutRecord {
+    /// Id.
+    pub id: i64,
+    /// Release version.
+    pub version: String,
+    /// Board.
+    pub board: String,
+    /// Channel.
+    pub channel: String,
+    /// Group.
+    pub group: String,
+    /// Policy.
+    pub policy: RolloutPolicy,
+    /// State.
+    pub state: RolloutState,
+    /// Optimistic-concurrency revision of `state`.
+    pub revision: i64,
+    /// Creation time.
+    pub created_at: Timestamp,
+}
+
+/// A node's attempt status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptStatus {
+    /// Offered, no final report.
+    InFlight,
+    /// Healthy on the release.
+    Healthy,
+    /// Error or rollback.
+    Failed,
+}
+
+impl AttemptStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptStatus::InFlight => "in_flight",
+            AttemptStatus::Healthy => "healthy",
+            AttemptStatus::Failed => "failed",
+        }
+    }
+    fn parse(s: &str) -> AttemptStatus {
+        match s {
+            "healthy" => AttemptStatus::Healthy,
+            "failed" => AttemptStatus::Failed,
+            _ => AttemptStatus::InFlight,
+        }
+    }
+}
+
+/// One attempt row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptRow {
+    /// Status.
+    pub status: AttemptStatus,
+    /// When offered.
+    pub started_at: Timestamp,
+}
+
+fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
+    move |source| StoreError::Corrupt { what, source }
+}
+
+fn rollout_from_row(r: &AnyRow) -> Result<RolloutRecord, StoreError> {
+    let policy: String = r.try_get("policy")?;
+    let state: String = r.try_get("state")?;
+    Ok(RolloutRecord {
+        id: r.try_get("id")?,
+        version: r.try_get("version")?,
+        board: r.try_get("board")?,
+        channel: r.try_get("channel")?,
+        group: r.try_get("grp")?,
+        policy: serde_json::from_str(&policy).map_err(corrupt("rollout policy"))?,
+        state: serde_json::from_str(&state).map_err(corrupt("rollout state"))?,
+        revision: r.try_get("revision")?,
+        created_at: from_millis(r.try_get("created_at")?),
+    })
+}
+
+fn release_from_row(r: &AnyRow) -> Result<ReleaseView, StoreError> {
+    let channels: String = r.try_get("channels")?;
+    Ok(ReleaseView {
+        version: r.try_get("version")?,
+        board: r.try_get("board")?,
+        target: r.try_get("target")?,
+        channels: serde_json::from_str(&channels).map_err(corrupt("release channels"))?,
+        min_version: r.try_get("min_version")?,
+        present: r.try_get::<i64, _>("present")? != 0,
+    })
+}
+
+const ROLLOUT_COLUMNS: &str =
+    "id, version, board, channel, grp, policy, state, revision, created_at";
+
+impl Db {
+    /// Replaces the set of present releases with the verified list: releases
+    /// absent from it are kept for the record but marked not present.
+    pub async fn sync_releases(&self, list: &[SyncedRelease]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        sqlx::query("UPDATE releases SET present = 0")
+            .execute(&mut *tx)
+            .await?;
+        for r in list {
+            let channels =
+                serde_json::to_string(&r.channels).map_err(corrupt("release channels"))?;
+            sqlx::query(
+                "INSERT INTO releases (version, board, target, channels, min_version, present)
+                 VALUES ($1, $2, $3, $4, $5, 1)
+                 ON CONFLICT (version, board) DO UPDATE SET target = $3, channels = $4, min_version = $5, present = 1",
+            )
+            .bind(&r.version)
+            .bind(&r.board)
+            .bind(&r.target)
+            .bind(channels)
+            .bind(r.min_version.clone())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// All known releases.
+    pub async fn releases(&self) -> Result<Vec<ReleaseView>, StoreError> {
+        let rows = sqlx::query("SELECT version, board, target, channels, min_version, present FROM releases ORDER BY board, version")
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(release_from_row).collect()
+    }
+
+    /// One release.
+    pub async fn release(
+        &self,
+        version: &str,
+        board: &str,
+    ) -> Result<Option<ReleaseView>, StoreError> {
+        let row = sqlx::query(
+            "SELECT version, board, target, channels, min_version, present FROM releases WHERE version = $1 AND board = $2",
+        )
+        .bind(version)
+        .bind(board)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(release_from_row).transpose()
+    }
+
+    /// Inserts a rollout inside `tx`; returns its id.
+    pub async fn insert_rollout(&self, tx: &mut Tx, r: &RolloutRecord) -> Result<i64, StoreError> {
+        let policy = serde_json::to_string(&r.policy).map_err(corrupt("rollout policy"))?;
+        let state = serde_json::to_string(&r.state).map_err(corrupt("rollout state"))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO rollouts (version, board, channel, grp, policy, state, revision, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, 0, $7) RETURNING id",
+        )
+        .bind(&r.version)
+        .bind(&r.board)
+        .bind(&r.channel)
+        .bind(&r.group)
+        .bind(policy)
+        .bind(state)
+        .bind(millis(r.created_at))
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok(id)
+    }
+
+    /// One rollout.
+    pub async fn rollout(&self, id: i64) -> Result<Option<RolloutRecord>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.as_ref().map(rollout_from_row).transpose()
+    }
+
+    /// All rollouts, newest first.
+    pub async fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROLLOUT_COLUMNS} FROM rollouts ORDER BY id DESC"
+        )))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(rollout_from_row).collect()
+    }
+
+    /// Saves a new state if the stored revision is still `revision`
+    /// (another replica may have ticked first). Returns whether it was saved.
+    pub async fn save_rollout_state(
+        &self,
+        tx: Option<&mut Tx>,
+        id: i64,
+        revision: i64,
+        state: &RolloutState,
+    ) -> Result<bool, StoreError> {
+        let json = serde_json::to_string(state).map_err(corrupt("rollout state"))?;
+        let q = sqlx::query("UPDATE rollouts SET state = $1, revision = revision + 1 WHERE id = $2 AND revision = $3")
+            .bind(json)
+            .bind(id)
+            .bind(revision);
+        let done = match tx {
+            Some(tx) => q.execute(&mut **tx).await?,
+            None => q.execute(self.writer()).await?,
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A node's attempt at a rollout.
+    pub async fn attempt(
+        &self,
+        rollout_id: i64,
+        node_id: &str,
+    ) -> Result<Option<AttemptRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT status, started_at FROM attempts WHERE rollout_id = $1 AND node_id = $2",
+        )
+        .bind(rollout_id)
+        .bind(node_id)
+        .fetch_optional(self.reader())
+        .await?;
+        row.map(|r| {
+            Ok(AttemptRow {
+                status: AttemptStatus::parse(&r.try_get::<String, _>("status")?),
+                started_at: from_millis(r.try_get("started_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// Starts an attempt if the caps still allow it, atomically across
+    /// replicas. Returns false when a cap was reached meanwhile.
+    pub async fn start_attempt(
+        &self,
+        rollout: &RolloutRecord,
+        node_id: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        self.lock(&mut tx, &format!("rollout-{}", rollout.id))
+            .await?;
+        let p = &rollout.policy;
+        let timeout_start = millis(now)
+            - p.update_timeout
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX / 2);
+        if let Some(max) = p.max_in_flight {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM attempts WHERE rollout_id = $1 AND status = 'in_flight' AND started_at > $2",
+            )
+            .bind(rollout.id)
+            .bind(timeout_start)
+            .fetch_one(&mut *tx)
+            .await?;
+            if n >= i64::from(max) {
+                return Ok(false);
+            }
+        }
+        if let Some(cap) = p.period_cap {
+            let since = millis(now) - cap.period.as_millis().try_into().unwrap_or(i64::MAX / 2);
+            let n: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM attempts WHERE rollout_id = $1 AND started_at > $2",
+            )
+            .bind(rollout.id)
+            .bind(since)
+            .fetch_one(&mut *tx)
+            .await?;
+            if n >= i64::from(cap.count) {
+                return Ok(false);
+            }
+        }
+        let done = sqlx::query(
+            "INSERT INTO attempts (rollout_id, node_id, status, started_at) VALUES ($1, $2, 'in_flight', $3)
+             ON CONFLICT (rollout_id, node_id) DO NOTHING",
+        )
+        .bind(rollout.id)
+        .bind(node_id)
+        .bind(millis(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records the end of a node's attempts at `version` (healthy or failed)
+    /// in the rollouts of its scope. Only attempts still in flight change.
+    pub async fn finish_attempts(
+        &self,
+        node_id: &str,
+        version: &str,
+        status: AttemptStatus,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attempts SET status = $1, finished_at = $2
+             WHERE node_id = $3 AND status = 'in_flight'
+               AND rollout_id IN (SELECT id FROM rollouts WHERE version = $4)",
+        )
+        .bind(status.as_str())
+        .bind(millis(now))
+        .bind(node_id)
+        .bind(version)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The counters of a rollout at `now` (timed-out attempts count as failed).
+    pub async fn rollout_stats(
+        &self,
+        r: &RolloutRecord,
+        now: Timestamp,
+    ) -> Result<RolloutStats, StoreError> {
+        let p = &r.policy;
+        let timeout_start = millis(now)
+            - p.update_timeout
+                .as_millis()
+                .try_into()
+                .unwrap_or(i64::MAX / 2);
+        let period_start = p.period_cap.map_or(millis(now), |c| {
+            millis(now) - c.period.as_millis().try_into().unwrap_or(i64::MAX / 2)
+        });
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS offered,
+                    COALESCE(SUM(CASE WHEN status = 'in_flight' AND started_at > $2 THEN 1 ELSE 0 END), 0) AS in_flight,
+                    COALESCE(SUM(CASE WHEN status = 'healthy' THEN 1 ELSE 0 END), 0) AS healthy,
+                    COALESCE(SUM(CASE WHEN status = 'failed' OR (status = 'in_flight' AND started_at <= $2)
+                                      THEN 1 ELSE 0 END), 0) AS failed,
+                    COALESCE(SUM(CASE WHEN started_at > $3 THEN 1 ELSE 0 END), 0) AS in_period
+             FROM attempts WHERE rollout_id = $1",
+        )
+        .bind(r.id)
+        .bind(timeout_start)
+        .bind(period_start)
+        .fetch_one(self.reader())
+        .await?;
+        let scope: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM nodes WHERE channel = $1 AND grp = $2 AND board = $3",
+        )
+        .bind(&r.channel)
+        .bind(&r.group)
+        .bind(&r.board)
+        .fetch_one(self.reader())
+        .await?;
+        let n = |name: &str| -> Result<u64, StoreError> {
+            Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
+        };
+        Ok(RolloutStats {
+            scope_size: u64::try_from(scope).unwrap_or(0),
+            offered: n("offered")?,
+            in_flight: n("in_flight")?,
+            started_in_period: n("in_period")?,
+            healthy: n("healthy")?,
+            failed: n("failed")?,
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! The node protocol end to end on loopback, on SQLite and PostgreSQL:
+//! registration on first check-in, signed requests, answers that follow the
+//! rollout, event reports that move the rollout's counters, revert, holds.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestNode, backends, start};
+use jiff::SignedDuration;
+use moho_protocol::node::EventKind;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_check_in_registers_and_nothing_to_do_is_a_wait_not_an_error() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        let mut n = TestNode::new("node-1");
+        let a = n.check_in(&s).await;
+        assert_eq!(a.status, 200, "{backend}: {:?}", a.body);
+        assert_eq!(a.body["action"], "wait");
+        assert_eq!(a.body["code"], "no_rollout");
+        assert_eq!(a.body["retry_after_secs"], 600);
+        assert!(
+            a.body["repository_url"]
+                .as_str()
+                .unwrap()
+                .ends_with("/repo")
+        );
+        let node = s.admin("GET", "/nodes/node-1", None).await;
+        assert_eq!(node.body["version"], "1.0.0", "{backend}");
+        assert_eq!(node.body["channel"], "stable");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_is_offered_only_releases_signed_for_its_channel_and_reports_move_the_counters() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        s.add_release("1.1.0", &["stable", "beta"]).await;
+        let id = s
+            .rollout("1.1.0", json!({"steps": [{"percent": 100}]}))
+            .await;
+
+        let mut beta = TestNode::new("beta-node");
+        beta.channel = "beta".into();
+        let a = beta.check_in(&s).await;
+        assert_eq!(
+            a.body["action"], "wait",
+            "{backend}: rollout is for stable only: {:?}",
+            a.body
+        );
+
+        let mut n = TestNode::new("node-1");
+        let a = n.check_in(&s).await;
+        assert_eq!(a.body["action"], "install", "{backend}: {:?}", a.body);
+        assert_eq!(a.body["target"], "amd64-generic/1.1.0/image.raw");
+        assert_eq!(a.body["version"], "1.1.0");
+        // Asking again while updating repeats the answer without a new attempt.
+        assert_eq!(n.check_in(&s).await.body["action"], "install");
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            (
+                r.body["stats"]["offered"].as_i64(),
+                r.body["stats"]["in_flight"].as_i64()
+            ),
+            (Some(1), Some(1))
+        );
+
+        let rep = n
+            .report(
+                &s,
+                vec![
+                    EventKind::DownloadStarted {
+                        version: "1.1.0".into(),
+                    },
+                    EventKind::Installed {
+                        version: "1.1.0".into(),
+                    },
+                    EventKind::Healthy {
+                        version: "1.1.0".into(),
+                    },
+                ],
+            )
+            .await;
+        assert_eq!(rep.status, 200, "{backend}: {:?}", rep.body);
+        assert_eq!(s.db.event_count("node-1").await.unwrap(), 3);
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            (
+                r.body["stats"]["healthy"].as_i64(),
+                r.body["stats"]["in_flight"].as_i64()
+            ),
+            (Some(1), Some(0))
+        );
+
+        n.version = "1.1.0".into();
+        let a = n.check_in(&s).await;
+        assert_eq!(a.body["action"], "wait", "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_absent_from_the_signed_repository_is_never_offered() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        s.add_release("1.1.0", &["stable"]).await;
+        s.rollout("1.1.0", json!({"steps": [{"percent": 100}]}))
+            .await;
+        // The repository no longer lists 1.1.0.
+        s.db.sync_releases(&[]).await.unwrap();
+        let mut n = TestNode::new("node-1");
+        let a = n.check_in(&s).await;
+        assert_eq!(a.body["action"], "wait", "{backend}: {:?}", a.body);
+        let create = s
+            .admin("POST", "/rollouts", Some(json!({"version": "1.1.0", "board": "amd64-generic", "channel": "stable",
+                                                   "group": "default", "policy": {"steps": [{"percent": 100}]}})))
+            .await;
+        assert_eq!(create.status, 422, "{backend}");
+        assert_eq!(create.body["error"]["code"], "unknown_release");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_pause_the_rollout_and_revert_sends_nodes_back() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        s.add_release("1.1.0", &["stable"]).await;
+        let id = s
+            .rollout("1.1.0", json!({"steps": [{"percent": 100}], "auto_pause": {"max_failure_percent": 20, "min_sample": 4}}))
+            .await;
+        let mut nodes: Vec<TestNode> = (0..6).map(|i| TestNode::new(&format!("n{i}"))).collect();
+        for n in &mut nodes {
+            assert_eq!(n.check_in(&s).await.body["action"], "install", "{backend}");
+        }
+        // Two healthy, two roll back: 50 % failures over a sample of 4.
+        for n in &mut nodes[..2] {
+            n.report(
+                &s,
+                vec![EventKind::Healthy {
+                    version: "1.1.0".into(),
+                }],
+            )
+            .await;
+            n.version = "1.1.0".into();
+        }
+        for n in &mut nodes[2..4] {
+            let r = n
+                .report(
+                    &s,
+                    vec![EventKind::Rollback {
+                        failed_version: "1.1.0".into(),
+                        booted_version: "1.0.0".into(),
+                    }],
+                )
+                .await;
+            assert_eq!(r.status, 200);
+        }
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            r.body["state"]["status"], "paused",
+            "{backend}: {:?}",
+            r.body
+        );
+        assert_eq!(r.body["state"]["reason"]["by"], "failure_rate");
+        let mut late = TestNode::new("late");
+        assert_eq!(late.check_in(&s).await.body["code"], "paused", "{backend}");
+
+        let rev = s
+            .admin(
+                "POST",
+                &format!("/rollouts/{id}/actions"),
+                Some(json!({"action": "revert"})),
+            )
+            .await;
+        assert_eq!(rev.status, 200, "{backend}: {:?}", rev.body);
+        for n in &mut nodes[..2] {
+            let a = n.check_in(&s).await;
+            assert_eq!(a.body["action"], "revert", "{backend}: {:?}", a.body);
+            assert_eq!(a.body["from_version"], "1.1.0");
+            n.version = "1.0.0".into();
+            assert_eq!(
+                n.check_in(&s).await.body["action"],
+                "wait",
+                "{backend}: back on 1.0.0, nothing to do"
+            );
+        }
+        let audit = s.admin("GET", "/audit", None).await;
+        let actions: Vec<&str> = audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"rollout.auto_pause") && actions.contains(&"rollout.revert"),
+            "{backend}: {actions:?}"
+        );
+        let revert = audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "rollout.revert")
+            .unwrap();
+        assert_eq!(revert["actor"], "alice");
+        assert_eq!(revert["before"]["status"], "paused");
+        assert_eq!(revert["after"]["status"], "reverted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ramp_caps_and_holds_are_applied_per_node() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        let mut nodes: Vec<TestNode> = (0..20)
+            .map(|i| TestNode::new(&format!("n{i:02}")))
+            .collect();
+        for n in &mut nodes {
+            n.check_in(&s).await;
+        }
+        s.add_release("1.1.0", &["stable"]).await;
+        s.rollout(
+            "1.1.0",
+            json!({"steps": [{"percent": 25, "hold": "1h"}, {"percent": 100}], "max_in_flight": 3}),
+        )
+        .await;
+        let mut offered = 0;
+        let mut capped = 0;
+        for n in &mut nodes {
+            let a = n.check_in(&s).await;
+            match a.body["action"].as_str().unwrap() {
+                "install" => offered += 1,
+                _ if a.body["code"] == "capacity" => capped += 1,
+                _ => assert_eq!(a.body["code"], "not_yet_in_line", "{backend}: {:?}", a.body),
+            }
+        }
+        // 25 % of 20 nodes is 5 in line, but at most 3 at once.
+        assert_eq!((offered, capped), (3, 2), "{backend}");
+
+        // A hold on the group stops offers until it expires.
+        let until = s.now().checked_add(SignedDuration::from_hours(2)).unwrap();
+        let hold = s.admin("POST", "/holds", Some(json!({"target": {"kind": "group", "name": "default"}, "type": "hold", "until": until}))).await;
+        assert_eq!(hold.status, 201, "{backend}: {:?}", hold.body);
+        for n in &mut nodes {
+            let a = n.check_in(&s).await;
+            assert!(
+                a.body["action"] == "install" || a.body["code"] == "held",
+                "{backend}: {:?}",
+                a.body
+            );
+        }
+        s.clock.advance(SignedDuration::from_hours(3));
+        let a = nodes[19].check_in(&s).await;
+        assert_ne!(a.body["code"], "held", "{backend}: the hold expired");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_token_gates_the_first_check_in_only() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| {
+            c.enrollment_token = Some("join-me".into())
+        })
+        .await;
+        let mut n = TestNode::new("node-1");
+        let a = n.check_in(&s).await;
+        assert_eq!(
+            (a.status, a.body["error"]["code"].as_str()),
+            (403, Some("enrollment_required")),
+            "{backend}"
+        );
+        assert_eq!(
+            s.admin("GET", "/nodes/node-1", None).await.status,
+            404,
+            "{backend}: nothing stored"
+        );
+        n.enrollment_token = Some("join-me".into());
+        assert_eq!(n.check_in(&s).await.status, 200);
+        n.enrollment_token = None;
+        assert_eq!(
+            n.check_in(&s).await.status,
+            200,
+            "{backend}: later check-ins need no token"
+        );
+    }
+}
