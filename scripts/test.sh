@@ -17,5 +17,10 @@ scripts/check-module-headers.sh
 echo "== build"
 cargo build --workspace --bins --locked
 
+echo "== throwaway PostgreSQL (the server's tests run on SQLite and on PostgreSQL)"
+. scripts/postgres.sh
+start_throwaway_postgres
+export MOHO_REQUIRE_POSTGRES=1
+
 echo "== tests (unit, property, integration on files and loop devices)"
 cargo test --workspace --locked
