@@ -274,6 +274,14 @@ pub enum VerifyError {
         /// The hash of the bytes received.
         actual: Sha256Digest,
     },
+    /// The chunk index bytes are not the signed chunk index.
+    #[error("chunk index {name}: {detail}: the chunk index was altered")]
+    ChunkIndexAltered {
+        /// The chunk index target name.
+        name: String,
+        /// Length or hash, signed and received.
+        detail: String,
+    },
     /// The chunk index is not a valid chunk index.
     #[error("chunk index {name}: {source}")]
     ChunkIndex {

@@ -137,8 +137,26 @@ impl VerifiedRelease {
     /// Checks fetched chunk index bytes: they must be the signed chunk index
     /// target, and describe exactly the signed image.
     pub fn verify_chunk_index(&self, bytes: &[u8]) -> Result<VerifiedChunkIndex, VerifyError> {
-        self.chunk_index.verify_bytes(bytes)?;
         let name = self.chunk_index.name().to_owned();
+        self.chunk_index.verify_bytes(bytes).map_err(|e| {
+            let detail = match e {
+                VerifyError::TargetLengthMismatch {
+                    expected, actual, ..
+                } => {
+                    format!("{actual} bytes, the signed length is {expected}")
+                }
+                VerifyError::TargetHashMismatch {
+                    expected, actual, ..
+                } => {
+                    format!("sha-256 {actual}, the signed hash is {expected}")
+                }
+                other => other.to_string(),
+            };
+            VerifyError::ChunkIndexAltered {
+                name: name.clone(),
+                detail,
+            }
+        })?;
         let index = ChunkIndex::parse(bytes).map_err(|source| VerifyError::ChunkIndex {
             name: name.clone(),
             source,

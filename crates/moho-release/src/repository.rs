@@ -182,10 +182,7 @@ impl VerifiedRepository {
         let mut images = Vec::new();
         for (name, target) in &targets.signed.targets {
             let raw = name.raw();
-            validate_target_name(raw).map_err(|source| VerifyError::UnsafeTargetName {
-                name: raw.to_owned(),
-                source,
-            })?;
+            check_name(raw)?;
             let info = target_info(raw, target, consistent)?;
             if target.custom.is_empty() {
                 plain.insert(raw.to_owned(), info);
@@ -249,8 +246,20 @@ impl VerifiedRepository {
         self.releases.values()
     }
 
+    /// Every signed target (images, chunk indexes, other files), by name.
+    pub fn targets(&self) -> impl Iterator<Item = &TargetInfo> {
+        let mut all: Vec<&TargetInfo> = self
+            .plain
+            .values()
+            .chain(self.releases.values().map(|r| &r.image))
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all.into_iter()
+    }
+
     /// Any signed target (image, chunk index or other file) by name.
     pub fn target(&self, name: &str) -> Result<&TargetInfo, VerifyError> {
+        check_name(name)?;
         self.plain
             .get(name)
             .or_else(|| self.releases.get(name).map(|r| &r.image))
@@ -261,6 +270,7 @@ impl VerifiedRepository {
 
     /// An OS image target by name, without node policy (for listing and tooling).
     pub fn release(&self, name: &str) -> Result<&ReleaseTarget, VerifyError> {
+        check_name(name)?;
         match self.releases.get(name) {
             Some(r) => Ok(r),
             None if self.plain.contains_key(name) => Err(VerifyError::NotAnImage {
@@ -282,6 +292,13 @@ impl VerifiedRepository {
         let release = self.release(name)?;
         VerifiedRelease::check(release, self.target(&release.custom.chunk_index)?, node)
     }
+}
+
+fn check_name(name: &str) -> Result<(), VerifyError> {
+    validate_target_name(name).map_err(|source| VerifyError::UnsafeTargetName {
+        name: name.to_owned(),
+        source,
+    })
 }
 
 fn target_info(name: &str, target: &Target, consistent: bool) -> Result<TargetInfo, VerifyError> {

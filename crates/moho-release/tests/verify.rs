@@ -129,7 +129,7 @@ fn tampered_chunk_index_is_refused() {
     bytes[pos] = if bytes[pos] == b'0' { b'1' } else { b'0' };
     let err = release.verify_chunk_index(&bytes).unwrap_err();
     assert!(
-        matches!(&err, VerifyError::TargetHashMismatch { name, .. } if name.ends_with("root.img.chunks")),
+        matches!(&err, VerifyError::ChunkIndexAltered { name, .. } if name.ends_with("root.img.chunks")),
         "{err}"
     );
 }
