@@ -2,10 +2,14 @@
 //! dispatch from a parsed command line to the module that implements it.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::disk_create;
+use crate::{
+    build, disk_create, keygen, repo_add, repo_init, repo_list, repo_promote, repo_refresh,
+    repo_rotate, verify,
+};
 
 /// Build and publish Moho OS images.
 #[derive(Debug, Parser)]
@@ -22,6 +26,289 @@ pub enum Command {
     /// Whole-disk images in the Moho layout.
     #[command(subcommand)]
     Disk(DiskCommand),
+    /// Generate ed25519 signing keys (PKCS#8 PEM, mode 0600) for the TUF roles.
+    Keygen(KeygenArgs),
+    /// Build a reproducible slot image, its chunk index and release manifest from a root filesystem tree.
+    Build(BuildArgs),
+    /// Create and change the signed TUF release repository.
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Check a repository, a target or a local file exactly as a node would (exit 0 only if all holds).
+    Verify(VerifyArgs),
+}
+
+/// `image-tools keygen`
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Directory for the key files (created with mode 0700 if missing). Writes root-N.pem,
+    /// targets-N.pem, snapshot-1.pem and timestamp-1.pem; refuses to overwrite any key.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of root keys (for a root threshold above 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub root_keys: u32,
+    /// Number of targets keys (for a targets threshold above 1).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub targets_keys: u32,
+}
+
+/// Filesystem of a slot image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Filesystem {
+    /// ext4 without journal, every timestamp set to the build epoch.
+    Ext4,
+    /// erofs (read-only, compact), every timestamp set to the build epoch.
+    Erofs,
+}
+
+impl Filesystem {
+    /// The name used on the command line and in manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filesystem::Ext4 => "ext4",
+            Filesystem::Erofs => "erofs",
+        }
+    }
+}
+
+/// `image-tools build`
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Root filesystem tree of the slot; must hold its kernel in /boot (vmlinuz*, vmlinux*, bzImage*, Image*).
+    #[arg(long)]
+    pub rootfs: PathBuf,
+    /// Release version, semver (e.g. 1.4.0).
+    #[arg(long)]
+    pub version: String,
+    /// Board the image is for, e.g. amd64-generic (letters, digits, '.', '_', '+', '-').
+    #[arg(long)]
+    pub board: String,
+    /// Output image; FILE.chunks (chunk index) and FILE.release.json (manifest) are written beside it.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Filesystem of the image.
+    #[arg(long, value_enum, default_value_t = Filesystem::Ext4)]
+    pub fs: Filesystem,
+    /// Image size limit, e.g. 1G: ext4 images are made exactly this size (default: fitted to the
+    /// tree); erofs images are as small as they can be and refused if larger.
+    #[arg(long, value_parser = parse_bytes)]
+    pub size: Option<u64>,
+    /// Chunk size of the chunk index: a power of two from 4KiB to 1GiB.
+    #[arg(long, value_parser = parse_bytes, default_value = "4MiB")]
+    pub chunk_size: u64,
+    /// Timestamp given to every file and to the filesystem, seconds since 1970 (default: the
+    /// newest modification time in the tree).
+    #[arg(long, env = "SOURCE_DATE_EPOCH")]
+    pub source_date_epoch: Option<i64>,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `image-tools repo ...`
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create an empty signed repository (metadata/ and targets/) trusting the keys in --keys.
+    Init(RepoInitArgs),
+    /// Publish an image built by `build` (and its chunk index) for one or more channels.
+    Add(RepoAddArgs),
+    /// Sign an already published version for one more channel (e.g. beta to stable).
+    Promote(RepoPromoteArgs),
+    /// Re-sign snapshot and timestamp (online keys) so that they do not expire.
+    Refresh(RepoRefreshArgs),
+    /// List the published releases and when each role's metadata expires.
+    List(RepoListArgs),
+    /// Publish a new root trusting new keys, signed by the old and the new root keys.
+    Rotate(RepoRotateArgs),
+}
+
+/// Expiry of root metadata.
+#[derive(Debug, Args)]
+pub struct RootExpiry {
+    /// How long the new root metadata stays valid, e.g. 365d.
+    #[arg(long, value_parser = parse_duration, default_value = "365d")]
+    pub root_expires: Duration,
+}
+
+/// Expiry of targets metadata.
+#[derive(Debug, Args)]
+pub struct TargetsExpiry {
+    /// How long the new targets metadata stays valid, e.g. 90d.
+    #[arg(long, value_parser = parse_duration, default_value = "90d")]
+    pub targets_expires: Duration,
+}
+
+/// Expiry of the online roles' metadata.
+#[derive(Debug, Args)]
+pub struct OnlineExpiry {
+    /// How long the new snapshot metadata stays valid, e.g. 7d.
+    #[arg(long, value_parser = parse_duration, default_value = "7d")]
+    pub snapshot_expires: Duration,
+    /// How long the new timestamp metadata stays valid, e.g. 1d (run `repo refresh` more often).
+    #[arg(long, value_parser = parse_duration, default_value = "1d")]
+    pub timestamp_expires: Duration,
+}
+
+/// `image-tools repo init`
+#[derive(Debug, Args)]
+pub struct RepoInitArgs {
+    /// Repository directory (created; must not hold a repository yet).
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Keys directory (from `keygen`): every root-*.pem, targets-*.pem, snapshot-*.pem and
+    /// timestamp-*.pem becomes a key of that role.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Root signatures required (at most the number of root keys).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub root_threshold: u64,
+    /// Targets signatures required (at most the number of targets keys).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub targets_threshold: u64,
+    #[command(flatten)]
+    pub root_expiry: RootExpiry,
+    #[command(flatten)]
+    pub targets_expiry: TargetsExpiry,
+    #[command(flatten)]
+    pub online_expiry: OnlineExpiry,
+}
+
+/// `image-tools repo add`
+#[derive(Debug, Args)]
+pub struct RepoAddArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Keys directory holding enough targets keys and the snapshot and timestamp keys.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Image built by `build` (its FILE.release.json and FILE.chunks are read too).
+    #[arg(long)]
+    pub image: PathBuf,
+    /// Channel the release is signed for; repeat for several (e.g. --channel alpha --channel beta).
+    #[arg(long = "channel", required = true)]
+    pub channels: Vec<String>,
+    /// Oldest running version this image may be applied from (semver).
+    #[arg(long)]
+    pub min_version: Option<String>,
+    #[command(flatten)]
+    pub targets_expiry: TargetsExpiry,
+    #[command(flatten)]
+    pub online_expiry: OnlineExpiry,
+}
+
+/// `image-tools repo promote`
+#[derive(Debug, Args)]
+pub struct RepoPromoteArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Keys directory holding enough targets keys and the snapshot and timestamp keys.
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// The published version to promote.
+    #[arg(long)]
+    pub version: String,
+    /// The channel to add.
+    #[arg(long)]
+    pub channel: String,
+    /// Only this board's image (default: every board that has the version).
+    #[arg(long)]
+    pub board: Option<String>,
+    #[command(flatten)]
+    pub targets_expiry: TargetsExpiry,
+    #[command(flatten)]
+    pub online_expiry: OnlineExpiry,
+}
+
+/// `image-tools repo refresh`
+#[derive(Debug, Args)]
+pub struct RepoRefreshArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Keys directory holding the snapshot and timestamp keys (no offline key is needed).
+    #[arg(long)]
+    pub keys: PathBuf,
+    #[command(flatten)]
+    pub online_expiry: OnlineExpiry,
+}
+
+/// `image-tools repo list`
+#[derive(Debug, Args)]
+pub struct RepoListArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `image-tools repo rotate`
+#[derive(Debug, Args)]
+pub struct RepoRotateArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Keys directory with the current root keys (a threshold of them).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// Keys directory with the new keys: each role that has <role>-*.pem files there gets
+    /// exactly those keys; other roles keep theirs (their keys must then be in --keys).
+    #[arg(long)]
+    pub new_keys: PathBuf,
+    /// Root signatures required from now on (default: unchanged).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub root_threshold: Option<u64>,
+    /// Targets signatures required from now on (default: unchanged).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub targets_threshold: Option<u64>,
+    #[command(flatten)]
+    pub root_expiry: RootExpiry,
+    #[command(flatten)]
+    pub targets_expiry: TargetsExpiry,
+    #[command(flatten)]
+    pub online_expiry: OnlineExpiry,
+}
+
+/// `image-tools verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Repository: a directory, a file:// URL or an http(s):// URL (holding metadata/ and targets/).
+    #[arg(long)]
+    pub repo: String,
+    /// The root metadata the node trusts (e.g. the repository's 1.root.json, shipped with the OS).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Target to check, e.g. amd64-generic/1.4.0/root.img (an image is checked chunk by chunk).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Local file to check instead of downloading the target; alone, it must be some signed target.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// The node's board: the target must be built for it (needs --channel).
+    #[arg(long, requires = "channel")]
+    pub board: Option<String>,
+    /// The node's channel: the target must be signed for it (needs --board).
+    #[arg(long, requires = "board")]
+    pub channel: Option<String>,
+    /// The node's running version: the target must be newer and applicable from it.
+    #[arg(long, requires = "board")]
+    pub current_version: Option<String>,
+    /// Rollback state file as a node keeps it: read if present, and written (with the newest
+    /// trusted root beside it as FILE.root.json) only when everything verified.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
+    /// Judge expiry at this time (RFC 3339, e.g. 2030-01-01T00:00:00Z) instead of now.
+    #[arg(long)]
+    pub now: Option<jiff::Timestamp>,
+}
+
+/// Parses `365d`, `12h`, `1d 12h` (humantime).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); use e.g. 7d, 12h, 365d"))
 }
 
 /// `image-tools disk ...`
@@ -69,6 +356,42 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Disk(DiskCommand::Create(args)) => {
             let report = disk_create::run(&args)?;
             println!("{report}");
+            Ok(())
+        }
+        Command::Keygen(args) => {
+            println!("{}", keygen::run(&args)?);
+            Ok(())
+        }
+        Command::Build(args) => {
+            println!("{}", build::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::Init(args)) => {
+            println!("{}", repo_init::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::Add(args)) => {
+            println!("{}", repo_add::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::Promote(args)) => {
+            println!("{}", repo_promote::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::Refresh(args)) => {
+            println!("{}", repo_refresh::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::List(args)) => {
+            println!("{}", repo_list::run(&args)?);
+            Ok(())
+        }
+        Command::Repo(RepoCommand::Rotate(args)) => {
+            println!("{}", repo_rotate::run(&args)?);
+            Ok(())
+        }
+        Command::Verify(args) => {
+            println!("{}", verify::run(&args)?);
             Ok(())
         }
     }

@@ -6,6 +6,7 @@
 //! | 1 | the command failed (the message says why) |
 //! | 2 | bad command line (clap) |
 //! | 3 | bad input: a size that does not fit, a file that is not what it should be |
+//! | 4 | `verify`: the repository, target or file must not be trusted (the message names the attack) |
 
 /// Bad command line (clap's own code).
 pub const USAGE: u8 = 2;
@@ -13,13 +14,30 @@ pub const USAGE: u8 = 2;
 pub const FAILED: u8 = 1;
 /// The input was refused.
 pub const BAD_INPUT: u8 = 3;
+/// `verify` refused the repository, target or file.
+pub const REFUSED: u8 = 4;
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| {
+    let refused = |e: &(dyn std::error::Error + 'static)| {
+        e.downcast_ref::<crate::verify::VerifyCmdError>()
+            .is_some_and(|e| e.is_refusal())
+    };
+    let bad_input = |e: &(dyn std::error::Error + 'static)| {
         e.downcast_ref::<crate::disk_create::DiskCreateError>()
             .is_some_and(|e| e.is_bad_input())
-    }) {
+            || e.downcast_ref::<crate::keys::KeyError>()
+                .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::build::BuildError>()
+                .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::repo::RepoError>()
+                .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::verify::VerifyCmdError>()
+                .is_some_and(|e| e.is_bad_input())
+    };
+    if err.chain().any(refused) {
+        REFUSED
+    } else if err.chain().any(bad_input) {
         BAD_INPUT
     } else {
         FAILED

@@ -1,9 +1,31 @@
 //! `image-tools`: building what ships to the fleet.
 //!
-//! - [`cli`]: the command-line surface and dispatch.
-//! - [`disk_create`]: `disk create`, a bootable GPT disk image in the Moho layout.
-//! - [`exit`]: exit codes.
+//! - [`cli`] — the command-line surface and dispatch.
+//! - [`disk_create`] — `disk create`, a bootable GPT disk image in the Moho layout.
+//! - [`keygen`] — `keygen`, the TUF role keys; [`keys`] reads and writes key files.
+//! - [`build`] — `build`, a reproducible slot image ([`build_ext4`], [`build_erofs`],
+//!   [`rootfs`]) with its chunk index and release manifest.
+//! - [`repo`] — the repository on disk and how commands change it: [`repo_init`],
+//!   [`repo_add`], [`repo_promote`], [`repo_refresh`], [`repo_list`], [`repo_rotate`].
+//! - [`verify`] — `verify`, a repository, target or file checked as a node would;
+//!   [`repo_source`] reads repositories from directories and URLs.
+//! - [`exit`] — exit codes.
 
+pub mod build;
+pub mod build_erofs;
+pub mod build_ext4;
 pub mod cli;
 pub mod disk_create;
 pub mod exit;
+pub mod keygen;
+pub mod keys;
+pub mod repo;
+pub mod repo_add;
+pub mod repo_init;
+pub mod repo_list;
+pub mod repo_promote;
+pub mod repo_refresh;
+pub mod repo_rotate;
+pub mod repo_source;
+pub mod rootfs;
+pub mod verify;

@@ -1,0 +1,262 @@
+//! `image-tools build`: reproducible slot images (ext4 and erofs), their
+//! sidecars, and every refusal leaving nothing behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers: panics are failures
+
+mod common;
+
+use std::fs;
+use std::process::Command;
+
+use common::*;
+use moho_release::ChunkIndex;
+
+fn build(tree: &std::path::Path, out: &std::path::Path, fs_type: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "build",
+        "--rootfs",
+        s(tree),
+        "--version",
+        "1.2.3",
+        "--board",
+        BOARD,
+        "--out",
+        s(out),
+        "--fs",
+        fs_type,
+        "--source-date-epoch",
+        EPOCH,
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+/// Reads every file of the tree (atime) and changes inode metadata (ctime),
+/// as checking out or copying a tree would.
+fn disturb(tree: &std::path::Path) {
+    for f in ["etc/hostname", "usr/bin/busybox", "boot/vmlinuz-6.1.0-moho"] {
+        let p = tree.join(f);
+        let _ = fs::read(&p).unwrap();
+        let perm = fs::metadata(&p).unwrap().permissions();
+        fs::set_permissions(&p, perm).unwrap();
+    }
+    let status = Command::new("touch")
+        .args(["-a", "-d", "2001-02-03"])
+        .arg(tree.join("etc/hostname"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn the_same_tree_and_epoch_give_the_same_bytes() {
+    for fs_type in ["ext4", "erofs"] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        make_tree(&tree);
+        let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+        build(&tree, &a, fs_type, &[]);
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        disturb(&tree);
+        build(&tree, &b, fs_type, &[]);
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "{fs_type}: images differ"
+        );
+        assert_eq!(
+            fs::read(format!("{}.chunks", a.display())).unwrap(),
+            fs::read(format!("{}.chunks", b.display())).unwrap()
+        );
+        // Another epoch is another image.
+        let c = dir.path().join("c.img");
+        ok(&[
+            "build",
+            "--rootfs",
+            s(&tree),
+            "--version",
+            "1.2.3",
+            "--board",
+            BOARD,
+            "--out",
+            s(&c),
+            "--fs",
+            fs_type,
+            "--source-date-epoch",
+            "1700000001",
+        ]);
+        assert!(
+            fs::read(&a).unwrap() != fs::read(&c).unwrap(),
+            "{fs_type}: the epoch is ignored"
+        );
+    }
+}
+
+#[test]
+fn ext4_images_are_clean_and_carry_the_epoch_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let img = dir.path().join("root.img");
+    build(&tree, &img, "ext4", &["--size", "64MiB"]);
+    assert_eq!(fs::metadata(&img).unwrap().len(), 64 << 20);
+    let fsck = Command::new("e2fsck")
+        .args(["-fn"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    for path in ["/etc/hostname", "/usr/bin/busybox", "/", "/boot"] {
+        let stat = Command::new("debugfs")
+            .args(["-R", &format!("stat {path}")])
+            .arg(&img)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&stat.stdout);
+        for field in ["ctime", "atime", "mtime", "crtime"] {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{field}:")))
+                .unwrap();
+            assert!(
+                line.contains("0x6553f100:00000000"),
+                "{path} {field}: {line}"
+            );
+        }
+    }
+    let dump = Command::new("debugfs")
+        .args(["-R", "cat /etc/os-release"])
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&dump.stdout),
+        "ID=moho\nVERSION_ID=1.0.0\n"
+    );
+}
+
+#[test]
+fn sidecars_describe_the_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let img = dir.path().join("root.img");
+    build(&tree, &img, "erofs", &["--chunk-size", "64KiB"]);
+    let bytes = fs::read(&img).unwrap();
+    let index = ChunkIndex::parse(&fs::read(dir.path().join("root.img.chunks")).unwrap()).unwrap();
+    assert_eq!(index, ChunkIndex::build(&bytes[..], 64 << 10).unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("root.img.release.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["version"], "1.2.3");
+    assert_eq!(manifest["board"], BOARD);
+    assert_eq!(manifest["filesystem"], "erofs");
+    assert_eq!(manifest["image_length"], bytes.len());
+    assert_eq!(manifest["image_sha256"], index.image_sha256().to_string());
+    let fsck = Command::new("fsck.erofs").arg(&img).output().unwrap();
+    assert!(
+        fsck.status.success(),
+        "fsck.erofs: {}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}
+
+#[test]
+fn refusals_name_the_problem_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    make_tree(&tree);
+    let no_kernel = dir.path().join("nokernel");
+    make_tree(&no_kernel);
+    fs::remove_file(no_kernel.join("boot/vmlinuz")).unwrap();
+    fs::remove_file(no_kernel.join("boot/vmlinuz-6.1.0-moho")).unwrap();
+    let out = dir.path().join("out/root.img");
+    fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "--rootfs",
+                s(&no_kernel),
+                "--version",
+                "1.0.0",
+                "--fs",
+                "ext4",
+            ],
+            "no kernel in /boot",
+        ),
+        (
+            vec!["--rootfs", s(&tree), "--version", "1.0", "--fs", "ext4"],
+            "is not a semantic version",
+        ),
+        (
+            vec![
+                "--rootfs",
+                s(&tree),
+                "--version",
+                "1.0.0",
+                "--fs",
+                "ext4",
+                "--size",
+                "4MiB",
+            ],
+            "would not fit --size",
+        ),
+        (
+            vec![
+                "--rootfs",
+                s(&tree),
+                "--version",
+                "1.0.0",
+                "--fs",
+                "erofs",
+                "--size",
+                "1MiB",
+            ],
+            "would not fit --size",
+        ),
+        (
+            vec![
+                "--rootfs",
+                s(&tree),
+                "--version",
+                "1.0.0",
+                "--chunk-size",
+                "5000",
+            ],
+            "is not a power of two",
+        ),
+    ];
+    for (extra, expect) in cases {
+        let mut args = vec!["build", "--board", BOARD, "--out", s(&out)];
+        args.extend(extra);
+        let err = fails(&args, 3);
+        assert!(err.contains(expect), "{args:?}: {err}");
+        assert!(
+            fs::read_dir(out.parent().unwrap())
+                .unwrap()
+                .next()
+                .is_none(),
+            "{args:?} left files behind"
+        );
+    }
+    // An existing output is kept unless --force.
+    fs::write(&out, "precious").unwrap();
+    let err = fails(
+        &[
+            "build",
+            "--rootfs",
+            s(&tree),
+            "--version",
+            "1.0.0",
+            "--board",
+            BOARD,
+            "--out",
+            s(&out),
+        ],
+        3,
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(fs::read(&out).unwrap(), b"precious");
+}
