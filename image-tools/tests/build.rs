@@ -4,13 +4,16 @@
 
 mod common;
 
+use std::collections::HashMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
 use moho_release::ChunkIndex;
 
-fn build(tree: &std::path::Path, out: &std::path::Path, fs_type: &str, extra: &[&str]) -> String {
+fn build(tree: &Path, out: &Path, fs_type: &str, extra: &[&str]) -> String {
     let mut args = vec![
         "build",
         "--rootfs",
@@ -32,7 +35,7 @@ fn build(tree: &std::path::Path, out: &std::path::Path, fs_type: &str, extra: &[
 
 /// Reads every file of the tree (atime) and changes inode metadata (ctime),
 /// as checking out or copying a tree would.
-fn disturb(tree: &std::path::Path) {
+fn disturb(tree: &Path) {
     for f in ["etc/hostname", "usr/bin/busybox", "boot/vmlinuz-6.1.0-moho"] {
         let p = tree.join(f);
         let _ = fs::read(&p).unwrap();
@@ -86,6 +89,54 @@ fn the_same_tree_and_epoch_give_the_same_bytes() {
         assert!(
             fs::read(&a).unwrap() != fs::read(&c).unwrap(),
             "{fs_type}: the epoch is ignored"
+        );
+    }
+}
+
+/// Copies `from` to `to` creating entries in reverse name order (so that
+/// directory order, inode numbers and times all differ from the original),
+/// keeping modes, symbolic links and hard links.
+fn copy_reversed(from: &Path, to: &Path, links: &mut HashMap<(u64, u64), PathBuf>) {
+    fs::create_dir(to).unwrap();
+    let mut entries: Vec<_> = fs::read_dir(from)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries.reverse();
+    for src in entries {
+        let dest = to.join(src.file_name().unwrap());
+        let meta = fs::symlink_metadata(&src).unwrap();
+        if meta.is_dir() {
+            copy_reversed(&src, &dest, links);
+        } else if meta.file_type().is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(&src).unwrap(), &dest).unwrap();
+        } else if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+            fs::hard_link(first, &dest).unwrap();
+        } else {
+            fs::copy(&src, &dest).unwrap();
+            links.insert((meta.dev(), meta.ino()), dest.clone());
+        }
+        if !meta.file_type().is_symlink() {
+            fs::set_permissions(&dest, meta.permissions()).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_copy_of_the_tree_made_in_another_order_gives_the_same_bytes() {
+    for fs_type in ["ext4", "erofs"] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        make_tree(&tree);
+        let copy = dir.path().join("copy");
+        copy_reversed(&tree, &copy, &mut HashMap::new());
+        let (a, b) = (dir.path().join("a.img"), dir.path().join("b.img"));
+        build(&tree, &a, fs_type, &[]);
+        build(&copy, &b, fs_type, &[]);
+        assert!(
+            fs::read(&a).unwrap() == fs::read(&b).unwrap(),
+            "{fs_type}: images differ"
         );
     }
 }

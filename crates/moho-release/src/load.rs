@@ -16,6 +16,26 @@
 //! lists them) → targets (likewise from the snapshot). Signatures are checked
 //! before a file's content is believed, rollback against the caller's
 //! [`TrustedState`], expiry against `now`.
+//!
+//! An async caller (the agent fetching over HTTPS) drives it like this; a
+//! synchronous one can use [`load_repository`](crate::load_repository):
+//!
+//! ```no_run
+//! # use moho_release::{LoadStep, RepositoryLoad, TrustedState, VerifyError};
+//! # async fn fetch(_file: &str, _max_len: u64) -> Option<Vec<u8>> { None }
+//! # async fn example(root: &[u8], state: TrustedState) -> Result<(), VerifyError> {
+//! let mut load = RepositoryLoad::start(root, &state, std::time::SystemTime::now())?;
+//! let repo = loop {
+//!     let request = load.request();
+//!     let bytes = fetch(&request.file, request.max_len).await; // None: 404
+//!     match load.supply(bytes)? {
+//!         LoadStep::Need(next) => load = *next,
+//!         LoadStep::Done(repo) => break *repo,
+//!     }
+//! };
+//! // Persist repo.root_json() and repo.trusted_state() for the next load.
+//! # let _ = repo; Ok(()) }
+//! ```
 
 use std::time::SystemTime;
 
