@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use crate::cache::Caches;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
-use crate::http::{admin_fleet, admin_rollouts, fleetlock, health, node, repo};
+use crate::http::{admin_fleet, admin_repo, admin_rollouts, fleetlock, health, node, repo};
 use crate::metrics::Metrics;
 use crate::store::Db;
 
@@ -28,6 +28,10 @@ pub struct AppState {
     pub caches: Arc<Caches>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Rollback state of the served repository (after the last verification).
+    pub repo_state: Arc<std::sync::Mutex<Option<moho_release::TrustedState>>>,
+    /// Serialises publications.
+    pub publish_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -39,6 +43,8 @@ impl AppState {
             config: Arc::new(config),
             caches: Arc::default(),
             metrics: Arc::new(Metrics::new()),
+            repo_state: Arc::default(),
+            publish_lock: Arc::default(),
         }
     }
 }
@@ -85,6 +91,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/audit", get(admin_fleet::audit_log))
         .route("/releases", get(admin_rollouts::list_releases))
+        .route("/releases/sync", post(admin_repo::sync_releases))
+        .route("/repository/files", get(admin_repo::list_files))
+        .route("/uploads", post(admin_repo::create_upload))
+        .route("/uploads/{id}/files/{*path}", put(admin_repo::upload_file))
+        .route("/uploads/{id}/commit", post(admin_repo::commit_upload))
         .route(
             "/rollouts",
             get(admin_rollouts::list_rollouts).post(admin_rollouts::create_rollout),

@@ -70,6 +70,11 @@ pub struct ServeArgs {
     /// Directory of the TUF repository (default DATA_DIR/repo).
     #[arg(long)]
     pub repo: Option<PathBuf>,
+    /// The repository's trusted root metadata (its 1.root.json): releases are
+    /// synced and uploads accepted only if they verify against it. Default:
+    /// DATA_DIR/trusted-root.json when present.
+    #[arg(long)]
+    pub trusted_root: Option<PathBuf>,
     /// Tell nodes to fetch the repository from this base URL (a CDN)
     /// instead of this server's /repo.
     #[arg(long)]

@@ -76,9 +76,30 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.enrollment_token = args.enrollment_token.clone();
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
+    let default_root = args.data.data_dir.join("trusted-root.json");
+    let root_file = args
+        .trusted_root
+        .clone()
+        .or_else(|| default_root.exists().then_some(default_root));
+    if let Some(path) = &root_file {
+        config.trusted_root = Some(std::fs::read(path).map_err(|source| CommandError::Io {
+            path: path.display().to_string(),
+            source,
+        })?);
+    } else {
+        tracing::warn!(
+            "no --trusted-root: no release can be synced, published or offered until one is given"
+        );
+    }
     let db = Db::connect(&args.data.database_url()).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(db.clone(), clock, config);
+    if state.config.trusted_root.is_some() {
+        match crate::repository::sync::sync(&state).await {
+            Ok(list) => tracing::info!("{} release(s) in the signed repository", list.len()),
+            Err(e) => tracing::error!("repository not synced: {e}"),
+        }
+    }
     let listener = std::net::TcpListener::bind(args.listen).map_err(|source| CommandError::Io {
         path: args.listen.to_string(),
         source,

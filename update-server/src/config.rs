@@ -23,6 +23,11 @@ pub struct ServerConfig {
     pub stats_ttl: SignedDuration,
     /// How long a rollout's line index is reused before it is rebuilt.
     pub index_ttl: SignedDuration,
+    /// The repository's trusted root metadata (`1.root.json`); without it
+    /// nothing can be synced or published.
+    pub trusted_root: Option<Vec<u8>>,
+    /// Largest uploaded repository file, bytes.
+    pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
     pub tls: bool,
 }
@@ -39,6 +44,8 @@ impl ServerConfig {
             max_admin_body: 1024 * 1024,
             stats_ttl: SignedDuration::from_secs(2),
             index_ttl: SignedDuration::from_mins(5),
+            trusted_root: None,
+            max_upload: 64 << 30,
             tls: false,
         }
     }

@@ -15,5 +15,6 @@ pub mod decide;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod repository;
 pub mod serve;
 pub mod store;

@@ -4,11 +4,12 @@
 //! - [`auth`]: bearer tokens and roles of the admin API.
 //! - [`node`]: signed check-ins and event reports.
 //! - [`fleetlock`]: FleetLock reboot coordination.
-//! - [`admin_fleet`], [`admin_rollouts`]: the admin API.
+//! - [`admin_fleet`], [`admin_rollouts`], [`admin_repo`]: the admin API.
 //! - [`repo`]: static TUF repository files with Range and ETag.
 //! - [`health`], [`openapi`]: probes and the API description.
 
 pub mod admin_fleet;
+pub mod admin_repo;
 pub mod admin_rollouts;
 pub mod auth;
 pub mod body;

@@ -91,6 +91,36 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
         "Releases synced from the signed repository",
     ),
     (
+        "post",
+        "/api/v1/releases/sync",
+        "admin",
+        "Re-read releases from the served signed repository",
+    ),
+    (
+        "get",
+        "/api/v1/repository/files",
+        "viewer",
+        "Served repository files with their lengths",
+    ),
+    (
+        "post",
+        "/api/v1/uploads",
+        "admin",
+        "Start a publication (staging area)",
+    ),
+    (
+        "put",
+        "/api/v1/uploads/{id}/files/{path}",
+        "admin",
+        "Upload one metadata/ or targets/ file",
+    ),
+    (
+        "post",
+        "/api/v1/uploads/{id}/commit",
+        "admin",
+        "Verify the upload against the trusted root and serve it atomically",
+    ),
+    (
         "get",
         "/api/v1/rollouts",
         "viewer",

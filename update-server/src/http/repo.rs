@@ -52,7 +52,8 @@ pub async fn serve_file(
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("not_found", format!("no repository file {path:?}"));
-    let file_path = resolve(&app.config.repo_dir, &path).ok_or_else(not_found)?;
+    let root = crate::repository::served_root(&app.config.repo_dir);
+    let file_path = resolve(&root, &path).ok_or_else(not_found)?;
     let mut file = tokio::fs::File::open(&file_path)
         .await
         .map_err(|_| not_found())?;

@@ -1,0 +1,178 @@
+//! Publishing through the admin API: uploads are staged under
+//! `DIR/uploads/<id>/`, then a commit builds a new generation (hard links to
+//! the served files, overlaid with the staged ones), verifies it completely
+//! against the trusted root (metadata and every release's target bytes), and
+//! only then switches `DIR/current` to it with an atomic rename. A failed
+//! commit leaves the served repository untouched. All of it is blocking file
+//! work: callers run it on a blocking thread.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use moho_release::{TrustedState, VerifiedRepository};
+
+use super::sync::{check_target_files, load};
+use super::{RepoError, io_err, served_root};
+
+/// The staging directory of upload `id` (which must exist).
+pub fn staging_dir(repo_dir: &Path, id: &str) -> Result<PathBuf, RepoError> {
+    let valid = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
+    let dir = repo_dir.join("uploads").join(id);
+    if !valid || !dir.is_dir() {
+        return Err(RepoError::BadUpload(format!("unknown upload {id:?}")));
+    }
+    Ok(dir)
+}
+
+/// Starts an upload; returns its id.
+pub fn new_upload(repo_dir: &Path) -> Result<String, RepoError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let dir = repo_dir.join("uploads").join(&id);
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    Ok(id)
+}
+
+/// Where an uploaded repository file goes inside the staging directory.
+pub fn staged_file(repo_dir: &Path, id: &str, path: &str) -> Result<PathBuf, RepoError> {
+    let dir = staging_dir(repo_dir, id)?;
+    crate::http::repo::resolve(&dir, path).ok_or_else(|| {
+        RepoError::BadUpload(format!(
+            "refusing upload path {path:?}: only metadata/... and targets/..."
+        ))
+    })
+}
+
+/// Hard-links (or copies, across file systems) every file below `from` into `to`.
+fn link_tree(from: &Path, to: &Path) -> Result<(), RepoError> {
+    std::fs::create_dir_all(to).map_err(io_err(to))?;
+    let Ok(entries) = std::fs::read_dir(from) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(from))?;
+        let src = entry.path();
+        let dst = to.join(entry.file_name());
+        let kind = entry.file_type().map_err(io_err(&src))?;
+        if kind.is_dir() {
+            link_tree(&src, &dst)?;
+        } else if kind.is_file() {
+            let _ = std::fs::remove_file(&dst);
+            if std::fs::hard_link(&src, &dst).is_err() {
+                std::fs::copy(&src, &dst).map_err(io_err(&dst))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves every staged file over the generation's files.
+fn overlay(staged: &Path, gen_dir: &Path) -> Result<(), RepoError> {
+    let Ok(entries) = std::fs::read_dir(staged) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(staged))?;
+        let src = entry.path();
+        let dst = gen_dir.join(entry.file_name());
+        if entry.file_type().map_err(io_err(&src))?.is_dir() {
+            std::fs::create_dir_all(&dst).map_err(io_err(&dst))?;
+            overlay(&src, &dst)?;
+        } else {
+            let _ = std::fs::remove_file(&dst);
+            std::fs::rename(&src, &dst).map_err(io_err(&dst))?;
+        }
+    }
+    Ok(())
+}
+
+fn next_generation(gens: &Path) -> u64 {
+    std::fs::read_dir(gens)
+        .map(|it| {
+            it.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+                + 1
+        })
+        .unwrap_or(1)
+}
+
+/// Verifies upload `id` on top of the served repository and, if it holds,
+/// makes it the served repository. Returns the verified repository.
+pub fn commit(
+    repo_dir: &Path,
+    id: &str,
+    trusted_root: &[u8],
+    trusted: &TrustedState,
+    now: SystemTime,
+) -> Result<VerifiedRepository, RepoError> {
+    let staged = staging_dir(repo_dir, id)?;
+    let gens = repo_dir.join("generations");
+    std::fs::create_dir_all(&gens).map_err(io_err(&gens))?;
+    let n = next_generation(&gens);
+    let gen_dir = gens.join(n.to_string());
+    let result = (|| {
+        let current = served_root(repo_dir);
+        for part in ["metadata", "targets"] {
+            link_tree(&current.join(part), &gen_dir.join(part))?;
+        }
+        overlay(&staged, &gen_dir)?;
+        let repo = load(&gen_dir, trusted_root, trusted, now)?;
+        check_target_files(&gen_dir, &repo)?;
+        Ok(repo)
+    })();
+    let _ = std::fs::remove_dir_all(&staged);
+    let repo = match result {
+        Ok(repo) => repo,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&gen_dir);
+            return Err(e);
+        }
+    };
+    // Atomic switch: a new symlink renamed over the old one.
+    let tmp = repo_dir.join("current.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(Path::new("generations").join(n.to_string()), &tmp)
+        .map_err(io_err(&tmp))?;
+    std::fs::rename(&tmp, repo_dir.join("current")).map_err(io_err(&tmp))?;
+    // Keep the previous generation for downloads in flight; drop older ones.
+    if let Ok(entries) = std::fs::read_dir(&gens) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .is_some_and(|g| g + 1 < n)
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(repo)
+}
+
+/// Lists the served files as (path below the root, length).
+pub fn list_files(repo_dir: &Path) -> Vec<(String, u64)> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.metadata() {
+                Ok(m) if m.is_dir() => walk(base, &p, out),
+                Ok(m) => {
+                    if let Ok(rel) = p.strip_prefix(base) {
+                        out.push((rel.to_string_lossy().into_owned(), m.len()));
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    let root = served_root(repo_dir);
+    let mut out = Vec::new();
+    for part in ["metadata", "targets"] {
+        walk(&root, &root.join(part), &mut out);
+    }
+    out.sort();
+    out
+}
