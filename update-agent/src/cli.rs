@@ -42,6 +42,25 @@ pub struct Cli {
 pub enum Command {
     /// Show or change the A/B slot table.
     Slots(SlotsArgs),
+    /// Install an update into the inactive slot once: verify the signed
+    /// release, stream it chunk by chunk (resuming an interrupted run, copying
+    /// chunks the booted slot already has), read it back, and arm the slot.
+    /// Without --version or --target, installs the newest release signed for
+    /// this node's board and channel that is newer than the booted version.
+    Install {
+        /// The disk holding the slots (default: node.disk, else discovered).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+        /// Install this version (semver) of this node's board.
+        #[arg(long, conflicts_with = "target")]
+        version: Option<semver::Version>,
+        /// Install this target (`<board>/<version>/<file>`).
+        #[arg(long)]
+        target: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the resolved configuration and which file set each key.
     Config {
         /// Print JSON.
@@ -106,6 +125,33 @@ pub enum SlotsCommand {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Slots(args) => run_slots(cli.booted, args, &LiveSystem),
+        Command::Install {
+            disk,
+            version,
+            target,
+            json,
+        } => {
+            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+            let (config, _) = crate::config::load(&dirs)?;
+            let progress = crate::install::progress::for_stderr();
+            let outcome = crate::install_cmd::run(
+                &config,
+                &crate::install_cmd::InstallArgs {
+                    disk,
+                    target,
+                    version,
+                },
+                &LiveSystem,
+                cli.booted,
+                progress.as_ref(),
+            )?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else {
+                println!("{}", crate::install_cmd::render(&outcome));
+            }
+            Ok(())
+        }
         Command::Config { json } => {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);
             let view = crate::config_cmd::describe(&dirs)?;

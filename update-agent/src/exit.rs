@@ -23,11 +23,15 @@ pub const NO_BOOTABLE_SLOT: u8 = 6;
 /// The configuration is invalid (the message names file, key and value).
 pub const CONFIG: u8 = 7;
 
+/// A release or repository failed verification (bad signature, expired or
+/// replayed metadata, tampered bytes), or cannot be applied to this node.
+pub const UNTRUSTED: u8 = 8;
+
 /// The exit code table, for `--help`.
 pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; \
 3 disk missing, unreadable or not a Moho disk; 4 change refused by a slot invariant \
 (nothing written); 5 booted slot unknown (pass --booted); 6 no bootable slot; \
-7 invalid configuration.";
+7 invalid configuration; 8 release failed verification or does not apply to this node.";
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -48,6 +52,24 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
         if cause.downcast_ref::<crate::config::ConfigError>().is_some() {
             return CONFIG;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::install::InstallError>() {
+            use crate::install::{InstallError as E, Refusal};
+            return match e {
+                E::Refused {
+                    refusal: Refusal::Release(_),
+                    ..
+                } => UNTRUSTED,
+                E::Refused { .. } => REFUSED,
+                E::Verify(_) | E::Repo(crate::repo_client::RepoError::Verify { .. }) => UNTRUSTED,
+                E::Stream {
+                    source: crate::install::stream::StreamError::Rejected { .. },
+                    ..
+                }
+                | E::ReadBack { .. } => UNTRUSTED,
+                E::Disk(d) => disk_code(d),
+                _ => FAILED,
+            };
         }
     }
     FAILED

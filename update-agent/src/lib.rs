@@ -5,17 +5,33 @@
 //! - [`config_cmd`]: `update-agent config`, the resolved configuration and its sources.
 //! - [`slots_cmd`]: `update-agent slots ...`, reading and changing the slot table.
 //! - [`slots_view`]: how the slot table is shown (text and JSON).
+//! - [`state`]: the agent state machine and its persisted copy.
+//! - [`atomic_file`]: crash-safe replacement of state files.
+//! - [`install`]: the install path (check, verify, stream, read back, arm).
+//! - [`install_cmd`]: `update-agent install`.
+//! - [`fetch`]: HTTPS / file transports for the repository.
+//! - [`repo_client`]: the TUF client and its persisted rollback protection.
+//! - [`denylist`]: versions this node will not install again.
+//! - [`os_release`]: the booted version.
 //! - [`booted`]: which slot the running system booted from.
 //! - [`system`]: the running system (kernel command line, root device) behind a trait.
 //! - [`disk_locate`]: which disk holds the slots when `--disk` is not given.
 //! - [`exit`]: exit codes.
 
+pub mod atomic_file;
 pub mod booted;
 pub mod cli;
 pub mod config;
 pub mod config_cmd;
+pub mod denylist;
 pub mod disk_locate;
 pub mod exit;
+pub mod fetch;
+pub mod install;
+pub mod install_cmd;
+pub mod os_release;
+pub mod repo_client;
 pub mod slots_cmd;
 pub mod slots_view;
+pub mod state;
 pub mod system;

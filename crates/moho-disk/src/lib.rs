@@ -26,4 +26,4 @@ pub mod slot_disk;
 
 pub use error::DiskError;
 pub use gpt_read::{CopyHealth, TableHealth};
-pub use slot_disk::{FakeSlotDisk, GptSlotDisk, SlotDisk, SlotDiskCall};
+pub use slot_disk::{FakeSlotDisk, GptSlotDisk, SlotDisk, SlotDiskCall, SlotExtent};

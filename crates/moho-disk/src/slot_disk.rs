@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use moho_core::layout::{PartitionInfo, identify_slots};
 use moho_core::slot_attrs::SlotAttributes;
-use moho_core::slot_table::SlotTable;
+use moho_core::slot_table::{SlotName, SlotTable};
 
 use crate::device::Disk;
 use crate::error::DiskError;
@@ -19,10 +19,23 @@ use crate::gpt_commit::commit_attributes;
 use crate::gpt_read::{GptSnapshot, TableHealth, read_gpt};
 use crate::kernel::{KernelPartition, KernelRefresh, refresh_kernel_view};
 
+/// Where a slot's bytes are: a byte range of a disk (file or block device).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotExtent {
+    /// The whole disk.
+    pub disk: PathBuf,
+    /// Byte offset of the slot's partition.
+    pub offset: u64,
+    /// Its length in bytes.
+    pub length: u64,
+}
+
 /// Reads and writes the slot attributes of one disk.
 pub trait SlotDisk {
     /// The disk, for messages.
     fn path(&self) -> &Path;
+    /// Where slot `name`'s bytes are (as of the last read).
+    fn slot_extent(&self, name: SlotName) -> Result<SlotExtent, DiskError>;
     /// Reads the slot table afresh from the disk.
     fn read_slots(&mut self) -> Result<SlotTable, DiskError>;
     /// The health of the GPT copies as of the last read.
@@ -127,7 +140,7 @@ impl GptSlotDisk {
             });
         }
         let mut attrs = BTreeMap::new();
-        for name in moho_core::SlotName::ALL {
+        for name in SlotName::ALL {
             let (old, new) = (current.get(name), next.get(name));
             if (old.partition, &old.label, old.partuuid)
                 != (new.partition, &new.label, new.partuuid)
@@ -192,6 +205,22 @@ impl SlotDisk for GptSlotDisk {
         &self.disk.path
     }
 
+    fn slot_extent(&self, name: SlotName) -> Result<SlotExtent, DiskError> {
+        let table = self.slots_of(&self.snapshot)?;
+        let number = table.get(name).partition;
+        let (offset, length) =
+            self.partition_range(number)
+                .ok_or_else(|| DiskError::Unsupported {
+                    path: self.disk.path.clone(),
+                    what: format!("slot {name}: partition {number} vanished"),
+                })?;
+        Ok(SlotExtent {
+            disk: self.disk.path.clone(),
+            offset,
+            length,
+        })
+    }
+
     fn read_slots(&mut self) -> Result<SlotTable, DiskError> {
         self.reread()?;
         self.slots_of(&self.snapshot)
@@ -242,6 +271,8 @@ pub struct FakeSlotDisk {
     /// If set, the next commit fails with an I/O error carrying this text
     /// and leaves the table unchanged.
     pub fail_next_commit: Option<String>,
+    /// Where each slot's bytes are (tests point these at files).
+    pub extents: BTreeMap<SlotName, SlotExtent>,
 }
 
 impl FakeSlotDisk {
@@ -252,6 +283,7 @@ impl FakeSlotDisk {
             table,
             calls: Vec::new(),
             fail_next_commit: None,
+            extents: BTreeMap::new(),
         }
     }
 
@@ -270,6 +302,16 @@ impl FakeSlotDisk {
 impl SlotDisk for FakeSlotDisk {
     fn path(&self) -> &Path {
         &self.path
+    }
+
+    fn slot_extent(&self, name: SlotName) -> Result<SlotExtent, DiskError> {
+        self.extents
+            .get(&name)
+            .cloned()
+            .ok_or_else(|| DiskError::Unsupported {
+                path: self.path.clone(),
+                what: format!("fake disk has no extent for slot {name}"),
+            })
     }
 
     fn read_slots(&mut self) -> Result<SlotTable, DiskError> {

@@ -91,6 +91,11 @@ pub struct UpdateConfig {
     pub check_interval: Duration,
     /// Boot attempts a freshly installed slot gets (1–15).
     pub tries: u8,
+    /// Attempts per chunk before a broken download is given up.
+    pub download_attempts: u32,
+    /// Wait before the first download retry (doubled each time).
+    #[serde(serialize_with = "as_humantime")]
+    pub download_backoff: Duration,
 }
 
 /// `[reboot]`

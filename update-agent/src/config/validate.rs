@@ -384,6 +384,13 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
         .integer("update.tries", 1..=15)
         .and_then(|n| u8::try_from(n).ok())
         .unwrap_or(1);
+    let download_attempts = r
+        .integer("update.download_attempts", 1..=100)
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(5);
+    let download_backoff = r
+        .parsed("update.download_backoff", duration)
+        .unwrap_or(Duration::from_secs(1));
 
     let max_user_delay = r
         .parsed("reboot.max_user_delay", duration)
@@ -483,6 +490,8 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
         update: UpdateConfig {
             check_interval,
             tries,
+            download_attempts,
+            download_backoff,
         },
         reboot: RebootConfig {
             strategy,

@@ -1,0 +1,257 @@
+//! A small HTTPS file server for end-to-end tests: serves a directory with
+//! single byte ranges (206), counts the bytes it sends per path, can
+//! throttle, and can corrupt or cut off a file on purpose. Its certificate
+//! is signed by a throwaway CA whose PEM the tests hand to the agent.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::response::Response;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+
+/// What to do to a file while serving it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Flip the byte at this file offset.
+    FlipByte(u64),
+    /// Stop sending once this file offset is reached (the connection then
+    /// ends short of its Content-Length).
+    TruncateAt(u64),
+    /// Like `TruncateAt`, for the next request of the file only (a dropped
+    /// connection).
+    TruncateOnceAt(u64),
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    root: PathBuf,
+    faults: Mutex<HashMap<String, Fault>>,
+    served: Mutex<HashMap<String, u64>>,
+    requests: Mutex<Vec<(String, Option<String>)>>,
+    rate: Mutex<Option<u64>>,
+}
+
+/// A running server; stopped on drop.
+#[derive(Debug)]
+pub struct HttpsServer {
+    /// `https://127.0.0.1:PORT/`.
+    pub base: String,
+    /// PEM of the CA that signed the server certificate.
+    pub ca_pem: String,
+    shared: Arc<Shared>,
+    handle: axum_server::Handle<SocketAddr>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl HttpsServer {
+    /// Serves `root` on a free loopback port.
+    pub fn start(root: &Path) -> Self {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "moho test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("ca key"))
+            .expect("ca cert");
+        let leaf_key = KeyPair::generate().expect("leaf key");
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .expect("leaf params")
+            .signed_by(&leaf_key, &ca)
+            .expect("leaf cert");
+        let cert_pem = leaf.pem();
+        let key_pem = leaf_key.serialize_pem();
+        let shared = Arc::new(Shared {
+            root: root.to_owned(),
+            ..Shared::default()
+        });
+        let handle = axum_server::Handle::new();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let thread = {
+            let shared = shared.clone();
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .expect("tokio runtime");
+                rt.block_on(async move {
+                    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+                        cert_pem.into_bytes(),
+                        key_pem.into_bytes(),
+                    )
+                    .await
+                    .expect("tls config");
+                    let app = Router::new().fallback(serve).with_state(shared);
+                    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+                    listener.set_nonblocking(true).expect("nonblocking");
+                    let _ = tx.send(listener.local_addr().expect("addr"));
+                    axum_server::from_tcp_rustls(listener, tls)
+                        .expect("server")
+                        .handle(handle)
+                        .serve(app.into_make_service())
+                        .await
+                        .expect("serve");
+                });
+            })
+        };
+        let addr = rx.recv().expect("server address");
+        Self {
+            base: format!("https://127.0.0.1:{}/", addr.port()),
+            ca_pem: ca.pem(),
+            shared,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Applies `fault` to the file at `path` (relative to the root).
+    pub fn set_fault(&self, path: &str, fault: Option<Fault>) {
+        let mut f = self.shared.faults.lock().expect("lock");
+        match fault {
+            Some(x) => f.insert(path.to_owned(), x),
+            None => f.remove(path),
+        };
+    }
+
+    /// Limits sending to `bytes_per_sec` (None: unlimited).
+    pub fn throttle(&self, bytes_per_sec: Option<u64>) {
+        *self.shared.rate.lock().expect("lock") = bytes_per_sec;
+    }
+
+    /// Bytes sent so far for paths ending with `suffix`.
+    pub fn bytes_served(&self, suffix: &str) -> u64 {
+        self.shared
+            .served
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(k, _)| k.ends_with(suffix))
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    /// Every request so far: path and Range header.
+    pub fn requests(&self) -> Vec<(String, Option<String>)> {
+        self.shared.requests.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for HttpsServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn parse_range(h: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = h.strip_prefix("bytes=")?;
+    let (a, b) = spec.split_once('-')?;
+    let start: u64 = a.parse().ok()?;
+    let end = if b.is_empty() {
+        len - 1
+    } else {
+        b.parse::<u64>().ok()?.min(len - 1)
+    };
+    (start <= end && start < len).then_some((start, end + 1))
+}
+
+async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) -> Response {
+    let rel = uri.path().trim_start_matches('/').to_owned();
+    let range_header = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    shared
+        .requests
+        .lock()
+        .expect("lock")
+        .push((rel.clone(), range_header.clone()));
+    let path = shared.root.join(&rel);
+    if rel.contains("..") {
+        return status(StatusCode::BAD_REQUEST);
+    }
+    let Ok(mut data) = tokio::fs::read(&path).await else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    let fault = {
+        let mut faults = shared.faults.lock().expect("lock");
+        let f = faults.get(&rel).copied();
+        if matches!(f, Some(Fault::TruncateOnceAt(_))) {
+            faults.remove(&rel);
+        }
+        f
+    };
+    let mut cut = None;
+    match fault {
+        Some(Fault::FlipByte(at)) => {
+            if let Some(b) = usize::try_from(at).ok().and_then(|i| data.get_mut(i)) {
+                *b ^= 0xff;
+            }
+        }
+        Some(Fault::TruncateAt(at) | Fault::TruncateOnceAt(at)) => cut = Some(at),
+        None => {}
+    }
+    let len = data.len() as u64;
+    let (code, start, end) = match range_header.as_deref().map(|h| parse_range(h, len)) {
+        Some(Some((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(None) => return status(StatusCode::RANGE_NOT_SATISFIABLE),
+        None => (StatusCode::OK, 0, len),
+    };
+    let send_end = cut.map_or(end, |c| c.clamp(start, end));
+    let rate = *shared.rate.lock().expect("lock");
+    let body_bytes =
+        data[usize::try_from(start).unwrap_or(0)..usize::try_from(send_end).unwrap_or(0)].to_vec();
+    let piece = 256 * 1024;
+    let stream = futures_util::stream::unfold(
+        (body_bytes, 0usize, shared.clone(), rel.clone()),
+        move |(bytes, off, shared, rel)| async move {
+            if off >= bytes.len() {
+                return None;
+            }
+            let n = piece.min(bytes.len() - off);
+            if let Some(r) = rate {
+                tokio::time::sleep(Duration::from_secs_f64(n as f64 / r as f64)).await;
+            }
+            *shared
+                .served
+                .lock()
+                .expect("lock")
+                .entry(rel.clone())
+                .or_default() += n as u64;
+            let chunk = axum::body::Bytes::copy_from_slice(&bytes[off..off + n]);
+            Some((
+                Ok::<_, std::io::Error>(chunk),
+                (bytes, off + n, shared, rel),
+            ))
+        },
+    );
+    let mut resp = Response::builder()
+        .status(code)
+        .header(header::CONTENT_LENGTH, end - start)
+        .header(header::ACCEPT_RANGES, "bytes");
+    if code == StatusCode::PARTIAL_CONTENT {
+        resp = resp.header(
+            header::CONTENT_RANGE,
+            format!("bytes {start}-{}/{len}", end - 1),
+        );
+    }
+    resp.body(Body::from_stream(stream))
+        .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+fn status(code: StatusCode) -> Response {
+    Response::builder()
+        .status(code)
+        .body(Body::empty())
+        .unwrap_or_default()
+}

@@ -1,0 +1,398 @@
+//! The install path end to end (issue 4): the real `update-agent install`
+//! against a signed repository built by `image-tools`, served over HTTPS
+//! from loopback, onto slots on a loop device (partitions added by BLKPG)
+//! or a disk image file. Every refusal leaves the booted slot untouched and
+//! the inactive slot unarmed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Output;
+
+use moho_e2e::fleet::{Node, NodeSpec, ReleaseRepo, payload};
+use moho_e2e::https_server::{Fault, HttpsServer};
+use moho_e2e::{require_root, slot_fields};
+
+const MIB: usize = 1024 * 1024;
+const BOARD: &str = "amd64-test";
+
+struct World {
+    _tmp: tempfile::TempDir,
+    repo: ReleaseRepo,
+    server: HttpsServer,
+    v1: std::path::PathBuf,
+}
+
+fn world(payload_mib: usize) -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ReleaseRepo::new(tmp.path(), BOARD);
+    let v1 = repo.build("1.0.0", &payload(payload_mib * MIB, 1));
+    repo.add(&v1, &["stable"]);
+    let server = HttpsServer::start(&repo.repo);
+    World {
+        _tmp: tmp,
+        repo,
+        server,
+        v1,
+    }
+}
+
+fn node(w: &World, name: &str, on_loop: bool) -> Node {
+    node_sized(w, name, on_loop, "64M", "256M")
+}
+
+fn node_sized(w: &World, name: &str, on_loop: bool, slot: &str, disk: &str) -> Node {
+    Node::new(
+        &w.repo.dir.join(name),
+        &w.server,
+        &w.repo,
+        &NodeSpec {
+            booted_image: &w.v1,
+            booted_version: "1.0.0",
+            channel: "stable",
+            slot_size: slot,
+            disk_size: disk,
+            on_loop_device: on_loop,
+        },
+    )
+}
+
+/// The install failed with `code`, saying `needle`, and both slots are as
+/// `disk create` left them: A booted and good, B never armed.
+fn refused(n: &Node, out: &Output, code: i32, needle: &str) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {err}");
+    assert!(err.contains(needle), "expected {needle:?} in: {err}");
+    let slots = n.slots();
+    assert_eq!(
+        slot_fields(&slots, "A"),
+        (1, 0, true),
+        "booted slot untouched"
+    );
+    assert_eq!(slot_fields(&slots, "B").0, 0, "inactive slot never armed");
+    assert_eq!(slots["next"], "A");
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "install failed: {}", stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The bytes of slot B (partition 3) of the node's disk file.
+fn slot_b(node: &Node, slot_mib: usize, len: usize) -> Vec<u8> {
+    let start = MIB + 64 * MIB + slot_mib * MIB; // 1 MiB gap + ESP + slot A
+    let disk = std::fs::read(&node.disk_file).unwrap();
+    disk[start..start + len].to_vec()
+}
+
+/// Slot B holds exactly the image file `image`.
+fn slot_b_holds(node: &Node, slot_mib: usize, image: &Path) {
+    let want = std::fs::read(image).unwrap();
+    assert!(
+        slot_b(node, slot_mib, want.len()) == want,
+        "slot B does not hold the image"
+    );
+}
+
+#[test]
+fn a_clean_install_on_a_loop_device_arms_b() {
+    require_root("install on a loop device");
+    let w = world(20);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "clean", true);
+    let out = json(&n.install(&[]));
+    assert_eq!(out["outcome"], "installed");
+    assert_eq!(out["version"], "1.1.0");
+    assert_eq!(out["slot"], "B");
+    let slots = n.slots();
+    assert_eq!(slot_fields(&slots, "B"), (2, 1, false));
+    assert_eq!(slot_fields(&slots, "A"), (1, 0, true));
+    assert_eq!(slots["next"], "B");
+    slot_b_holds(&n, 64, &v2);
+    // Nothing newer now: a second run says so and changes nothing.
+    let again = json(&n.install(&[]));
+    assert_eq!(again["outcome"], "already-staged");
+    assert_eq!(again["slot"], "B");
+    assert_eq!(slot_fields(&n.slots(), "B"), (2, 1, false));
+}
+
+#[test]
+fn sigkill_at_10_50_and_90_percent_resumes_without_starting_over() {
+    require_root("install on a loop device");
+    let w = world(4);
+    // 1 MiB chunks keep the work lost per kill small next to the image.
+    let v2 = w
+        .repo
+        .build_with(BOARD, "2.0.0", &payload(64 * MIB, 7), "1MiB");
+    w.repo.add(&v2, &["stable"]);
+    let image_len = std::fs::metadata(&v2).unwrap().len();
+    // All-zero chunks are copied from the (mostly empty) booted slot, not
+    // downloaded: place the kills on the bytes that really travel.
+    let remote: u64 = std::fs::read(&v2)
+        .unwrap()
+        .chunks(MIB)
+        .filter(|c| c.iter().any(|&b| b != 0))
+        .map(|c| c.len() as u64)
+        .sum();
+    let n = node_sized(&w, "resume", true, "128M", "512M");
+    // Slow enough to stop the agent at a chosen point.
+    w.server.throttle(Some(24 * MIB as u64));
+    for percent in [10u64, 50, 90] {
+        let mut args = n.agent_args("A");
+        args.extend([
+            std::ffi::OsStr::new("install"),
+            std::ffi::OsStr::new("--json"),
+        ]);
+        let log = n.dir.join(format!("agent-{percent}.log"));
+        let mut child = std::process::Command::new(moho_e2e::bin("update-agent"))
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let goal = remote * percent / 100;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while w.server.bytes_served("root.img") < goal {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the download never reached {percent}%"
+            );
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "agent exited ({status}) before {percent}%: {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert_eq!(
+            slot_fields(&n.slots(), "B").0,
+            0,
+            "killed at {percent}%: B not armed"
+        );
+    }
+    w.server.throttle(None);
+    let out = json(&n.install(&[]));
+    assert_eq!(out["version"], "2.0.0");
+    assert!(
+        out["resumed_bytes"].as_u64().unwrap() > image_len / 2,
+        "{out}"
+    );
+    let total = w.server.bytes_served("root.img");
+    assert!(
+        total * 10 < image_len * 12,
+        "downloaded {total} bytes in all for a {image_len}-byte image (must be < 1.2x)"
+    );
+    slot_b_holds(&n, 128, &v2);
+    assert_eq!(slot_fields(&n.slots(), "B"), (2, 1, false));
+}
+
+#[test]
+fn a_flipped_byte_in_the_served_image_is_never_written() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "flip", true);
+    let target = w.repo.target_file("1.1.0/root.img");
+    let rel = target
+        .strip_prefix(&w.repo.repo)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let bad_at = 9 * MIB as u64 + 12345; // inside chunk 2 (4 MiB chunks)
+    w.server.set_fault(&rel, Some(Fault::FlipByte(bad_at)));
+    let out = n.install(&[]);
+    refused(&n, &out, 8, "chunk 2");
+    // Chunk 2 of slot B was never written: it still holds what disk create left (zeros).
+    let b = slot_b(&n, 64, 12 * MIB);
+    assert!(
+        b[8 * MIB..12 * MIB].iter().all(|&x| x == 0),
+        "the rejected chunk reached the disk"
+    );
+}
+
+#[test]
+fn a_truncated_response_is_refused_after_retries() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "truncated", true);
+    let target = w.repo.target_file("1.1.0/root.img");
+    let rel = target
+        .strip_prefix(&w.repo.repo)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    w.server
+        .set_fault(&rel, Some(Fault::TruncateAt(10 * MIB as u64 + 7)));
+    let out = n.install(&[]);
+    refused(&n, &out, 1, "failed after 3 attempts");
+    // Once the server is fixed, the next run resumes and completes.
+    w.server.set_fault(&rel, None);
+    let ok = json(&n.install(&[]));
+    assert!(
+        ok["resumed_bytes"].as_u64().unwrap() >= 8 * MIB as u64,
+        "{ok}"
+    );
+    slot_b_holds(&n, 64, &v2);
+}
+
+#[test]
+fn a_dropped_connection_is_resumed_with_a_range_request() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "dropped", true);
+    let target = w.repo.target_file("1.1.0/root.img");
+    let rel = target
+        .strip_prefix(&w.repo.repo)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    w.server
+        .set_fault(&rel, Some(Fault::TruncateOnceAt(10 * MIB as u64 + 7)));
+    let out = json(&n.install(&[]));
+    assert_eq!(out["version"], "1.1.0");
+    slot_b_holds(&n, 64, &v2);
+    // The retry asked for the rest, from the start of the broken chunk.
+    let ranges: Vec<String> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|(p, _)| *p == rel)
+        .filter_map(|(_, r)| r)
+        .collect();
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.starts_with(&format!("bytes={}-", 8 * MIB))),
+        "{ranges:?}"
+    );
+    assert!(w.server.bytes_served("root.img") < std::fs::metadata(&v2).unwrap().len() * 12 / 10);
+}
+
+#[test]
+fn wrong_board_wrong_channel_and_downgrade_are_refused() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let other_board = w.repo.build_for("arm64-test", "1.2.0", &payload(MIB, 3));
+    w.repo.add(&other_board, &["stable"]);
+    let beta_only = w.repo.build("1.3.0", &payload(MIB, 4));
+    w.repo.add(&beta_only, &["beta"]);
+    let older = w.repo.build("0.9.0", &payload(MIB, 5));
+    w.repo.add(&older, &["stable"]);
+    let n = node(&w, "wrong", true);
+
+    let out = n.install(&["--target", "arm64-test/1.2.0/root.img"]);
+    refused(&n, &out, 8, "board");
+    let out = n.install(&["--version", "1.3.0"]);
+    refused(&n, &out, 8, "beta");
+    let out = n.install(&["--version", "0.9.0"]);
+    refused(&n, &out, 8, "0.9.0");
+    // With nothing newer signed for this node, an unqualified install does nothing.
+    let out = json(&n.install(&[]));
+    assert_eq!(out["outcome"], "nothing-to-install");
+    refused_state_is_clean(&n);
+}
+
+fn refused_state_is_clean(n: &Node) {
+    let slots = n.slots();
+    assert_eq!(slot_fields(&slots, "A"), (1, 0, true));
+    assert_eq!(slot_fields(&slots, "B").0, 0);
+}
+
+#[test]
+fn expired_metadata_is_refused() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    moho_e2e::ok(
+        moho_e2e::bin("image-tools"),
+        [
+            "repo".as_ref(),
+            "refresh".as_ref(),
+            "--repo".as_ref(),
+            w.repo.repo.as_os_str(),
+            "--keys".as_ref(),
+            w.repo.keys.as_os_str(),
+            "--timestamp-expires".as_ref(),
+            "1s".as_ref(),
+        ],
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let n = node(&w, "expired", true);
+    let out = n.install(&[]);
+    refused(&n, &out, 8, "expired");
+}
+
+#[test]
+fn an_image_larger_than_the_slot_is_refused_before_writing() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let big = w.repo.build("1.1.0", &payload(70 * MIB, 9));
+    w.repo.add(&big, &["stable"]);
+    let n = node(&w, "full", true);
+    let out = n.install(&[]);
+    refused(&n, &out, 4, "holds only 67108864");
+    assert_eq!(
+        w.server.bytes_served("root.img"),
+        0,
+        "not a byte of the image was fetched"
+    );
+}
+
+#[test]
+fn an_update_sharing_most_chunks_downloads_little() {
+    require_root("install on a loop device");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ReleaseRepo::new(tmp.path(), BOARD);
+    let base = payload(60 * MIB, 11);
+    let v1 = repo.build_with(BOARD, "1.0.0", &base, "1MiB");
+    repo.add(&v1, &["stable"]);
+    let mut changed = base.clone();
+    for at in [5 * MIB, 33 * MIB] {
+        for b in &mut changed[at..at + 64 * 1024] {
+            *b ^= 0x5a;
+        }
+    }
+    let v2 = repo.build_with(BOARD, "1.1.0", &changed, "1MiB");
+    repo.add(&v2, &["stable"]);
+    let server = HttpsServer::start(&repo.repo);
+    let n = Node::new(
+        &tmp.path().join("reuse"),
+        &server,
+        &repo,
+        &NodeSpec {
+            booted_image: &v1,
+            booted_version: "1.0.0",
+            channel: "stable",
+            slot_size: "96M",
+            disk_size: "384M",
+            on_loop_device: true,
+        },
+    );
+    let out = json(&n.install(&[]));
+    let image = out["image_bytes"].as_u64().unwrap();
+    let downloaded = out["downloaded_bytes"].as_u64().unwrap();
+    assert_eq!(server.bytes_served("root.img"), downloaded);
+    assert!(
+        downloaded * 10 < image,
+        "downloaded {downloaded} of {image} bytes (must be < 10%)"
+    );
+    assert_eq!(
+        downloaded + out["reused_bytes"].as_u64().unwrap(),
+        image,
+        "{out}"
+    );
+    slot_b_holds(&n, 96, &v2);
+}
