@@ -74,6 +74,22 @@ impl RepoLocation {
     }
 }
 
+/// An error and its causes on one line (reqwest keeps the useful part,
+/// e.g. "connection refused", in the causes).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 fn join(base: &Url, rel: &str) -> Result<Url, FetchError> {
     base.join(rel)
         .map_err(|e| FetchError::new(format!("{base} + {rel}: {e}")))
@@ -147,7 +163,7 @@ impl HttpSource {
         let resp = self
             .rt
             .block_on(self.client.get(url.clone()).send())
-            .map_err(|e| FetchError::new(format!("{url}: {e}")))?;
+            .map_err(|e| FetchError::new(format!("{url}: {}", with_causes(&e))))?;
         if resp.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
         }

@@ -161,7 +161,7 @@ impl RepositoryLoad {
         let parsed: Parsed<Root> = signatures::parse(TRUSTED_ROOT, trusted_root)?;
         signatures::check(&parsed.signed.signed, RoleType::Root, TRUSTED_ROOT, &parsed)?;
         let root = parsed.signed;
-        let next = root.signed.version.get() + 1;
+        let next = root.signed.version.get().saturating_add(1);
         Ok(Self {
             // A clock beyond jiff's range (year 9999) makes everything expired.
             now: Instant::try_from(now).unwrap_or(Instant::MAX),
@@ -238,7 +238,7 @@ impl RepositoryLoad {
         let parsed: Parsed<Root> = signatures::parse(file, &bytes)?;
         signatures::check(&self.root.signed, RoleType::Root, file, &parsed)?;
         signatures::check(&parsed.signed.signed, RoleType::Root, file, &parsed)?;
-        let expected = self.root.signed.version.get() + 1;
+        let expected = self.root.signed.version.get().saturating_add(1);
         let found = parsed.signed.signed.version.get();
         if found != expected {
             return Err(VerifyError::RootVersionMismatch {
@@ -257,7 +257,12 @@ impl RepositoryLoad {
         self.root = parsed.signed;
         self.root_json = bytes;
         let max = self.limits.max_root_size;
-        self.need(Stage::Root, format!("{}.root.json", found + 1), max, true)
+        self.need(
+            Stage::Root,
+            format!("{}.root.json", found.saturating_add(1)),
+            max,
+            true,
+        )
     }
 
     /// §5.3.10–5.3.11: the newest root must be current; rotated online keys
@@ -305,7 +310,7 @@ impl RepositoryLoad {
         )?;
         self.check_expiry(RoleType::Timestamp, timestamp.signed.expires)?;
         let name = self.versioned("snapshot.json", meta.version.get());
-        let max = meta.length.unwrap_or(self.limits.max_snapshot_size);
+        let max = signed_limit(&name, meta.length, self.limits.max_snapshot_size)?;
         let signed = meta.length.is_some();
         let mut step = self.need(
             Stage::Snapshot {
@@ -345,7 +350,7 @@ impl RepositoryLoad {
         )?;
         self.check_expiry(RoleType::Snapshot, snapshot.signed.expires)?;
         let name = self.versioned("targets.json", targets_meta.version.get());
-        let max = targets_meta.length.unwrap_or(self.limits.max_targets_size);
+        let max = signed_limit(&name, targets_meta.length, self.limits.max_targets_size)?;
         let signed = targets_meta.length.is_some();
         let mut step = self.need(
             Stage::Targets {
@@ -407,6 +412,20 @@ impl RepositoryLoad {
             });
         }
         Ok(())
+    }
+}
+
+/// The byte limit for a file whose length another role may have signed: the
+/// signed length, which must not exceed the configured maximum (online keys
+/// could otherwise announce an endless file).
+fn signed_limit(file: &str, signed: Option<u64>, max: u64) -> Result<u64, VerifyError> {
+    match signed {
+        Some(len) if len > max => Err(VerifyError::TooLarge {
+            file: file.to_owned(),
+            limit: max,
+        }),
+        Some(len) => Ok(len),
+        None => Ok(max),
     }
 }
 

@@ -797,3 +797,22 @@ fn every_bad_input_has_its_own_message() {
     let unique: std::collections::BTreeSet<_> = msgs.iter().collect();
     assert_eq!(unique.len(), msgs.len());
 }
+
+#[test]
+fn a_timestamp_announcing_an_endless_snapshot_is_refused_before_fetching_it() {
+    let (mut fx, _, _) = one_release();
+    let targets = fx.sign_targets();
+    let (snapshot, _) = fx.online_sign(&targets, 2);
+    let mut meta = metafile(&snapshot, fx.snapshot_version);
+    meta.length = Some(u64::MAX);
+    let mut timestamp = tough::schema::Timestamp::new("1.0.0".into(), nz(9), ts(fx.now + DAY));
+    timestamp.meta.insert("snapshot.json".into(), meta);
+    let timestamp = signed_bytes(&timestamp, &[&fx.keys.timestamp]);
+    let src = fx.source(&targets, &snapshot, &timestamp);
+    let err = load(&fx, &src).unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::TooLarge { file, .. } if file == "1.snapshot.json"),
+        "{err}"
+    );
+    assert!(!src.asked().contains(&"1.snapshot.json".to_owned()));
+}
