@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    build, disk_create, keygen, repo_add, repo_init, repo_list, repo_promote, repo_refresh,
-    repo_rotate, verify,
+    build, disk_create, keygen, publish, repo_add, repo_init, repo_list, repo_promote,
+    repo_refresh, repo_rotate, verify,
 };
 
 /// Build and publish Moho OS images.
@@ -35,6 +35,22 @@ pub enum Command {
     Repo(RepoCommand),
     /// Check a repository, a target or a local file exactly as a node would (exit 0 only if all holds).
     Verify(VerifyArgs),
+    /// Upload a signed repository to an update server (accepted only if it verifies there).
+    Publish(PublishArgs),
+}
+
+/// `image-tools publish`
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Update server base URL, e.g. https://updates.example.com
+    #[arg(long)]
+    pub server: String,
+    /// Admin API token (`update-server token create --role admin`).
+    #[arg(long, env = "MOHO_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+    /// Repository directory (metadata/ and targets/).
+    #[arg(long)]
+    pub repo: PathBuf,
 }
 
 /// `image-tools keygen`
@@ -388,6 +404,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Repo(RepoCommand::Rotate(args)) => {
             println!("{}", repo_rotate::run(&args)?);
+            Ok(())
+        }
+        Command::Publish(args) => {
+            println!("{}", publish::run(&args)?);
             Ok(())
         }
         Command::Verify(args) => {

@@ -9,6 +9,7 @@
 //!   [`repo_add`], [`repo_promote`], [`repo_refresh`], [`repo_list`], [`repo_rotate`].
 //! - [`verify`] — `verify`, a repository, target or file checked as a node would;
 //!   [`repo_source`] reads repositories from directories and URLs.
+//! - [`publish`] — `publish`, upload a signed repository to an update server.
 //! - [`exit`] — exit codes.
 
 pub mod build;
@@ -19,6 +20,7 @@ pub mod disk_create;
 pub mod exit;
 pub mod keygen;
 pub mod keys;
+pub mod publish;
 pub mod repo;
 pub mod repo_add;
 pub mod repo_init;
