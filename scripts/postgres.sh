@@ -3,7 +3,8 @@
 # loopback port with trust auth, stopped and deleted when the script exits.
 # shellcheck shell=bash
 
-# start_throwaway_postgres: exports MOHO_TEST_POSTGRES_URL.
+# start_throwaway_postgres: exports MOHO_TEST_POSTGRES_URL. Server options
+# come from MOHO_PG_OPTS (default "-c fsync=off": test data is thrown away).
 start_throwaway_postgres() {
     local bin port dir
     bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
@@ -17,7 +18,7 @@ start_throwaway_postgres() {
     runuser -u postgres -- "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log"; die "initdb failed"; }
     runuser -u postgres -- "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300 ${MOHO_PG_OPTS--c fsync=off}" start >/dev/null \
         || { cat "$dir/server.log"; die "PostgreSQL did not start"; }
     MOHO_PG_DIR=$dir
     MOHO_PG_BIN=$bin

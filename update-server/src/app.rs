@@ -78,7 +78,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/nodes", get(admin_fleet::list_nodes))
         .route("/nodes/prune", post(admin_fleet::prune_nodes))
-        .route("/nodes/{id}", get(admin_fleet::get_node))
+        .route(
+            "/nodes/{id}",
+            get(admin_fleet::get_node).delete(admin_fleet::delete_node),
+        )
         .route(
             "/holds",
             get(admin_fleet::list_holds).post(admin_fleet::create_hold),

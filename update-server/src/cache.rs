@@ -39,6 +39,16 @@ struct Inner {
     indexes: HashMap<i64, (Timestamp, Arc<LineIndex>)>,
     releases: Option<(Timestamp, Arc<Vec<ReleaseView>>)>,
     holds: Option<(Timestamp, Arc<Vec<HoldView>>)>,
+    names: Option<(Timestamp, Arc<KnownNames>)>,
+}
+
+/// Channel and group names that exist.
+#[derive(Debug, Default)]
+pub struct KnownNames {
+    /// Channels.
+    pub channels: std::collections::HashSet<String>,
+    /// Groups.
+    pub groups: std::collections::HashSet<String>,
 }
 
 /// The caches.
@@ -76,6 +86,26 @@ impl Caches {
         let r = Arc::new(db.releases().await?);
         self.lock().releases = Some((now, r.clone()));
         Ok(r)
+    }
+
+    /// Channels and groups that exist.
+    pub async fn names(
+        &self,
+        db: &Db,
+        cfg: &ServerConfig,
+        now: Timestamp,
+    ) -> Result<Arc<KnownNames>, StoreError> {
+        if let Some((at, n)) = &self.lock().names
+            && fresh(*at, now, cfg.stats_ttl)
+        {
+            return Ok(n.clone());
+        }
+        let names = Arc::new(KnownNames {
+            channels: db.channels().await?.into_iter().collect(),
+            groups: db.groups().await?.into_iter().map(|g| g.name).collect(),
+        });
+        self.lock().names = Some((now, names.clone()));
+        Ok(names)
     }
 
     /// Unexpired holds.
@@ -172,7 +202,9 @@ impl Caches {
         let Some(mut record) = db.rollout(id).await? else {
             return Ok(None);
         };
-        let stats = db.rollout_stats(&record, now).await?;
+        let index = self.index(db, cfg, &record, now).await?;
+        let mut stats = db.rollout_stats(&record, now).await?;
+        stats.scope_size = index.len() as u64;
         let (state, event) = tick(&record.policy, record.state, &stats, now);
         if let Some(event) = event {
             let mut tx = db.begin().await?;
@@ -213,7 +245,6 @@ impl Caches {
                 }
             }
         }
-        let index = self.index(db, cfg, &record, now).await?;
         let live = LiveRollout {
             record,
             stats,

@@ -14,6 +14,7 @@ pub mod config;
 pub mod decide;
 pub mod error;
 pub mod http;
+pub mod loadgen;
 pub mod metrics;
 pub mod repository;
 pub mod serve;

@@ -304,5 +304,23 @@ async fn admin_calls_need_a_token_and_changes_need_the_admin_role() {
             "not_found",
             &backend,
         );
+        assert_error(
+            &s.admin("GET", "/rollouts/abc", None).await,
+            400,
+            "invalid_path",
+            &backend,
+        );
+        assert_error(
+            &s.admin("GET", "/nodes?limit=many", None).await,
+            400,
+            "invalid_query",
+            &backend,
+        );
+        assert_error(
+            &s.admin("PUT", "/channels", None).await,
+            405,
+            "method_not_allowed",
+            &backend,
+        );
     }
 }

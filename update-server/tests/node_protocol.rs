@@ -283,3 +283,62 @@ async fn enrollment_token_gates_the_first_check_in_only() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_filtered_pruned_when_stale_and_may_re_register_after_deletion() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        let mut old = TestNode::new("old");
+        old.check_in(&s).await;
+        s.clock.advance(SignedDuration::from_hours(24 * 40));
+        let mut fresh = TestNode::new("fresh");
+        fresh.version = "1.1.0".into();
+        fresh.check_in(&s).await;
+
+        let ids = |a: &common::Answer| -> Vec<String> {
+            a.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        assert_eq!(
+            ids(&s.admin("GET", "/nodes?version=1.1.0", None).await),
+            vec!["fresh"],
+            "{backend}"
+        );
+        let stale = s
+            .admin("GET", &format!("/nodes?stale_secs={}", 30 * 86_400), None)
+            .await;
+        assert_eq!(ids(&stale), vec!["old"], "{backend}");
+
+        let pruned = s
+            .admin(
+                "POST",
+                "/nodes/prune",
+                Some(json!({"stale_secs": 30 * 86_400})),
+            )
+            .await;
+        assert_eq!(pruned.body["removed"], 1, "{backend}");
+        assert_eq!(ids(&s.admin("GET", "/nodes", None).await), vec!["fresh"]);
+
+        // A node that lost its key is deleted by an operator and registers anew.
+        let mut rekeyed = TestNode::new("other-seed");
+        rekeyed.id = "fresh".into();
+        assert_eq!(rekeyed.check_in(&s).await.status, 403, "{backend}");
+        assert_eq!(s.admin("DELETE", "/nodes/fresh", None).await.status, 204);
+        assert_eq!(rekeyed.check_in(&s).await.status, 200, "{backend}");
+        let audit = s.admin("GET", "/audit", None).await;
+        let actions: Vec<&str> = audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"node.delete") && actions.contains(&"nodes.prune"),
+            "{backend}: {actions:?}"
+        );
+    }
+}

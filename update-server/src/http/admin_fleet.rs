@@ -5,6 +5,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use moho_protocol::admin::{
@@ -18,7 +19,7 @@ use serde::Deserialize;
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
-use crate::http::body::json;
+use crate::http::body::{bad_path, bad_query, json};
 use crate::store::NodeRecord;
 
 fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -87,6 +88,7 @@ pub async fn create_channel(
         )
         .await?;
     tx.commit().await?;
+    app.caches.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -170,6 +172,7 @@ pub async fn create_group(
         )
         .await?;
     tx.commit().await?;
+    app.caches.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -215,9 +218,10 @@ pub async fn update_group(
 pub async fn list_nodes(
     State(app): State<AppState>,
     h: HeaderMap,
-    Query(q): Query<NodeQuery>,
+    q: Result<Query<NodeQuery>, QueryRejection>,
 ) -> Result<Json<List<NodeView>>, ApiError> {
     authorize(&app, &h, Role::Viewer).await?;
+    let Query(q) = q.map_err(bad_query)?;
     let nodes = app.db.list_nodes(&q, app.clock.now()).await?;
     Ok(Json(List {
         items: nodes.into_iter().map(node_view).collect(),
@@ -237,6 +241,38 @@ pub async fn get_node(
         .await?
         .map(|n| Json(node_view(n)))
         .ok_or_else(|| ApiError::not_found("unknown_node", format!("unknown node {id:?}")))
+}
+
+/// `DELETE /api/v1/nodes/{id}`: forget a node (it registers again, possibly
+/// with a new key, on its next check-in).
+pub async fn delete_node(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let before = app
+        .db
+        .node(&id)
+        .await?
+        .map(node_view)
+        .ok_or_else(|| ApiError::not_found("unknown_node", format!("unknown node {id:?}")))?;
+    app.db.delete_node(&id).await?;
+    let mut tx = app.db.begin().await?;
+    app.db
+        .audit(
+            &mut tx,
+            &actor.name,
+            "node.delete",
+            &format!("node/{id}"),
+            Some(&to_value(&before)),
+            None,
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/v1/nodes/prune`: forget nodes not seen for `stale_secs`.
@@ -334,9 +370,10 @@ pub async fn create_hold(
 pub async fn delete_hold(
     State(app): State<AppState>,
     h: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<StatusCode, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
+    let Path(id) = id.map_err(bad_path)?;
     let mut tx = app.db.begin().await?;
     let before = app
         .db
@@ -428,9 +465,10 @@ pub struct AuditQuery {
 pub async fn audit_log(
     State(app): State<AppState>,
     h: HeaderMap,
-    Query(q): Query<AuditQuery>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<List<AuditEntry>>, ApiError> {
     authorize(&app, &h, Role::Viewer).await?;
+    let Query(q) = q.map_err(bad_query)?;
     Ok(Json(List {
         items: app
             .db

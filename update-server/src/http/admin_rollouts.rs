@@ -4,6 +4,7 @@
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use moho_protocol::admin::{
@@ -16,7 +17,7 @@ use crate::app::AppState;
 use crate::cache::LiveRollout;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
-use crate::http::body::json;
+use crate::http::body::{bad_path, json};
 use crate::store::RolloutRecord;
 
 fn view(l: &LiveRollout) -> RolloutView {
@@ -70,9 +71,10 @@ pub async fn list_rollouts(
 pub async fn get_rollout(
     State(app): State<AppState>,
     h: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
 ) -> Result<Json<RolloutView>, ApiError> {
     authorize(&app, &h, Role::Viewer).await?;
+    let Path(id) = id.map_err(bad_path)?;
     Ok(Json(view(&live(&app, id).await?)))
 }
 
@@ -161,10 +163,11 @@ pub async fn create_rollout(
 pub async fn rollout_action(
     State(app): State<AppState>,
     h: HeaderMap,
-    Path(id): Path<i64>,
+    id: Result<Path<i64>, PathRejection>,
     body: Body,
 ) -> Result<Json<RolloutView>, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
+    let Path(id) = id.map_err(bad_path)?;
     let req: RolloutActionRequest = json(body, app.config.max_admin_body).await?;
     let now = app.clock.now();
     let record =

@@ -2,6 +2,7 @@
 //! (400 naming the parse error), so every refusal has a JSON body.
 
 use axum::body::{Body, Bytes};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
@@ -27,4 +28,20 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 /// Reads and parses.
 pub async fn json<T: DeserializeOwned>(body: Body, limit: usize) -> Result<T, ApiError> {
     parse_json(&read_limited(body, limit).await?)
+}
+
+/// A path parameter that does not parse (e.g. a non-numeric id).
+pub fn bad_path(e: PathRejection) -> ApiError {
+    ApiError::bad_request(
+        "invalid_path",
+        format!("invalid path parameter: {}", e.body_text()),
+    )
+}
+
+/// A query string that does not parse.
+pub fn bad_query(e: QueryRejection) -> ApiError {
+    ApiError::bad_request(
+        "invalid_query",
+        format!("invalid query string: {}", e.body_text()),
+    )
 }

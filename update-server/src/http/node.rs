@@ -16,7 +16,7 @@ use crate::app::AppState;
 use crate::decide;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
-use crate::store::{AttemptStatus, NodeUpsert, Registration};
+use crate::store::{AttemptStatus, NodeRecord, NodeUpsert, Registration};
 
 /// Path of the check-in endpoint (part of the signed bytes).
 pub const CHECK_IN_PATH: &str = "/v1/check-in";
@@ -69,19 +69,20 @@ pub async fn check_in(
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
     check_channel(&req.channel).map_err(bad_name)?;
     check_group(&req.group).map_err(bad_name)?;
-    if !app.db.channel_exists(&req.channel).await? {
+    let now = app.clock.now();
+    let names = app.caches.names(&app.db, &app.config, now).await?;
+    if !names.channels.contains(&req.channel) {
         return Err(ApiError::unprocessable(
             "unknown_channel",
             format!("unknown channel {:?}", req.channel),
         ));
     }
-    if app.db.group(&req.group).await?.is_none() {
+    if !names.groups.contains(&req.group) {
         return Err(ApiError::unprocessable(
             "unknown_group",
             format!("unknown group {:?}", req.group),
         ));
     }
-    let now = app.clock.now();
     let upsert = NodeUpsert {
         id: &req.node_id,
         public_key: &req.public_key,
@@ -135,9 +136,19 @@ pub async fn check_in(
         ));
     }
     app.metrics.check_ins.inc();
-    let node = app.db.node(&req.node_id).await?.ok_or_else(|| {
-        ApiError::not_found("unknown_node", format!("node {:?} vanished", req.node_id))
-    })?;
+    let node = NodeRecord {
+        id: req.node_id.clone(),
+        public_key: req.public_key.clone(),
+        counter: sig.counter,
+        channel: req.channel.clone(),
+        group: req.group.clone(),
+        board: req.board.clone(),
+        version: req.booted.version.clone(),
+        slot: upsert.slot.to_owned(),
+        state: upsert.state.to_owned(),
+        last_seen: now,
+        registered_at: now,
+    };
     let action = decide::for_node(&app, &node, now).await?;
     Ok(Json(CheckInResponse {
         action,

@@ -59,6 +59,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     ("get", "/api/v1/nodes/{id}", "viewer", "Get a node"),
     (
+        "delete",
+        "/api/v1/nodes/{id}",
+        "admin",
+        "Forget a node (it may re-register with a new key)",
+    ),
+    (
         "get",
         "/api/v1/holds",
         "viewer",

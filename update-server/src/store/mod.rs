@@ -23,7 +23,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use admin::{Token, TokenRecord};
 pub use fleetlock::{Acquire, LockRow};
-pub use nodes::{NodeRecord, NodeUpsert, Registration};
+pub use nodes::{NodeRecord, NodeSeed, NodeUpsert, Registration};
 pub use rollouts::{AttemptRow, AttemptStatus, RolloutRecord, SyncedRelease};
 
 /// A storage failure.

@@ -196,6 +196,25 @@ impl Db {
         Ok(rows.iter().map(node_from_row).collect::<Result<_, _>>()?)
     }
 
+    /// Forgets one node (its attempts, events and FleetLock slots too);
+    /// returns whether it existed.
+    pub async fn delete_node(&self, id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        for sql in [
+            "DELETE FROM attempts WHERE node_id = $1",
+            "DELETE FROM events WHERE node_id = $1",
+            "DELETE FROM fleetlock WHERE node_id = $1",
+        ] {
+            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+        }
+        let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Forgets nodes last seen before `before`; returns how many.
     pub async fn prune_nodes(&self, before: Timestamp) -> Result<u64, StoreError> {
         let mut tx = self.begin().await?;
@@ -293,5 +312,70 @@ impl Db {
                 .fetch_one(self.reader())
                 .await?,
         )
+    }
+}
+
+/// One node of a bulk import (the load generator's simulated fleet).
+#[derive(Debug, Clone)]
+pub struct NodeSeed {
+    /// Id.
+    pub id: String,
+    /// Public key (base64).
+    pub public_key: String,
+    /// Channel.
+    pub channel: String,
+    /// Group.
+    pub group: String,
+    /// Board.
+    pub board: String,
+    /// Booted version.
+    pub version: String,
+}
+
+impl Db {
+    /// Inserts many nodes at once (ids that exist are skipped).
+    pub async fn insert_nodes_bulk(
+        &self,
+        nodes: &[NodeSeed],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for chunk in nodes.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                let b = i * 7;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 0, ${}, ${}, ${}, ${}, 'a', 'idle', ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 7
+                ));
+            }
+            sql.push_str(" ON CONFLICT (id) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for n in chunk {
+                q = q
+                    .bind(n.id.clone())
+                    .bind(n.public_key.clone())
+                    .bind(n.channel.clone())
+                    .bind(n.group.clone())
+                    .bind(n.board.clone())
+                    .bind(n.version.clone())
+                    .bind(millis(now));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -334,7 +334,8 @@ impl Db {
         Ok(done.rows_affected())
     }
 
-    /// The counters of a rollout at `now` (timed-out attempts count as failed).
+    /// The counters of a rollout at `now` (timed-out attempts count as
+    /// failed); `scope_size` is left 0 for the caller to fill in.
     pub async fn rollout_stats(
         &self,
         r: &RolloutRecord,
@@ -363,19 +364,12 @@ impl Db {
         .bind(period_start)
         .fetch_one(self.reader())
         .await?;
-        let scope: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM nodes WHERE channel = $1 AND grp = $2 AND board = $3",
-        )
-        .bind(&r.channel)
-        .bind(&r.group)
-        .bind(&r.board)
-        .fetch_one(self.reader())
-        .await?;
         let n = |name: &str| -> Result<u64, StoreError> {
             Ok(u64::try_from(row.try_get::<i64, _>(name)?).unwrap_or(0))
         };
         Ok(RolloutStats {
-            scope_size: u64::try_from(scope).unwrap_or(0),
+            // The caller knows the scope from its line index.
+            scope_size: 0,
             offered: n("offered")?,
             in_flight: n("in_flight")?,
             started_in_period: n("in_period")?,

@@ -1,0 +1,11 @@
+//! The load generator behind `moho-loadgen` (a benchmark tool, never a
+//! test): a simulated fleet whose keys are derived from the node index, so
+//! millions of nodes need no key storage.
+//!
+//! - [`fleet`]: deterministic node ids and keys, and the bulk seeding of the
+//!   database with N registered nodes.
+//! - [`drive`]: concurrent signed check-ins (and some event reports)
+//!   against a running server, with throughput and latency percentiles.
+
+pub mod drive;
+pub mod fleet;
