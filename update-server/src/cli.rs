@@ -75,6 +75,10 @@ pub struct ServeArgs {
     /// DATA_DIR/trusted-root.json when present.
     #[arg(long)]
     pub trusted_root: Option<PathBuf>,
+    /// Directory holding the snapshot and timestamp keys (from `image-tools
+    /// keygen`): the server then re-signs them before they expire.
+    #[arg(long)]
+    pub online_keys: Option<PathBuf>,
     /// Tell nodes to fetch the repository from this base URL (a CDN)
     /// instead of this server's /repo.
     #[arg(long)]

@@ -11,7 +11,7 @@ use crate::cli::{ServeArgs, TokenCreateArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::http::auth::create_token;
-use crate::serve::{ServeError, TlsFiles, serve, ticker};
+use crate::serve::{ServeError, TlsFiles, refresher, serve, ticker};
 use crate::store::{Db, StoreError};
 
 /// A command that failed.
@@ -76,6 +76,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.enrollment_token = args.enrollment_token.clone();
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
+    config.online_keys = args.online_keys.clone();
     let default_root = args.data.data_dir.join("trusted-root.json");
     let root_file = args
         .trusted_root
@@ -117,8 +118,10 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
+    let refresh = tokio::spawn(refresher(state.clone(), Duration::from_secs(600)));
     let result = serve(listener, state, tls.as_ref(), handle).await;
     tick.abort();
+    refresh.abort();
     db.close().await;
     Ok(result?)
 }

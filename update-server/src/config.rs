@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The repository's trusted root metadata (`1.root.json`); without it
     /// nothing can be synced or published.
     pub trusted_root: Option<Vec<u8>>,
+    /// Directory with the snapshot and timestamp keys: re-sign them before
+    /// expiry. `None`: someone else does (`image-tools repo refresh`).
+    pub online_keys: Option<PathBuf>,
     /// Largest uploaded repository file, bytes.
     pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
@@ -45,6 +48,7 @@ impl ServerConfig {
             stats_ttl: SignedDuration::from_secs(2),
             index_ttl: SignedDuration::from_mins(5),
             trusted_root: None,
+            online_keys: None,
             max_upload: 64 << 30,
             tls: false,
         }

@@ -72,6 +72,19 @@ pub async fn serve(
     Ok(())
 }
 
+/// Checks every `every` whether the online metadata needs re-signing.
+pub async fn refresher(state: AppState, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        match crate::repository::sync::refresh_if_due(&state).await {
+            Ok(true) => tracing::info!("re-signed snapshot and timestamp metadata"),
+            Ok(false) => {}
+            Err(e) => tracing::error!("re-signing the online metadata failed: {e}"),
+        }
+    }
+}
+
 /// Ticks every rollout every `every`, so that auto-pause and ramp steps
 /// happen on time. Runs until the task is dropped.
 pub async fn ticker(state: AppState, every: Duration) {

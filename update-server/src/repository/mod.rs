@@ -12,6 +12,7 @@
 //! symlink — nodes never see a half-uploaded release.
 
 pub mod publish;
+pub mod refresh;
 pub mod source;
 pub mod sync;
 

@@ -100,3 +100,61 @@ pub async fn sync(app: &AppState) -> Result<Vec<SyncedRelease>, RepoError> {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
     Ok(list)
 }
+
+/// Re-signs the online roles if they are close to expiry and the server
+/// holds their keys; returns whether it did. Audited as actor `system`.
+pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
+    let (Some(keys), Some(trusted_root)) = (
+        app.config.online_keys.clone(),
+        app.config.trusted_root.clone(),
+    ) else {
+        return Ok(false);
+    };
+    let _guard = app.publish_lock.lock().await;
+    let dir = app.config.repo_dir.clone();
+    let now = SystemTime::from(app.clock.now());
+    let trusted = app
+        .repo_state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .unwrap_or_default();
+    // A plain thread, not the blocking pool: image-tools runs its own
+    // runtime, which cannot start inside a tokio context.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| -> Result<Option<VerifiedRepository>, RepoError> {
+            let current = load(&served_root(&dir), &trusted_root, &trusted, now)?;
+            if !super::refresh::due(&current.expiry(), now) {
+                return Ok(None);
+            }
+            super::refresh::refresh(&dir, &keys, &trusted_root, &current.trusted_state(), now)
+                .map(Some)
+        })();
+        let _ = tx.send(result);
+    });
+    let repo = rx
+        .await
+        .map_err(|_| RepoError::BadUpload("refresh thread died".to_owned()))??;
+    let Some(repo) = repo else { return Ok(false) };
+    *app.repo_state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+    let after = serde_json::json!({
+        "timestamp_version": repo.trusted_state().timestamp_version(),
+        "snapshot_version": repo.trusted_state().snapshot_version(),
+    });
+    let mut tx = app.db.begin().await?;
+    app.db
+        .audit(
+            &mut tx,
+            "system",
+            "repository.refresh",
+            "repository",
+            None,
+            Some(&after),
+            app.clock.now(),
+        )
+        .await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    Ok(true)
+}

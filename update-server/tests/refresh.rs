@@ -1,0 +1,105 @@
+//! Re-signing before expiry: with the online keys, the server re-signs the
+//! snapshot and timestamp metadata of a repository made by `image-tools`
+//! when the timestamp has less than 12 hours left (and not before), and
+//! serves the result.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use image_tools::cli::{KeygenArgs, OnlineExpiry, RepoInitArgs, RootExpiry, TargetsExpiry};
+use jiff::SignedDuration;
+use update_server::repository::sync::{refresh_if_due, sync};
+
+/// A signed, empty repository with one key per role.
+fn make_repo(keys: &std::path::Path, repo: &std::path::Path) {
+    image_tools::keygen::run(&KeygenArgs {
+        out: keys.to_owned(),
+        root_keys: 1,
+        targets_keys: 1,
+    })
+    .unwrap();
+    image_tools::repo_init::run(&RepoInitArgs {
+        repo: repo.to_owned(),
+        keys: keys.to_owned(),
+        root_threshold: 1,
+        targets_threshold: 1,
+        root_expiry: RootExpiry {
+            root_expires: Duration::from_secs(365 * 86_400),
+        },
+        targets_expiry: TargetsExpiry {
+            targets_expires: Duration::from_secs(90 * 86_400),
+        },
+        online_expiry: OnlineExpiry {
+            snapshot_expires: Duration::from_secs(7 * 86_400),
+            // Less than the 12-hour margin: due at once.
+            timestamp_expires: Duration::from_secs(11 * 3600),
+        },
+    })
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_metadata_is_re_signed_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let repo = dir.path().join("repo");
+    // image-tools runs its own runtime: call it from a plain thread.
+    let (k, r) = (keys.clone(), repo.clone());
+    std::thread::spawn(move || make_repo(&k, &r))
+        .join()
+        .unwrap();
+    let root = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
+    let (repo_dir, keys_dir) = (repo.clone(), keys.clone());
+    let s = common::start("sqlite", &url, move |c| {
+        c.repo_dir = repo_dir;
+        c.trusted_root = Some(root);
+        c.online_keys = Some(keys_dir);
+    })
+    .await;
+    s.clock.set(jiff::Timestamp::now());
+    sync(&s.state).await.unwrap();
+    let ts = |s: &common::TestServer| {
+        let root = update_server::repository::served_root(&s.state.config.repo_dir);
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(root.join("metadata/timestamp.json")).unwrap())
+                .unwrap();
+        doc["signed"]["version"].as_u64().unwrap()
+    };
+    assert_eq!(ts(&s), 1);
+
+    // 11 hours left: under the 12-hour margin.
+    assert!(
+        refresh_if_due(&s.state).await.unwrap(),
+        "an expiring timestamp is re-signed"
+    );
+    assert_eq!(ts(&s), 2);
+    // Now a day left: nothing to do, also 10 hours later.
+    assert!(
+        !refresh_if_due(&s.state).await.unwrap(),
+        "a fresh timestamp is not re-signed"
+    );
+    s.clock.advance(SignedDuration::from_hours(10));
+    assert!(!refresh_if_due(&s.state).await.unwrap());
+    assert_eq!(ts(&s), 2);
+    // The re-signed repository is what nodes get, and it still verifies 10 hours on.
+    let served = s
+        .http
+        .get(format!("{}/repo/metadata/timestamp.json", s.base))
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = served.json().await.unwrap();
+    assert_eq!(doc["signed"]["version"], 2);
+    sync(&s.state).await.unwrap();
+    let audit = s.admin("GET", "/audit", None).await;
+    assert!(
+        audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "repository.refresh" && e["actor"] == "system")
+    );
+}
