@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    build, disk_create, keygen, publish, repo_add, repo_init, repo_list, repo_promote,
+    build, disk_create, initramfs, keygen, publish, repo_add, repo_init, repo_list, repo_promote,
     repo_refresh, repo_rotate, verify,
 };
 
@@ -37,6 +37,30 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Upload a signed repository to an update server (accepted only if it verifies there).
     Publish(PublishArgs),
+    /// Build the boot initramfs: boot-select as /init plus the kernel modules it needs.
+    Initramfs(InitramfsArgs),
+}
+
+/// `image-tools initramfs`
+#[derive(Debug, Args)]
+pub struct InitramfsArgs {
+    /// The kernel's modules directory, /lib/modules/<version> (with modules.dep: run
+    /// `depmod -b ROOT VERSION` on a tree unpacked from a package).
+    #[arg(long)]
+    pub kernel_modules: PathBuf,
+    /// Modules to include, comma-separated (e.g. virtio_blk,virtio_pci,erofs); their
+    /// dependencies from modules.dep come along. Names built into the kernel are skipped.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub modules: Vec<String>,
+    /// Output file (gzip-compressed newc cpio).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The /init program: a static boot-select (default: boot-select beside image-tools).
+    #[arg(long)]
+    pub init: Option<PathBuf>,
+    /// Replace an existing output.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `image-tools publish`
@@ -404,6 +428,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Repo(RepoCommand::Rotate(args)) => {
             println!("{}", repo_rotate::run(&args)?);
+            Ok(())
+        }
+        Command::Initramfs(args) => {
+            println!("{}", initramfs::run(&args)?);
             Ok(())
         }
         Command::Publish(args) => {

@@ -26,6 +26,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
     let bad_input = |e: &(dyn std::error::Error + 'static)| {
         e.downcast_ref::<crate::disk_create::DiskCreateError>()
             .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::initramfs::InitramfsError>()
+                .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::keys::KeyError>()
                 .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::build::BuildError>()

@@ -10,6 +10,8 @@
 //! - [`verify`] — `verify`, a repository, target or file checked as a node would;
 //!   [`repo_source`] reads repositories from directories and URLs.
 //! - [`publish`] — `publish`, upload a signed repository to an update server.
+//! - [`initramfs`] — `initramfs`, the boot initramfs (`boot-select` as `/init`, kernel
+//!   modules gathered by [`kmod_deps`]).
 //! - [`exit`] — exit codes.
 
 pub mod build;
@@ -18,8 +20,10 @@ pub mod build_ext4;
 pub mod cli;
 pub mod disk_create;
 pub mod exit;
+pub mod initramfs;
 pub mod keygen;
 pub mod keys;
+pub mod kmod_deps;
 pub mod publish;
 pub mod repo;
 pub mod repo_add;

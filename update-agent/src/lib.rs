@@ -17,8 +17,10 @@
 //! - [`system`]: the running system (kernel command line, root device) behind a trait.
 //! - [`disk_locate`]: which disk holds the slots when `--disk` is not given.
 //! - [`exit`]: exit codes.
+//! - [`boot`]: `boot-select`, the `/init` of the boot initramfs (selector and slot-initramfs roles).
 
 pub mod atomic_file;
+pub mod boot;
 pub mod booted;
 pub mod cli;
 pub mod config;

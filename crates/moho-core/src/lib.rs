@@ -12,7 +12,9 @@
 //! - [`release`]: the custom metadata a signed image target carries.
 //! - [`report`]: one-line rendering of an error chain.
 //! - [`cmdline`]: what the kernel command line says about the booted slot.
+//! - [`boot_files`]: what a slot's `/boot` holds and the command line its kernel gets.
 
+pub mod boot_files;
 pub mod cmdline;
 pub mod layout;
 pub mod release;
