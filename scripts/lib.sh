@@ -33,6 +33,17 @@ install_packages() {
     "${sudo[@]}" apt-get update -qq || die "apt-get update failed (is a Debian mirror reachable?)"
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
         || die "apt-get install failed for: ${missing[*]}"
+    # A package from another suite that the machine came with (qemu-utils from
+    # backports, say) may have been removed to make room: put Debian's back.
+    local removed=()
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || removed+=("$pkg")
+    done
+    [ ${#removed[@]} -eq 0 ] && return 0
+    echo "reinstalling Debian packages removed by the install above: ${removed[*]}"
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${removed[@]}" >/dev/null \
+        || die "apt-get install failed for: ${removed[*]}"
 }
 
 require_cargo() {

@@ -377,9 +377,34 @@ pub struct DiskCreateArgs {
     /// Slot image to copy into ROOT-A (which is then marked priority 1, successful).
     #[arg(long)]
     pub slot_a: Option<PathBuf>,
+    /// Boot selector kernel to put on the ESP (with systemd-boot and its loader entry);
+    /// without it the ESP stays empty.
+    #[arg(long, requires = "boot_initramfs")]
+    pub boot_kernel: Option<PathBuf>,
+    /// Boot selector initramfs (`image-tools initramfs`) for the ESP.
+    #[arg(long, requires = "boot_kernel")]
+    pub boot_initramfs: Option<PathBuf>,
+    /// Kernel command line of the boot selector's loader entry.
+    #[arg(long, default_value = "console=tty0 console=ttyS0,115200")]
+    pub boot_cmdline: String,
+    /// systemd-boot EFI binary installed as EFI/BOOT/BOOTX64.EFI.
+    #[arg(long, default_value = crate::esp::DEFAULT_SYSTEMD_BOOT)]
+    pub systemd_boot: PathBuf,
+    /// Output format: raw, or qcow2 for clouds and VMs (files only; needs qemu-img).
+    #[arg(long, value_enum, default_value_t = DiskFormat::Raw)]
+    pub format: DiskFormat,
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Format of a disk image file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DiskFormat {
+    /// Plain bytes, as on the disk.
+    Raw,
+    /// QEMU copy-on-write v2 (converted with qemu-img).
+    Qcow2,
 }
 
 /// Parses `4G`, `512MiB`, `1048576` into bytes (binary units either way).

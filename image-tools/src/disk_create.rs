@@ -2,10 +2,12 @@
 //!
 //! Plans the partitions (pure, `moho_core::layout`), writes the GPT
 //! (`moho_disk::create`), formats the ESP as FAT32 and STATE as ext4 in
-//! place, and copies a slot image into ROOT-A, which is then the one
+//! place, puts systemd-boot and the boot selector on the ESP when given
+//! (`crate::esp`), and copies a slot image into ROOT-A, which is then the one
 //! bootable, successful slot. A file output is built under a temporary name
 //! and renamed when complete, so a failure never leaves a half-made image
-//! under the requested name.
+//! under the requested name; `--format qcow2` converts that raw file with
+//! `qemu-img`.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -19,7 +21,8 @@ use moho_core::slot_attrs::SlotAttributes;
 use moho_disk::DiskError;
 use moho_disk::create::{DiskGuids, InitialSlots, create_layout};
 
-use crate::cli::DiskCreateArgs;
+use crate::cli::{DiskCreateArgs, DiskFormat};
+use crate::esp::{EspContent, EspError};
 
 /// Why a disk could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,15 @@ pub enum DiskCreateError {
         /// The package that has it.
         package: &'static str,
     },
+    /// The ESP content could not be written.
+    #[error(transparent)]
+    Esp(#[from] EspError),
+    /// qcow2 asked for a block device.
+    #[error("{}: --format qcow2 makes an image file; a block device is always written raw", path.display())]
+    Qcow2OnBlockDevice {
+        /// The device.
+        path: PathBuf,
+    },
     /// A formatting tool failed.
     #[error("{tool} failed on {} ({status}): {stderr}", path.display())]
     Format {
@@ -101,7 +113,8 @@ impl DiskCreateError {
                 | Self::SizeRequired { .. }
                 | Self::Layout { .. }
                 | Self::ImageTooBig { .. }
-        )
+                | Self::Qcow2OnBlockDevice { .. }
+        ) || matches!(self, Self::Esp(e) if e.is_bad_input())
     }
 }
 
@@ -116,6 +129,10 @@ pub struct DiskCreateReport {
     pub guids: DiskGuids,
     /// Bytes copied into ROOT-A.
     pub slot_a_bytes: Option<u64>,
+    /// Whether systemd-boot and the boot selector are on the ESP.
+    pub bootable_esp: bool,
+    /// The file format.
+    pub format: DiskFormat,
 }
 
 impl fmt::Display for DiskCreateReport {
@@ -123,9 +140,13 @@ impl fmt::Display for DiskCreateReport {
         let ss = self.plan.request.sector_size;
         writeln!(
             f,
-            "created {} ({} bytes)",
+            "created {} ({} bytes{})",
             self.path.display(),
-            self.plan.request.disk_size
+            self.plan.request.disk_size,
+            match self.format {
+                DiskFormat::Raw => "",
+                DiskFormat::Qcow2 => ", qcow2",
+            }
         )?;
         for (p, guid) in self.plan.partitions.iter().zip(self.guids.partitions) {
             writeln!(
@@ -135,6 +156,13 @@ impl fmt::Display for DiskCreateReport {
                 p.label,
                 p.offset(ss),
                 p.size(ss)
+            )?;
+        }
+        if self.bootable_esp {
+            writeln!(
+                f,
+                "  EFI-SYSTEM holds systemd-boot (EFI/BOOT/BOOTX64.EFI) and the boot selector \
+                 (loader/entries/moho.conf)"
             )?;
         }
         match self.slot_a_bytes {
@@ -151,6 +179,22 @@ impl fmt::Display for DiskCreateReport {
 pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
     let out = &args.out;
     let is_block = fs::metadata(out).is_ok_and(|m| m.file_type().is_block_device());
+    if is_block && args.format == DiskFormat::Qcow2 {
+        return Err(DiskCreateError::Qcow2OnBlockDevice { path: out.clone() });
+    }
+    let esp = match (&args.boot_kernel, &args.boot_initramfs) {
+        (Some(kernel), Some(initramfs)) => {
+            let c = EspContent {
+                systemd_boot: args.systemd_boot.clone(),
+                kernel: kernel.clone(),
+                initramfs: initramfs.clone(),
+                cmdline: args.boot_cmdline.clone(),
+            };
+            c.check_inputs()?;
+            Some(c)
+        }
+        _ => None,
+    };
     let image_size = match &args.slot_a {
         Some(image) => Some(
             fs::metadata(image)
@@ -195,13 +239,32 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
     let target = if is_block {
         out.clone()
     } else {
-        temp_path(out)
+        temp_path(out, ".partial")
     };
-    let result = build(&target, &plan, args.slot_a.as_deref(), is_block);
+    let result = build(
+        &target,
+        &plan,
+        args.slot_a.as_deref(),
+        esp.as_ref(),
+        is_block,
+    )
+    .and_then(|made| {
+        if args.format == DiskFormat::Qcow2 {
+            let qcow2 = temp_path(out, ".qcow2.partial");
+            let converted = convert_to_qcow2(&target, &qcow2);
+            let _ = fs::remove_file(&target);
+            converted.inspect_err(|_| {
+                let _ = fs::remove_file(&qcow2);
+            })?;
+            Ok((made, qcow2))
+        } else {
+            Ok((made, target.clone()))
+        }
+    });
     match result {
-        Ok((guids, slot_a_bytes)) => {
+        Ok(((guids, slot_a_bytes), finished)) => {
             if !is_block {
-                fs::rename(&target, out).map_err(|source| DiskCreateError::Io {
+                fs::rename(&finished, out).map_err(|source| DiskCreateError::Io {
                     path: out.clone(),
                     op: "renaming the finished image into place",
                     source,
@@ -212,6 +275,8 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
                 plan,
                 guids,
                 slot_a_bytes,
+                bootable_esp: esp.is_some(),
+                format: args.format,
             })
         }
         Err(e) => {
@@ -223,9 +288,23 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
     }
 }
 
-fn temp_path(out: &Path) -> PathBuf {
+fn convert_to_qcow2(raw: &Path, qcow2: &Path) -> Result<(), DiskCreateError> {
+    let args = vec![
+        "convert".into(),
+        "-q".into(),
+        "-f".into(),
+        "raw".into(),
+        "-O".into(),
+        "qcow2".into(),
+        raw.display().to_string(),
+        qcow2.display().to_string(),
+    ];
+    run_tool("qemu-img", "qemu-utils", qcow2, &args)
+}
+
+fn temp_path(out: &Path, suffix: &str) -> PathBuf {
     let mut name = out.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
+    name.push(suffix);
     out.with_file_name(name)
 }
 
@@ -243,6 +322,7 @@ fn build(
     target: &Path,
     plan: &DiskPlan,
     slot_a: Option<&Path>,
+    esp_content: Option<&EspContent>,
     is_block: bool,
 ) -> Result<(DiskGuids, Option<u64>), DiskCreateError> {
     if !is_block {
@@ -279,6 +359,9 @@ fn build(
     let [esp, a, _b, state] = &plan.partitions;
     let ss = plan.request.sector_size;
     format_esp(target, esp, ss)?;
+    if let Some(content) = esp_content {
+        content.write(target, esp.offset(ss))?;
+    }
     format_state(target, state, ss)?;
     let slot_a_bytes = match slot_a {
         Some(image) => Some(copy_into(image, target, a.offset(ss))?),

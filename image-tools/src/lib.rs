@@ -1,7 +1,8 @@
 //! `image-tools`: building what ships to the fleet.
 //!
 //! - [`cli`] — the command-line surface and dispatch.
-//! - [`disk_create`] — `disk create`, a bootable GPT disk image in the Moho layout.
+//! - [`disk_create`] — `disk create`, a bootable GPT disk image in the Moho layout; [`esp`]
+//!   puts systemd-boot and the boot selector on its ESP.
 //! - [`keygen`] — `keygen`, the TUF role keys; [`keys`] reads and writes key files.
 //! - [`build`] — `build`, a reproducible slot image ([`build_ext4`], [`build_erofs`],
 //!   [`rootfs`]) with its chunk index and release manifest.
@@ -19,6 +20,7 @@ pub mod build_erofs;
 pub mod build_ext4;
 pub mod cli;
 pub mod disk_create;
+pub mod esp;
 pub mod exit;
 pub mod initramfs;
 pub mod keygen;
