@@ -40,6 +40,7 @@ struct Inner {
     releases: Option<(Timestamp, Arc<Vec<ReleaseView>>)>,
     holds: Option<(Timestamp, Arc<Vec<HoldView>>)>,
     names: Option<(Timestamp, Arc<KnownNames>)>,
+    index_builds: HashMap<i64, Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// Channel and group names that exist.
@@ -66,9 +67,18 @@ impl Caches {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets everything (after an admin change).
+    /// Forgets everything but line indexes (after an admin change).
+    /// Line indexes are kept: they depend only on which nodes are in a
+    /// scope, change slowly, and are expensive to rebuild.
     pub fn clear(&self) {
-        *self.lock() = Inner::default();
+        let mut inner = self.lock();
+        let indexes = std::mem::take(&mut inner.indexes);
+        let builds = std::mem::take(&mut inner.index_builds);
+        *inner = Inner {
+            indexes,
+            index_builds: builds,
+            ..Inner::default()
+        };
     }
 
     /// Known releases.
@@ -261,6 +271,23 @@ impl Caches {
         r: &RolloutRecord,
         now: Timestamp,
     ) -> Result<Arc<LineIndex>, StoreError> {
+        let cached = self.lock().indexes.get(&r.id).cloned();
+        if let Some((at, idx)) = &cached
+            && fresh(*at, now, cfg.index_ttl)
+        {
+            return Ok(idx.clone());
+        }
+        // One rebuild at a time per rollout (a million-node scope takes a
+        // second or two): others keep using the stale index meanwhile, or
+        // wait for the first build.
+        let gate = self.lock().index_builds.entry(r.id).or_default().clone();
+        let _building = match &cached {
+            Some((_, stale)) => match gate.try_lock_owned() {
+                Ok(g) => g,
+                Err(_) => return Ok(stale.clone()),
+            },
+            None => gate.lock_owned().await,
+        };
         if let Some((at, idx)) = self.lock().indexes.get(&r.id)
             && fresh(*at, now, cfg.index_ttl)
         {

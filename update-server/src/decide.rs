@@ -139,22 +139,29 @@ pub async fn for_node(
             ));
             continue;
         }
-        let attempt = match app.db.attempt(r.id, &node.id).await? {
-            None => Attempt::None,
-            Some(a) => match a.status {
-                AttemptStatus::InFlight => Attempt::InFlight {
-                    started: a.started_at,
+        let place = place_in_line(&node.id, &release_key(&r.board, &r.version));
+        let cutoff = live.index.cutoff(r.policy.share_at(r.state.step));
+        // Nodes the ramp has not reached have no attempt: skip the lookup
+        // (most check-ins of a large fleet during a rollout).
+        let attempt = if !cutoff.admits(place) {
+            Attempt::None
+        } else {
+            match app.db.attempt(r.id, &node.id).await? {
+                None => Attempt::None,
+                Some(a) => match a.status {
+                    AttemptStatus::InFlight => Attempt::InFlight {
+                        started: a.started_at,
+                    },
+                    AttemptStatus::Healthy => Attempt::Healthy,
+                    AttemptStatus::Failed => Attempt::Failed,
                 },
-                AttemptStatus::Healthy => Attempt::Healthy,
-                AttemptStatus::Failed => Attempt::Failed,
-            },
+            }
         };
         let facts = NodeFacts {
-            place: place_in_line(&node.id, &release_key(&r.board, &r.version)),
+            place,
             version: rel,
             attempt,
         };
-        let cutoff = live.index.cutoff(r.policy.share_at(r.state.step));
         let view = RolloutView {
             policy: &r.policy,
             state: &r.state,

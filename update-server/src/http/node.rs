@@ -44,6 +44,13 @@ fn repository_url(app: &AppState, headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/repo")
 }
 
+fn replayed(counter: u64, node: &str) -> ApiError {
+    ApiError::conflict(
+        "replayed_request",
+        format!("counter {counter} is not above the last one accepted from node {node:?}"),
+    )
+}
+
 /// `POST /v1/check-in`.
 pub async fn check_in(
     State(app): State<AppState>,
@@ -96,44 +103,42 @@ pub async fn check_in(
         },
         state: req.state.as_str(),
     };
-    let existing = app.db.node(&req.node_id).await?;
-    let accepted = match existing {
-        Some(n) if n.public_key != req.public_key => {
-            return Err(ApiError::forbidden(
-                "key_mismatch",
-                format!(
-                    "node {:?} is registered with another public key",
-                    req.node_id
-                ),
-            ));
-        }
-        Some(_) => app.db.check_in_node(&upsert, sig.counter, now).await?,
-        None => {
-            if let Some(token) = &app.config.enrollment_token
-                && req.enrollment_token.as_deref() != Some(token.as_str())
-            {
+    // Common case first: a known node with its key and a fresh counter is
+    // one conditional UPDATE. Only when it changes nothing do we look why.
+    if !app.db.check_in_node(&upsert, sig.counter, now).await? {
+        match app.db.node(&req.node_id).await? {
+            Some(n) if n.public_key != req.public_key => {
                 return Err(ApiError::forbidden(
-                    "enrollment_required",
-                    "first check-in needs a valid enrollment_token",
+                    "key_mismatch",
+                    format!(
+                        "node {:?} is registered with another public key",
+                        req.node_id
+                    ),
                 ));
             }
-            match app.db.register_node(&upsert, sig.counter, now).await? {
-                Registration::Created => {
-                    app.metrics.registrations.inc();
-                    true
+            Some(_) => return Err(replayed(sig.counter, &req.node_id)),
+            None => {
+                if let Some(token) = &app.config.enrollment_token
+                    && req.enrollment_token.as_deref() != Some(token.as_str())
+                {
+                    return Err(ApiError::forbidden(
+                        "enrollment_required",
+                        "first check-in needs a valid enrollment_token",
+                    ));
                 }
-                Registration::Exists => app.db.check_in_node(&upsert, sig.counter, now).await?,
+                match app.db.register_node(&upsert, sig.counter, now).await? {
+                    Registration::Created => {
+                        app.metrics.registrations.inc();
+                    }
+                    // Registered meanwhile by a concurrent request.
+                    Registration::Exists => {
+                        if !app.db.check_in_node(&upsert, sig.counter, now).await? {
+                            return Err(replayed(sig.counter, &req.node_id));
+                        }
+                    }
+                }
             }
         }
-    };
-    if !accepted {
-        return Err(ApiError::conflict(
-            "replayed_request",
-            format!(
-                "counter {} is not above the last one accepted from node {:?}",
-                sig.counter, req.node_id
-            ),
-        ));
     }
     app.metrics.check_ins.inc();
     let node = NodeRecord {
@@ -193,17 +198,14 @@ pub async fn events(
         .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
     verify_request(&key, "POST", EVENTS_PATH, &sig, &bytes)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
-    if !app.db.advance_counter(&node.id, sig.counter).await? {
-        return Err(ApiError::conflict(
-            "replayed_request",
-            format!(
-                "counter {} is not above the last one accepted from node {:?}",
-                sig.counter, node.id
-            ),
-        ));
-    }
     let now = app.clock.now();
-    app.db.insert_events(&node.id, &report.events, now).await?;
+    if !app
+        .db
+        .insert_report(&node.id, sig.counter, &report.events, now)
+        .await?
+    {
+        return Err(replayed(sig.counter, &node.id));
+    }
     for e in &report.events {
         app.metrics
             .events

@@ -275,14 +275,26 @@ impl Db {
             .map_err(StoreError::from)
     }
 
-    /// Stores node events (already verified) in one transaction.
-    pub async fn insert_events(
+    /// Stores a verified event report in one transaction with the advance
+    /// of the node's counter. Returns false (storing nothing) when the
+    /// counter is not above the stored one: a replay.
+    pub async fn insert_report(
         &self,
         node_id: &str,
+        counter: u64,
         events: &[moho_protocol::Event],
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
+        let fresh = sqlx::query("UPDATE nodes SET counter = $2 WHERE id = $1 AND counter < $2")
+            .bind(node_id)
+            .bind(counter_to_db(counter))
+            .execute(&mut *tx)
+            .await?;
+        if fresh.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         for e in events {
             let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
                 what: "event",
@@ -301,7 +313,7 @@ impl Db {
             .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Number of stored events of a node (for tests and the admin view).
