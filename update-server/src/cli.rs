@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -86,6 +86,10 @@ pub struct ServeArgs {
     /// Require this token on a node's first check-in.
     #[arg(long, env = "MOHO_ENROLLMENT_TOKEN")]
     pub enrollment_token: Option<String>,
+    /// Forget nodes that have not checked in for this many days (checked
+    /// hourly, audited). Default: keep them.
+    #[arg(long)]
+    pub node_retention_days: Option<u32>,
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,

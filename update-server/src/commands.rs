@@ -11,7 +11,7 @@ use crate::cli::{ServeArgs, TokenCreateArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::http::auth::create_token;
-use crate::serve::{ServeError, TlsFiles, refresher, serve, ticker};
+use crate::serve::{ServeError, TlsFiles, refresher, retention, serve, ticker};
 use crate::store::{Db, StoreError};
 
 /// A command that failed.
@@ -77,6 +77,9 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
     config.online_keys = args.online_keys.clone();
+    config.node_retention = args
+        .node_retention_days
+        .map(|d| SignedDuration::from_hours(i64::from(d) * 24));
     let default_root = args.data.data_dir.join("trusted-root.json");
     let root_file = args
         .trusted_root
@@ -119,9 +122,11 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     });
     let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
     let refresh = tokio::spawn(refresher(state.clone(), Duration::from_secs(600)));
+    let retain = tokio::spawn(retention(state.clone(), Duration::from_secs(3600)));
     let result = serve(listener, state, tls.as_ref(), handle).await;
     tick.abort();
     refresh.abort();
+    retain.abort();
     db.close().await;
     Ok(result?)
 }

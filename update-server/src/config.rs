@@ -29,6 +29,8 @@ pub struct ServerConfig {
     /// Directory with the snapshot and timestamp keys: re-sign them before
     /// expiry. `None`: someone else does (`image-tools repo refresh`).
     pub online_keys: Option<PathBuf>,
+    /// Forget nodes not seen for this long (checked hourly); `None`: keep.
+    pub node_retention: Option<SignedDuration>,
     /// Largest uploaded repository file, bytes.
     pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
@@ -49,6 +51,7 @@ impl ServerConfig {
             index_ttl: SignedDuration::from_mins(5),
             trusted_root: None,
             online_keys: None,
+            node_retention: None,
             max_upload: 64 << 30,
             tls: false,
         }

@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve(args) => run_serve(args).await?,
+        Command::Serve(args) => run_serve(*args).await?,
         Command::Token(TokenCommand::Create(args)) => println!("{}", run_token_create(args).await?),
     }
     Ok(())

@@ -85,6 +85,47 @@ pub async fn refresher(state: AppState, every: Duration) {
     }
 }
 
+/// Forgets nodes not seen for the configured retention, every `every`.
+pub async fn retention(state: AppState, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        if let Err(e) = prune_stale(&state).await {
+            tracing::error!("pruning stale nodes failed: {e}");
+        }
+    }
+}
+
+/// One retention pass: removes nodes last seen before now − retention and
+/// audits it as actor `system`. Returns how many were removed.
+pub async fn prune_stale(state: &AppState) -> Result<u64, crate::store::StoreError> {
+    let Some(keep) = state.config.node_retention else {
+        return Ok(0);
+    };
+    let now = state.clock.now();
+    let before = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+    let removed = state.db.prune_nodes(before).await?;
+    if removed > 0 {
+        let mut tx = state.db.begin().await?;
+        let after = serde_json::json!({"retention_secs": keep.as_secs(), "removed": removed});
+        state
+            .db
+            .audit(
+                &mut tx,
+                "system",
+                "nodes.retention",
+                "nodes",
+                None,
+                Some(&after),
+                now,
+            )
+            .await?;
+        tx.commit().await?;
+        tracing::info!("forgot {removed} node(s) not seen for {keep:#}");
+    }
+    Ok(removed)
+}
+
 /// Ticks every rollout every `every`, so that auto-pause and ramp steps
 /// happen on time. Runs until the task is dropped.
 pub async fn ticker(state: AppState, every: Duration) {

@@ -342,3 +342,35 @@ async fn nodes_are_filtered_pruned_when_stale_and_may_re_register_after_deletion
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_nodes_not_seen_for_the_configured_time() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| {
+            c.node_retention = Some(SignedDuration::from_hours(24 * 30))
+        })
+        .await;
+        TestNode::new("gone").check_in(&s).await;
+        s.clock.advance(SignedDuration::from_hours(24 * 20));
+        TestNode::new("here").check_in(&s).await;
+        assert_eq!(
+            update_server::serve::prune_stale(&s.state).await.unwrap(),
+            0,
+            "{backend}: nobody is 30 days stale yet"
+        );
+        s.clock.advance(SignedDuration::from_hours(24 * 11));
+        assert_eq!(
+            update_server::serve::prune_stale(&s.state).await.unwrap(),
+            1,
+            "{backend}"
+        );
+        assert_eq!(s.admin("GET", "/nodes/gone", None).await.status, 404);
+        assert_eq!(s.admin("GET", "/nodes/here", None).await.status, 200);
+        let audit = s.admin("GET", "/audit", None).await;
+        assert_eq!(
+            audit.body["items"][0]["action"], "nodes.retention",
+            "{backend}"
+        );
+        assert_eq!(audit.body["items"][0]["actor"], "system");
+    }
+}
