@@ -1,11 +1,12 @@
 //! Shared helpers for Moho's end-to-end tests: finding (and building) the
-//! Moho binaries, running commands with readable failures, disk images, and
-//! loop devices that clean up after themselves.
+//! Moho binaries, running commands with readable failures, disk images,
+//! loop devices that clean up after themselves, and qemu VMs ([`vm`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fleet;
 pub mod https_server;
+pub mod vm;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,347 @@
+//! What the VMs boot: the initramfs (`image-tools initramfs` with the static
+//! `boot-select`), test OS releases whose root tree is busybox plus the real
+//! `update-agent` started by a plain shell init, the disk (`image-tools disk
+//! create`), and a read-only disk holding the signed repository
+//! (`file:///mnt/repo/` in the guest).
+
+use std::ffi::OsStr;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use super::boot_select::static_boot_select;
+use super::kernel::{Kernel, debian_cloud_kernel};
+use crate::fleet::ReleaseRepo;
+use crate::{bin, ok};
+
+/// Modules every test initramfs carries: the disk, the fw_cfg files the
+/// tests hand scenarios through, and the network.
+pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net";
+
+/// Where the guest finds the scenario script qemu passes with `-fw_cfg`.
+pub const SCENARIO_FW_CFG: &str = "opt/moho/run";
+
+/// Builds the initramfs into `out`.
+pub fn initramfs(kernel: &Kernel, out: &Path) -> PathBuf {
+    ok(
+        bin("image-tools"),
+        [
+            OsStr::new("initramfs"),
+            OsStr::new("--kernel-modules"),
+            kernel.modules.as_os_str(),
+            OsStr::new("--modules"),
+            OsStr::new(MODULES),
+            OsStr::new("--init"),
+            static_boot_select().as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+            OsStr::new("--force"),
+        ],
+    );
+    out.to_owned()
+}
+
+/// How a test release behaves when booted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// The plain init: mount STATE, run the scenario script, power off.
+    Agent,
+    /// init exits at once: the kernel panics ("Attempted to kill init").
+    Panic,
+}
+
+/// The plain init of the busybox test OS.
+const AGENT_INIT: &str = r#"#!/bin/sh
+# Moho busybox test OS: a plain init (no systemd) that runs update-agent.
+export PATH=/usr/bin:/bin:/usr/sbin:/sbin
+mount -t proc proc /proc 2>/dev/null
+mount -t sysfs sysfs /sys 2>/dev/null
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t ext4 "$(findfs LABEL=STATE)" /var || echo "moho-test: cannot mount STATE on /var"
+mkdir -p /var/lib/moho
+if [ -b /dev/vdb ]; then mount -t ext4 -o ro /dev/vdb /mnt/repo || echo "moho-test: no repository disk"; fi
+. /usr/lib/os-release
+SLOT=$(sed -n 's/.*moho\.slot=\([AB]\).*/\1/p' /proc/cmdline)
+export SLOT VERSION_ID
+echo "moho-test: up version=$VERSION_ID slot=$SLOT"
+if [ -r /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw ]; then
+  cat /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw > /run/scenario.sh
+  . /run/scenario.sh
+fi
+echo "moho-test: end of scenario"
+sync
+poweroff -f
+"#;
+
+const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
+
+/// One release of the test OS.
+#[derive(Debug, Clone)]
+pub struct TestRelease {
+    /// Semver.
+    pub version: String,
+    /// What it does.
+    pub behaviour: Behaviour,
+}
+
+/// Builds everything the VM tests share: kernel, initramfs, repository.
+#[derive(Debug)]
+pub struct TestOs {
+    /// Working directory.
+    pub dir: PathBuf,
+    /// The kernel.
+    pub kernel: &'static Kernel,
+    /// The initramfs (selector and slots alike).
+    pub initramfs: PathBuf,
+    /// The signed repository.
+    pub repo: ReleaseRepo,
+}
+
+impl TestOs {
+    /// Fetches the kernel (cached) and makes the initramfs and an empty
+    /// repository under `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let kernel = debian_cloud_kernel();
+        let initramfs = initramfs(kernel, &dir.join("initrd.img"));
+        let repo = ReleaseRepo::new(&dir.join("releases"), "amd64-vm");
+        Self {
+            dir: dir.to_owned(),
+            kernel,
+            initramfs,
+            repo,
+        }
+    }
+
+    /// The root tree of `release`.
+    pub fn tree(&self, release: &TestRelease) -> PathBuf {
+        let tree = self.dir.join(format!("tree-{}", release.version));
+        let _ = std::fs::remove_dir_all(&tree);
+        for d in [
+            "bin",
+            "sbin",
+            "usr/bin",
+            "usr/sbin",
+            "usr/lib/moho",
+            "etc/moho/agent.d",
+            "boot",
+            "proc",
+            "sys",
+            "dev",
+            "run",
+            "tmp",
+            "var",
+            "mnt/repo",
+            "root",
+        ] {
+            std::fs::create_dir_all(tree.join(d)).unwrap();
+        }
+        install_busybox(&tree);
+        install_program(&bin("update-agent"), &tree, "usr/bin/update-agent");
+        std::fs::copy(&self.kernel.vmlinuz, tree.join("boot/vmlinuz")).unwrap();
+        std::fs::copy(&self.initramfs, tree.join("boot/initrd.img")).unwrap();
+        std::fs::write(
+            tree.join("boot/cmdline"),
+            "# the test OS: serial console, quick reset after a panic\nconsole=ttyS0 quiet panic=1 moho.retry=2\n",
+        )
+        .unwrap();
+        std::fs::write(
+            tree.join("usr/lib/os-release"),
+            format!(
+                "NAME=\"Moho test OS\"\nID=moho-test\nVERSION_ID={}\n",
+                release.version
+            ),
+        )
+        .unwrap();
+        symlink("../usr/lib/os-release", tree.join("etc/os-release")).unwrap();
+        std::fs::copy(self.repo.root(), tree.join("usr/lib/moho/root.json")).unwrap();
+        std::fs::create_dir_all(tree.join("etc/ssl/certs")).unwrap();
+        std::fs::copy(
+            "/etc/ssl/certs/ca-certificates.crt",
+            tree.join("etc/ssl/certs/ca-certificates.crt"),
+        )
+        .expect("the CA bundle (Debian package ca-certificates)");
+        std::fs::write(
+            tree.join("etc/moho/agent.d/10-vm.toml"),
+            format!(
+                "[repository]\nurl = \"file:///mnt/repo/\"\nroot = \"/usr/lib/moho/root.json\"\n\
+                 [node]\nboard = \"{}\"\nchannel = \"stable\"\n\
+                 [update]\ndownload_attempts = 3\ndownload_backoff = \"100ms\"\n",
+                self.repo.board
+            ),
+        )
+        .unwrap();
+        let init = match release.behaviour {
+            Behaviour::Agent => AGENT_INIT,
+            Behaviour::Panic => PANIC_INIT,
+        };
+        let init_path = tree.join("sbin/init");
+        std::fs::write(&init_path, init).unwrap();
+        std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        tree
+    }
+
+    /// Builds `release` as a slot image with 1 MiB chunks and publishes it
+    /// on `stable`; returns the image.
+    pub fn publish(&self, release: &TestRelease) -> PathBuf {
+        let image = self.build(release);
+        self.repo.add(&image, &["stable"]);
+        image
+    }
+
+    /// Builds `release` as a slot image (not published).
+    pub fn build(&self, release: &TestRelease) -> PathBuf {
+        let tree = self.tree(release);
+        let out = self.dir.join(format!("release-{}.img", release.version));
+        ok(
+            bin("image-tools"),
+            [
+                OsStr::new("build"),
+                OsStr::new("--rootfs"),
+                tree.as_os_str(),
+                OsStr::new("--version"),
+                OsStr::new(&release.version),
+                OsStr::new("--board"),
+                OsStr::new(&self.repo.board),
+                OsStr::new("--out"),
+                out.as_os_str(),
+                OsStr::new("--chunk-size"),
+                OsStr::new("1MiB"),
+                OsStr::new("--source-date-epoch"),
+                OsStr::new("1700000000"),
+                OsStr::new("--force"),
+            ],
+        );
+        let _ = std::fs::remove_dir_all(&tree);
+        out
+    }
+
+    /// A read-only ext4 image of the repository, for `/dev/vdb`.
+    pub fn repo_disk(&self) -> PathBuf {
+        let out = self.dir.join("repo-disk.img");
+        let _ = std::fs::remove_file(&out);
+        let bytes = dir_size(&self.repo.repo);
+        let kib = bytes / 1024 * 5 / 4 + 16 * 1024;
+        ok(
+            "mke2fs",
+            [
+                OsStr::new("-q"),
+                OsStr::new("-t"),
+                OsStr::new("ext4"),
+                OsStr::new("-O"),
+                OsStr::new("^has_journal"),
+                OsStr::new("-d"),
+                self.repo.repo.as_os_str(),
+                out.as_os_str(),
+                OsStr::new(&format!("{kib}k")),
+            ],
+        );
+        out
+    }
+
+    /// A disk with `slot_a` in ROOT-A (and, with `esp`, the boot chain on
+    /// the ESP).
+    pub fn disk(&self, name: &str, slot_a: &Path, esp: bool, format: &str) -> PathBuf {
+        let out = self.dir.join(name);
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("disk"),
+            OsStr::new("create"),
+            OsStr::new("--out"),
+            out.as_os_str(),
+            OsStr::new("--size"),
+            OsStr::new("320M"),
+            OsStr::new("--slot-size"),
+            OsStr::new("112M"),
+            OsStr::new("--esp-size"),
+            OsStr::new("40M"),
+            OsStr::new("--slot-a"),
+            slot_a.as_os_str(),
+            OsStr::new("--format"),
+            OsStr::new(format),
+            OsStr::new("--force"),
+        ];
+        if esp {
+            args.extend([
+                OsStr::new("--boot-kernel"),
+                self.kernel.vmlinuz.as_os_str(),
+                OsStr::new("--boot-initramfs"),
+                self.initramfs.as_os_str(),
+                OsStr::new("--boot-cmdline"),
+                OsStr::new("console=ttyS0 moho.wait=20 moho.retry=2"),
+            ]);
+        }
+        ok(bin("image-tools"), args);
+        out
+    }
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}
+
+/// busybox (Debian's static build) and a link per applet.
+fn install_busybox(tree: &Path) {
+    let busybox = Path::new("/bin/busybox");
+    assert!(
+        busybox.exists(),
+        "/bin/busybox missing: install the Debian package busybox-static"
+    );
+    std::fs::copy(busybox, tree.join("bin/busybox")).unwrap();
+    let list = ok(busybox, ["--list-full"]);
+    for applet in list.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let link = tree.join(applet);
+        // The test OS brings its own init.
+        if link.exists() || ["bin/busybox", "sbin/init", "linuxrc"].contains(&applet) {
+            continue;
+        }
+        let depth = applet.matches('/').count();
+        let target = format!("{}bin/busybox", "../".repeat(depth));
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        symlink(target, &link).unwrap();
+    }
+}
+
+/// Copies a dynamically linked program without its debug information, with
+/// the shared libraries `ldd` names at the same paths.
+fn install_program(program: &Path, tree: &Path, at: &str) {
+    let dest = tree.join(at);
+    let out = Command::new("objcopy")
+        .arg("--strip-debug")
+        .arg(program)
+        .arg(&dest)
+        .output()
+        .expect("objcopy (Debian package binutils)");
+    assert!(
+        out.status.success(),
+        "objcopy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ldd = ok("ldd", [program.as_os_str()]);
+    for line in ldd.lines() {
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let in_tree = tree.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(in_tree.parent().unwrap()).unwrap();
+        std::fs::copy(path, &in_tree).unwrap();
+    }
+}

@@ -1,0 +1,18 @@
+//! Virtual machines for the boot tests (DESIGN §8.3): a real Debian cloud
+//! kernel, the static `boot-select`, test OS images built from busybox, and
+//! qemu under software emulation (`-accel tcg`) with its serial console read
+//! line by line.
+//!
+//! - [`cache`]: where downloads and slow builds are kept between runs.
+//! - [`kernel`]: Debian's `linux-image-cloud-amd64`, fetched with `apt-get download`.
+//! - [`boot_select`]: building `boot-select` as a static program.
+//! - [`image`]: initramfs, slot root trees and disks for the VMs.
+//! - [`qemu`]: starting a VM, reading its console, cutting its power.
+//! - [`qmp`]: the QEMU machine protocol, to change a running VM's disk.
+
+pub mod boot_select;
+pub mod cache;
+pub mod image;
+pub mod kernel;
+pub mod qemu;
+pub mod qmp;
