@@ -32,12 +32,16 @@ pub struct AppState {
     pub repo_state: Arc<std::sync::Mutex<Option<moho_release::TrustedState>>>,
     /// Serialises publications.
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Batches the node updates of concurrent check-ins.
+    pub check_ins: crate::store::CheckInBatcher,
 }
 
 impl AppState {
-    /// Builds the state.
+    /// Builds the state (starts the check-in batching task: needs a tokio
+    /// runtime).
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
         Self {
+            check_ins: crate::store::CheckInBatcher::start(db.clone()),
             db,
             clock,
             config: Arc::new(config),

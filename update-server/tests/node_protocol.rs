@@ -374,3 +374,50 @@ async fn retention_forgets_nodes_not_seen_for_the_configured_time() {
         assert_eq!(audit.body["items"][0]["actor"], "system");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_check_ins_are_all_recorded_and_a_concurrent_replay_is_refused() {
+    for (backend, url) in backends().await {
+        let s = std::sync::Arc::new(start(&backend, &url, |_| {}).await);
+        let mut nodes: Vec<TestNode> = (0..40)
+            .map(|i| TestNode::new(&format!("c{i:02}")))
+            .collect();
+        for n in &mut nodes {
+            assert_eq!(n.check_in(&s).await.status, 200);
+        }
+        // Everybody at once (batched into few statements), one request twice.
+        let mut tasks = Vec::new();
+        for n in &mut nodes {
+            n.version = "1.0.1".into();
+            let body = n.check_in_body();
+            let headers = n.signed("/v1/check-in", &body);
+            let copies = if n.id == "c07" { 2 } else { 1 };
+            for _ in 0..copies {
+                let (s, body, headers) = (s.clone(), body.clone(), headers.clone());
+                tasks.push(tokio::spawn(async move {
+                    s.post_raw("/v1/check-in", &headers, body).await.status
+                }));
+            }
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            40,
+            "{backend}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 409).count(),
+            1,
+            "{backend}: the replayed copy"
+        );
+        let listed = s.admin("GET", "/nodes?version=1.0.1", None).await;
+        assert_eq!(
+            listed.body["items"].as_array().unwrap().len(),
+            40,
+            "{backend}"
+        );
+    }
+}

@@ -4,19 +4,42 @@
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::StatusCode;
+use futures_util::StreamExt as _;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// Reads at most `limit` bytes.
+/// Reads at most `limit` bytes. A larger body is refused with 413 after
+/// reading (and discarding) up to 8 × `limit` of it, so that an ordinary
+/// client gets the JSON answer instead of a connection reset mid-upload.
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let too_large = || {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
             format!("request body exceeds {limit} bytes"),
         )
-    })
+    };
+    let mut stream = body.into_data_stream();
+    let mut buf = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("body_read_failed", format!("could not read body: {e}"))
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen > limit.saturating_mul(8) {
+            return Err(too_large());
+        }
+        if seen <= limit {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    if seen > limit {
+        Err(too_large())
+    } else {
+        Ok(Bytes::from(buf))
+    }
 }
 
 /// Parses JSON.

@@ -105,7 +105,7 @@ pub async fn check_in(
     };
     // Common case first: a known node with its key and a fresh counter is
     // one conditional UPDATE. Only when it changes nothing do we look why.
-    if !app.db.check_in_node(&upsert, sig.counter, now).await? {
+    if !app.check_ins.check_in(&upsert, sig.counter, now).await? {
         match app.db.node(&req.node_id).await? {
             Some(n) if n.public_key != req.public_key => {
                 return Err(ApiError::forbidden(

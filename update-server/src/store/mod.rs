@@ -9,6 +9,7 @@
 //! database lock; reads use a separate pool (WAL mode).
 
 mod admin;
+mod batch;
 mod fleetlock;
 mod nodes;
 mod rollouts;
@@ -22,6 +23,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use admin::{Token, TokenRecord};
+pub use batch::CheckInBatcher;
 pub use fleetlock::{Acquire, LockRow};
 pub use nodes::{NodeRecord, NodeSeed, NodeUpsert, Registration};
 pub use rollouts::{AttemptRow, AttemptStatus, RolloutRecord, SyncedRelease};
@@ -35,6 +37,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// The check-in batch failed (the message of the database error).
+    #[error("database error: {0}")]
+    Batch(String),
     /// A stored JSON document that no longer parses.
     #[error("corrupt stored {what}: {source}")]
     Corrupt {
