@@ -6,7 +6,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use moho_e2e::vm::image::{Behaviour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
@@ -25,6 +25,7 @@ fn release(version: &str, behaviour: Behaviour) -> TestRelease {
     TestRelease {
         version: version.into(),
         behaviour,
+        payload_mib: 0,
     }
 }
 
@@ -199,5 +200,184 @@ fn ovmf_and_systemd_boot_start_the_selector_from_a_qcow2_disk() {
             .any(|l| l.starts_with("A ") && l.contains("ROOT-A") && l.trim_end().ends_with('*')),
         "log {}",
         vm.log.display()
+    );
+}
+
+/// A small deterministic generator for the cut points (seed printed, and
+/// taken from `MOHO_VM_SEED` to replay a run).
+struct Rng(u64);
+
+impl Rng {
+    fn from_env() -> Self {
+        let seed = std::env::var("MOHO_VM_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap();
+                t.as_secs() ^ (u64::from(t.subsec_nanos()) << 20)
+            });
+        println!("power cuts: MOHO_VM_SEED={seed}");
+        Self(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// `resumed=N` of the agent's "writing image" line at or after `from`.
+fn resumed_bytes(vm: &Vm, from: usize) -> u64 {
+    let at = vm.wait_for_from(from, "writing image total=", BOOT);
+    let line = &vm.lines()[at];
+    line.split("resumed=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("no resumed= in {line:?}"))
+}
+
+/// Both GPT copies of a raw disk: primary header + entries, backup
+/// entries + header.
+fn gpt_bytes(disk: &Path) -> (Vec<u8>, Vec<u8>) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(disk).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut primary = vec![0u8; 33 * 512];
+    f.seek(SeekFrom::Start(512)).unwrap();
+    f.read_exact(&mut primary).unwrap();
+    let mut backup = vec![0u8; 33 * 512];
+    f.seek(SeekFrom::Start(len - 33 * 512)).unwrap();
+    f.read_exact(&mut backup).unwrap();
+    (primary, backup)
+}
+
+#[test]
+fn power_cuts_during_an_install_and_a_gpt_write_leave_a_bootable_machine() {
+    const INSTALL_CUTS: usize = 10;
+    let dir = tempfile::tempdir().unwrap();
+    let os = TestOs::new(dir.path());
+    let r1 = os.publish(&release("1.0.0", Behaviour::Agent));
+    os.publish(&TestRelease {
+        payload_mib: 40,
+        ..release("2.0.0", Behaviour::Agent)
+    });
+    let repo_disk = os.repo_disk();
+    let disk = os.disk("disk.img", &r1, false, "raw");
+    let scenario = dir.path().join("scenario.sh");
+    std::fs::write(
+        &scenario,
+        r#"
+set -o pipefail
+agent() { MOHO_LOG=info update-agent "$@" 2>&1 | cat; }
+case "$VERSION_ID" in
+1.0.0)
+  agent install --version 2.0.0 && { echo "moho-test: rebooting into 2.0.0"; sync; reboot -f; }
+  echo "moho-test: install failed" ;;
+2.0.0)
+  agent slots mark-good && echo "moho-test: 2.0.0 is good" ;;
+esac
+"#,
+    )
+    .unwrap();
+    let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
+    spec.extra_disks.push(repo_disk);
+    // 4 MiB/s from the repository: the 40 MiB that must be downloaded take
+    // about ten seconds, a window for the cuts.
+    spec.extra_disk_options = "throttling.bps-read=4194304".into();
+    spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
+    spec.no_reboot = true;
+    let mut rng = Rng::from_env();
+    let mut survived = 0;
+    let mut last_resumed = 0;
+
+    // Ten cuts at random points of the install: each boot must come up on
+    // the good slot A, and each install must go on from where it was.
+    for cut in 0..INSTALL_CUTS {
+        let mut vm = Vm::start(&spec, &console_log(&format!("power_cut_{cut}")));
+        vm.wait_for("moho-boot: slot A: booting (marked successful)", BOOT);
+        let up = vm.wait_for("moho-test: up version=1.0.0 slot=A", BOOT);
+        let start = vm.wait_for_from(up, "install step report=DownloadStarted", BOOT);
+        let resumed = resumed_bytes(&vm, start);
+        assert!(
+            resumed >= last_resumed,
+            "cut {cut}: resumed {resumed} bytes, fewer than the {last_resumed} of the run before"
+        );
+        last_resumed = resumed;
+        let delay = Duration::from_millis(rng.below(900));
+        std::thread::sleep(delay);
+        let done = vm
+            .lines()
+            .iter()
+            .skip(start)
+            .any(|l| l.contains("installed 2.0.0") || l.contains("install failed"));
+        assert!(
+            !done,
+            "cut {cut}: the install ended before the cut ({})",
+            vm.log.display()
+        );
+        vm.power_cut();
+        survived += 1;
+        println!("power cut {cut} after {delay:?} of writing (resumed {resumed} bytes)");
+    }
+    assert!(last_resumed > 0, "no install ever resumed written chunks");
+
+    // One cut in the middle of the GPT write that arms slot B: writes are
+    // throttled to 4 per second so that the copies change one at a time.
+    let before = gpt_bytes(&disk);
+    let mut throttled = spec.clone();
+    throttled.disk_options = "throttling.iops-write=4".into();
+    throttled.extra_disk_options = String::new();
+    let mut vm = Vm::start(&throttled, &console_log("power_cut_gpt"));
+    vm.wait_for("moho-test: up version=1.0.0 slot=A", BOOT);
+    let deadline = Instant::now() + BOOT * 2;
+    loop {
+        let (primary, backup) = gpt_bytes(&disk);
+        if backup != before.1 || primary != before.0 {
+            vm.power_cut();
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the GPT was never written ({})",
+            vm.log.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    survived += 1;
+    let torn = gpt_bytes(&disk);
+    assert!(
+        torn.0 == before.0 && torn.1 != before.1,
+        "the cut should land after the backup copy changed and before the primary did"
+    );
+    println!("power cut during the GPT write: backup copy written, primary not");
+
+    // Next boot: the selector repairs the table from the valid copy, boots
+    // A, and the install completes from what is already in slot B.
+    let mut spec = spec.clone();
+    spec.no_reboot = false;
+    let mut vm = Vm::start(&spec, &console_log("power_cut_final"));
+    vm.wait_for("repairing it from the valid copy", BOOT);
+    vm.wait_for("moho-test: up version=1.0.0 slot=A", BOOT);
+    let installed = vm.wait_for("installed 2.0.0", BOOT * 2);
+    let summary = vm.wait_for_from(installed, "already in place", BOOT);
+    let line = vm.lines()[summary].clone();
+    assert!(
+        line.contains(" 0 downloaded") && !line.contains(" 0 already in place"),
+        "the install resumed from slot B's written chunks: {line}"
+    );
+    vm.wait_for_from(installed, "moho-boot: slot B: trial boot", BOOT);
+    vm.wait_for("moho-test: 2.0.0 is good", BOOT);
+    vm.wait_for("moho-test: end of scenario", BOOT);
+    let _ = vm.wait_exit(BOOT);
+    let json = slots_json(&disk, Some("B"));
+    assert_eq!(slot_fields(&json, "B"), (2, 0, true), "{json}");
+    assert_eq!(slot_fields(&json, "A"), (1, 0, true), "{json}");
+    println!(
+        "survived {survived} power cuts ({INSTALL_CUTS} during the install, 1 during the GPT write)"
     );
 }

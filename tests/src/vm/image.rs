@@ -84,6 +84,10 @@ pub struct TestRelease {
     pub version: String,
     /// What it does.
     pub behaviour: Behaviour,
+    /// MiB of incompressible data only this release has (`/payload.bin`),
+    /// so that installing it downloads that much rather than reusing the
+    /// booted slot's chunks.
+    pub payload_mib: usize,
 }
 
 /// Builds everything the VM tests share: kernel, initramfs, repository.
@@ -155,6 +159,17 @@ impl TestOs {
         )
         .unwrap();
         symlink("../usr/lib/os-release", tree.join("etc/os-release")).unwrap();
+        if release.payload_mib > 0 {
+            let seed = release
+                .version
+                .bytes()
+                .fold(7u64, |h, b| h * 31 + u64::from(b));
+            std::fs::write(
+                tree.join("payload.bin"),
+                crate::fleet::payload(release.payload_mib << 20, seed),
+            )
+            .unwrap();
+        }
         std::fs::copy(self.repo.root(), tree.join("usr/lib/moho/root.json")).unwrap();
         std::fs::create_dir_all(tree.join("etc/ssl/certs")).unwrap();
         std::fs::copy(
@@ -250,9 +265,9 @@ impl TestOs {
             OsStr::new("--out"),
             out.as_os_str(),
             OsStr::new("--size"),
-            OsStr::new("320M"),
+            OsStr::new("400M"),
             OsStr::new("--slot-size"),
-            OsStr::new("112M"),
+            OsStr::new("144M"),
             OsStr::new("--esp-size"),
             OsStr::new("40M"),
             OsStr::new("--slot-a"),

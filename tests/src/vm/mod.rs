@@ -8,11 +8,9 @@
 //! - [`boot_select`]: building `boot-select` as a static program.
 //! - [`image`]: initramfs, slot root trees and disks for the VMs.
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
-//! - [`qmp`]: the QEMU machine protocol, to change a running VM's disk.
 
 pub mod boot_select;
 pub mod cache;
 pub mod image;
 pub mod kernel;
 pub mod qemu;
-pub mod qmp;

@@ -9,8 +9,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::qmp::Qmp;
-
 /// How the VM starts.
 #[derive(Debug, Clone)]
 pub enum Boot {
@@ -38,8 +36,12 @@ pub struct VmSpec {
     pub disk: PathBuf,
     /// `raw` or `qcow2`.
     pub disk_format: &'static str,
+    /// Extra `-drive` options for the Moho disk (e.g. `throttling.iops-write=4`).
+    pub disk_options: String,
     /// Further read-only raw disks (`/dev/vdb`, ...).
     pub extra_disks: Vec<PathBuf>,
+    /// Extra `-drive` options for each of them (e.g. `throttling.bps-read=4194304`).
+    pub extra_disk_options: String,
     /// How it boots.
     pub boot: Boot,
     /// Files the guest reads from `/sys/firmware/qemu_fw_cfg/by_name/<name>/raw`.
@@ -59,7 +61,9 @@ impl VmSpec {
         Self {
             disk: disk.to_owned(),
             disk_format: "raw",
+            disk_options: String::new(),
             extra_disks: Vec::new(),
+            extra_disk_options: String::new(),
             boot: Boot::Direct {
                 kernel: kernel.to_owned(),
                 initrd: initrd.to_owned(),
@@ -86,8 +90,14 @@ pub struct Vm {
     console: Arc<(Mutex<Console>, Condvar)>,
     /// The console log.
     pub log: PathBuf,
-    qmp_socket: PathBuf,
-    _qmp_dir: tempfile::TempDir,
+}
+
+fn opts(extra: &str) -> String {
+    if extra.is_empty() {
+        String::new()
+    } else {
+        format!(",{extra}")
+    }
 }
 
 /// Drops terminal escape sequences and carriage returns from a console line.
@@ -120,8 +130,6 @@ pub fn clean_line(raw: &[u8]) -> String {
 impl Vm {
     /// Starts qemu; its console goes to `log` and to [`Vm::lines`].
     pub fn start(spec: &VmSpec, log: &Path) -> Self {
-        let qmp_dir = tempfile::tempdir().expect("qmp dir");
-        let qmp_socket = qmp_dir.path().join("qmp.sock");
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
             "-accel",
@@ -135,18 +143,18 @@ impl Vm {
             "-m",
         ])
         .arg(spec.memory_mib.to_string())
-        .arg("-qmp")
-        .arg(format!("unix:{},server=on,wait=off", qmp_socket.display()))
         .arg("-drive")
         .arg(format!(
-            "id=disk0,file={},format={},if=virtio,cache=writeback",
+            "id=disk0,file={},format={},if=virtio,cache=writeback{}",
             spec.disk.display(),
-            spec.disk_format
+            spec.disk_format,
+            opts(&spec.disk_options)
         ));
         for (i, d) in spec.extra_disks.iter().enumerate() {
             cmd.arg("-drive").arg(format!(
-                "id=extra{i},file={},format=raw,if=virtio,readonly=on",
-                d.display()
+                "id=extra{i},file={},format=raw,if=virtio,readonly=on{}",
+                d.display(),
+                opts(&spec.extra_disk_options)
             ));
         }
         match &spec.boot {
@@ -234,8 +242,6 @@ impl Vm {
             child,
             console,
             log: log.to_owned(),
-            qmp_socket,
-            _qmp_dir: qmp_dir,
         }
     }
 
@@ -316,11 +322,6 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-
-    /// A QMP connection to this VM.
-    pub fn qmp(&self) -> Qmp {
-        Qmp::connect(&self.qmp_socket)
     }
 }
 
