@@ -7,6 +7,9 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 
+use moho_protocol::fleetlock::{PRE_REBOOT_PATH, STEADY_STATE_PATH};
+use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
+
 use crate::cache::Caches;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -114,10 +117,10 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/openapi.json", get(crate::http::openapi::document));
     Router::new()
-        .route("/v1/check-in", post(node::check_in))
-        .route("/v1/events", post(node::events))
-        .route("/v1/pre-reboot", post(fleetlock::pre_reboot))
-        .route("/v1/steady-state", post(fleetlock::steady_state))
+        .route(CHECK_IN_PATH, post(node::check_in))
+        .route(EVENTS_PATH, post(node::events))
+        .route(PRE_REBOOT_PATH, post(fleetlock::pre_reboot))
+        .route(STEADY_STATE_PATH, post(fleetlock::steady_state))
         .route(
             "/repo/{*path}",
             get(repo::serve_file).head(repo::serve_file),

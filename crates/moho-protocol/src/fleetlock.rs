@@ -5,6 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Path of the request for a reboot slot.
+pub const PRE_REBOOT_PATH: &str = "/v1/pre-reboot";
+/// Path of the release of a reboot slot.
+pub const STEADY_STATE_PATH: &str = "/v1/steady-state";
+
 /// The header every FleetLock request carries, with value `true`.
 pub const PROTOCOL_HEADER: &str = "fleet-lock-protocol";
 

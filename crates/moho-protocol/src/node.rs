@@ -5,6 +5,11 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+/// Path of the check-in endpoint (part of the signed bytes).
+pub const CHECK_IN_PATH: &str = "/v1/check-in";
+/// Path of the event report endpoint (part of the signed bytes).
+pub const EVENTS_PATH: &str = "/v1/events";
+
 /// A root slot (DESIGN §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

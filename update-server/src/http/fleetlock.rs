@@ -9,7 +9,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use moho_protocol::fleetlock::{FleetLockError, FleetLockRequest, PROTOCOL_HEADER};
+use moho_protocol::fleetlock::{
+    FleetLockError, FleetLockRequest, PRE_REBOOT_PATH, PROTOCOL_HEADER, STEADY_STATE_PATH,
+};
 use moho_protocol::names::{check_group, check_node_id};
 use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
 
@@ -93,7 +95,7 @@ async fn request(
 
 /// `POST /v1/pre-reboot`: take (or renew) a reboot slot.
 pub async fn pre_reboot(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let req = match request(&app, &headers, body, "/v1/pre-reboot").await {
+    let req = match request(&app, &headers, body, PRE_REBOOT_PATH).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -119,7 +121,7 @@ pub async fn pre_reboot(State(app): State<AppState>, headers: HeaderMap, body: B
 
 /// `POST /v1/steady-state`: release the slot (fine if none was held).
 pub async fn steady_state(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let req = match request(&app, &headers, body, "/v1/steady-state").await {
+    let req = match request(&app, &headers, body, STEADY_STATE_PATH).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };

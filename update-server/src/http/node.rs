@@ -18,10 +18,7 @@ use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
 use crate::store::{AttemptStatus, NodeRecord, NodeUpsert, Registration};
 
-/// Path of the check-in endpoint (part of the signed bytes).
-pub const CHECK_IN_PATH: &str = "/v1/check-in";
-/// Path of the events endpoint (part of the signed bytes).
-pub const EVENTS_PATH: &str = "/v1/events";
+use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
 
 fn signature(headers: &HeaderMap) -> Result<RequestSignature, ApiError> {
     RequestSignature::from_headers(|name| headers.get(name).and_then(|v| v.to_str().ok()))
