@@ -8,7 +8,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use moho_e2e::vm::image::{Behaviour, SCENARIO_FW_CFG, TestOs, TestRelease};
+use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::{bin, ok, slot_fields, slots_json};
 
@@ -25,6 +25,7 @@ fn release(version: &str, behaviour: Behaviour) -> TestRelease {
     TestRelease {
         version: version.into(),
         behaviour,
+        flavour: Flavour::Busybox,
         payload_mib: 0,
     }
 }
@@ -380,4 +381,46 @@ esac
     println!(
         "survived {survived} power cuts ({INSTALL_CUTS} during the install, 1 during the GPT write)"
     );
+}
+
+#[test]
+fn a_systemd_release_boots_read_only_and_installs_its_successor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut os = TestOs::new(dir.path());
+    os.slot_mib = 256;
+    let systemd = |version: &str| TestRelease {
+        flavour: Flavour::Systemd,
+        ..release(version, Behaviour::Agent)
+    };
+    let r1 = os.publish(&systemd("1.0.0"));
+    os.publish(&systemd("2.0.0"));
+    let repo_disk = os.repo_disk();
+    let disk = os.disk("disk.img", &r1, false, "raw");
+    let scenario = dir.path().join("scenario.sh");
+    std::fs::write(
+        &scenario,
+        r#"
+echo "moho-test: system state $(systemctl is-system-running)"
+echo "moho-test: /var on $(findmnt -n -o SOURCE /var), / is $(findmnt -n -o OPTIONS / | cut -d, -f1)"
+case "$VERSION_ID" in
+1.0.0) update-agent install --version 2.0.0 && systemctl --no-block reboot && exit 0 ;;
+2.0.0) update-agent slots mark-good && update-agent slots ;;
+esac
+"#,
+    )
+    .unwrap();
+    let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
+    spec.extra_disks.push(repo_disk);
+    spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
+    let mut vm = Vm::start(&spec, &console_log("systemd"));
+    let up = vm.wait_for("moho-test: up version=1.0.0 slot=A init=systemd", BOOT);
+    vm.wait_for_from(up, "moho-test: /var on /dev/vda4, / is ro", BOOT);
+    vm.wait_for_from(up, "installed 2.0.0", BOOT);
+    let up2 = vm.wait_for_from(up, "moho-test: up version=2.0.0 slot=B init=systemd", BOOT);
+    vm.wait_for_from(up2, "slot B marked good", BOOT);
+    vm.wait_for_from(up2, "moho-test: end of scenario", BOOT);
+    assert!(vm.wait_exit(BOOT).success());
+    assert_eq!(selector_choices(&vm.lines()), ["A", "B"]);
+    let json = slots_json(&disk, Some("B"));
+    assert_eq!(slot_fields(&json, "B"), (2, 0, true), "{json}");
 }

@@ -1,8 +1,9 @@
 //! What the VMs boot: the initramfs (`image-tools initramfs` with the static
-//! `boot-select`), test OS releases whose root tree is busybox plus the real
-//! `update-agent` started by a plain shell init, the disk (`image-tools disk
-//! create`), and a read-only disk holding the signed repository
-//! (`file:///mnt/repo/` in the guest).
+//! `boot-select`), test OS releases with the real `update-agent` (busybox
+//! with a plain shell init, or Debian with systemd and dbus), the disk
+//! (`image-tools disk create`), and a read-only disk holding the signed
+//! repository (`file:///mnt/repo/` in the guest). Each boot's scenario is a
+//! shell script the test hands in through qemu's fw_cfg.
 
 use std::ffi::OsStr;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -75,7 +76,52 @@ sync
 poweroff -f
 "#;
 
+/// systemd flavour: the unit that runs the scenario once the system is up.
+const SCENARIO_UNIT: &str = "[Unit]
+Description=Moho VM test scenario
+After=multi-user.target
+Wants=multi-user.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/lib/moho-test/run-scenario
+StandardOutput=journal+console
+StandardError=journal+console
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// systemd flavour: what the unit runs.
+const SCENARIO_RUNNER: &str = r#"#!/bin/sh
+. /usr/lib/os-release
+SLOT=$(sed -n 's/.*moho\.slot=\([AB]\).*/\1/p' /proc/cmdline)
+export SLOT VERSION_ID
+if [ -b /dev/vdb ]; then mount -o ro /dev/vdb /mnt/repo || echo "moho-test: no repository disk"; fi
+echo "moho-test: up version=$VERSION_ID slot=$SLOT init=$(cat /proc/1/comm)"
+if [ -r /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw ]; then
+  cat /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw > /run/scenario.sh
+  . /run/scenario.sh
+fi
+echo "moho-test: end of scenario"
+systemctl --no-block poweroff
+"#;
+
+/// systemd flavour: filesystems of a read-only root.
+const SYSTEMD_FSTAB: &str = "LABEL=STATE /var ext4 defaults 0 2
+tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0
+";
+
 const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
+
+/// What the test OS is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// busybox and a plain shell init.
+    Busybox,
+    /// Debian minbase with systemd as init and dbus.
+    Systemd,
+}
 
 /// One release of the test OS.
 #[derive(Debug, Clone)]
@@ -84,6 +130,8 @@ pub struct TestRelease {
     pub version: String,
     /// What it does.
     pub behaviour: Behaviour,
+    /// What it is made of.
+    pub flavour: Flavour,
     /// MiB of incompressible data only this release has (`/payload.bin`),
     /// so that installing it downloads that much rather than reusing the
     /// booted slot's chunks.
@@ -101,6 +149,8 @@ pub struct TestOs {
     pub initramfs: PathBuf,
     /// The signed repository.
     pub repo: ReleaseRepo,
+    /// Size of each root slot of [`TestOs::disk`], MiB.
+    pub slot_mib: u64,
 }
 
 impl TestOs {
@@ -115,6 +165,7 @@ impl TestOs {
             kernel,
             initramfs,
             repo,
+            slot_mib: 144,
         }
     }
 
@@ -122,6 +173,19 @@ impl TestOs {
     pub fn tree(&self, release: &TestRelease) -> PathBuf {
         let tree = self.dir.join(format!("tree-{}", release.version));
         let _ = std::fs::remove_dir_all(&tree);
+        if release.flavour == Flavour::Systemd {
+            let out = Command::new("cp")
+                .arg("-a")
+                .arg(super::debian::debian_systemd_root())
+                .arg(&tree)
+                .output()
+                .expect("cp");
+            assert!(
+                out.status.success(),
+                "cp: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         for d in [
             "bin",
             "sbin",
@@ -141,8 +205,13 @@ impl TestOs {
         ] {
             std::fs::create_dir_all(tree.join(d)).unwrap();
         }
-        install_busybox(&tree);
-        install_program(&bin("update-agent"), &tree, "usr/bin/update-agent");
+        // The systemd flavour uses Debian's own C library (the same release
+        // the host has); busybox brings none.
+        let busybox = release.flavour == Flavour::Busybox;
+        if busybox {
+            install_busybox(&tree);
+        }
+        install_program(&bin("update-agent"), &tree, "usr/bin/update-agent", busybox);
         std::fs::copy(&self.kernel.vmlinuz, tree.join("boot/vmlinuz")).unwrap();
         std::fs::copy(&self.initramfs, tree.join("boot/initrd.img")).unwrap();
         std::fs::write(
@@ -158,6 +227,7 @@ impl TestOs {
             ),
         )
         .unwrap();
+        let _ = std::fs::remove_file(tree.join("etc/os-release"));
         symlink("../usr/lib/os-release", tree.join("etc/os-release")).unwrap();
         if release.payload_mib > 0 {
             let seed = release
@@ -187,13 +257,11 @@ impl TestOs {
             ),
         )
         .unwrap();
-        let init = match release.behaviour {
-            Behaviour::Agent => AGENT_INIT,
-            Behaviour::Panic => PANIC_INIT,
-        };
-        let init_path = tree.join("sbin/init");
-        std::fs::write(&init_path, init).unwrap();
-        std::fs::set_permissions(&init_path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        match (release.flavour, release.behaviour) {
+            (Flavour::Busybox, Behaviour::Agent) => write_exec(&tree.join("sbin/init"), AGENT_INIT),
+            (_, Behaviour::Panic) => write_exec(&tree.join("sbin/init"), PANIC_INIT),
+            (Flavour::Systemd, Behaviour::Agent) => systemd_extras(&tree),
+        }
         tree
     }
 
@@ -259,15 +327,17 @@ impl TestOs {
     /// the ESP).
     pub fn disk(&self, name: &str, slot_a: &Path, esp: bool, format: &str) -> PathBuf {
         let out = self.dir.join(name);
+        let slot = format!("{}M", self.slot_mib);
+        let size = format!("{}M", 2 * self.slot_mib + 40 + 96);
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("disk"),
             OsStr::new("create"),
             OsStr::new("--out"),
             out.as_os_str(),
             OsStr::new("--size"),
-            OsStr::new("400M"),
+            OsStr::new(&size),
             OsStr::new("--slot-size"),
-            OsStr::new("144M"),
+            OsStr::new(&slot),
             OsStr::new("--esp-size"),
             OsStr::new("40M"),
             OsStr::new("--slot-a"),
@@ -289,6 +359,36 @@ impl TestOs {
         ok(bin("image-tools"), args);
         out
     }
+}
+
+fn write_exec(path: &Path, text: &str) {
+    let _ = std::fs::remove_file(path);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// systemd flavour: fstab, the scenario unit, no login prompts.
+fn systemd_extras(tree: &Path) {
+    std::fs::write(tree.join("etc/fstab"), SYSTEMD_FSTAB).unwrap();
+    write_exec(
+        &tree.join("usr/lib/moho-test/run-scenario"),
+        SCENARIO_RUNNER,
+    );
+    let units = tree.join("etc/systemd/system");
+    std::fs::write(units.join("moho-test-scenario.service"), SCENARIO_UNIT).unwrap();
+    let wants = units.join("multi-user.target.wants");
+    std::fs::create_dir_all(&wants).unwrap();
+    symlink(
+        "/etc/systemd/system/moho-test-scenario.service",
+        wants.join("moho-test-scenario.service"),
+    )
+    .unwrap();
+    for masked in ["serial-getty@ttyS0.service", "getty@tty1.service"] {
+        let _ = std::fs::remove_file(units.join(masked));
+        symlink("/dev/null", units.join(masked)).unwrap();
+    }
+    let _ = std::fs::remove_file(units.join("getty.target.wants/getty@tty1.service"));
 }
 
 fn dir_size(dir: &Path) -> u64 {
@@ -328,9 +428,9 @@ fn install_busybox(tree: &Path) {
     }
 }
 
-/// Copies a dynamically linked program without its debug information, with
-/// the shared libraries `ldd` names at the same paths.
-fn install_program(program: &Path, tree: &Path, at: &str) {
+/// Copies a dynamically linked program without its debug information, and
+/// (with `libs`) the shared libraries `ldd` names at the same paths.
+fn install_program(program: &Path, tree: &Path, at: &str, libs: bool) {
     let dest = tree.join(at);
     let out = Command::new("objcopy")
         .arg("--strip-debug")
@@ -343,6 +443,9 @@ fn install_program(program: &Path, tree: &Path, at: &str) {
         "objcopy: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    if !libs {
+        return;
+    }
     let ldd = ok("ldd", [program.as_os_str()]);
     for line in ldd.lines() {
         let path = match line.split_once("=>") {

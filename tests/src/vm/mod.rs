@@ -7,10 +7,12 @@
 //! - [`kernel`]: Debian's `linux-image-cloud-amd64`, fetched with `apt-get download`.
 //! - [`boot_select`]: building `boot-select` as a static program.
 //! - [`image`]: initramfs, slot root trees and disks for the VMs.
+//! - [`debian`]: a Debian root with systemd and dbus (`debootstrap`).
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
 
 pub mod boot_select;
 pub mod cache;
+pub mod debian;
 pub mod image;
 pub mod kernel;
 pub mod qemu;
