@@ -38,6 +38,8 @@ pub fn bin(name: &str) -> PathBuf {
             "update-agent",
             "-p",
             "image-tools",
+            "-p",
+            "update-server",
             "--bins",
         ]);
         if release {

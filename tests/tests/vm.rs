@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
+use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
 use moho_e2e::{bin, ok, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -68,19 +69,31 @@ fn systems_up(lines: &[String]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Scenario lines that point the guest's agent at `server` (a runtime
+/// drop-in and the server's CA).
+fn use_server(server: &UpdateServer) -> String {
+    format!(
+        "mkdir -p /run/moho/agent.d\ncat > /run/moho/ca.pem <<'PEM'\n{}PEM\n\
+         cat > /run/moho/agent.d/20-server.toml <<'TOML'\n{}TOML\n",
+        server.ca_pem,
+        server.agent_dropin("/run/moho/ca.pem")
+    )
+}
+
 #[test]
-fn an_update_boots_once_as_a_trial_and_a_panicking_release_falls_back() {
+fn an_update_over_the_network_boots_once_as_a_trial_and_a_panicking_release_falls_back() {
     let dir = tempfile::tempdir().unwrap();
     let os = TestOs::new(dir.path());
     let r1 = os.publish(&release("1.0.0", Behaviour::Agent));
     os.publish(&release("2.0.0", Behaviour::Agent));
     os.publish(&release("3.0.0", Behaviour::Panic));
-    let repo_disk = os.repo_disk();
+    let server = UpdateServer::start(&dir.path().join("server"), &os.repo.repo, &os.repo.root());
     let disk = os.disk("disk.img", &r1, false, "raw");
     let scenario = dir.path().join("scenario.sh");
     std::fs::write(
         &scenario,
-        r#"
+        use_server(&server)
+            + r#"
 set -o pipefail
 agent() { MOHO_LOG=info update-agent "$@" 2>&1 | cat; }
 case "$VERSION_ID" in
@@ -99,7 +112,7 @@ esac
     )
     .unwrap();
     let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
-    spec.extra_disks.push(repo_disk);
+    spec.guest_forwards.push((GUEST_SERVER_PORT, server.port));
     spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
     let mut vm = Vm::start(&spec, &console_log("update_and_fallback"));
     vm.wait_for("moho-test: back on 2.0.0", BOOT * 4);
@@ -107,8 +120,9 @@ esac
     assert!(status.success(), "qemu: {status}");
     let lines = vm.lines();
 
-    // Four boots: A (1.0.0) installs 2.0.0 into B; B's trial boot marks it
-    // good and installs 3.0.0 into A; A's trial panics; B again.
+    // Four boots: A (1.0.0) installs 2.0.0 into B, fetched from the update
+    // server over qemu's user network; B's trial boot marks it good and
+    // installs 3.0.0 into A; A's trial panics; B again.
     assert_eq!(
         selector_choices(&lines),
         ["A", "B", "A", "B"],

@@ -16,8 +16,8 @@ use crate::fleet::ReleaseRepo;
 use crate::{bin, ok};
 
 /// Modules every test initramfs carries: the disk, the fw_cfg files the
-/// tests hand scenarios through, and the network.
-pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net";
+/// tests hand scenarios through, the network, and entropy.
+pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net,virtio_rng";
 
 /// Where the guest finds the scenario script qemu passes with `-fw_cfg`.
 pub const SCENARIO_FW_CFG: &str = "opt/moho/run";
@@ -63,6 +63,10 @@ mount -t tmpfs tmpfs /tmp
 mount -t ext4 "$(findfs LABEL=STATE)" /var || echo "moho-test: cannot mount STATE on /var"
 mkdir -p /var/lib/moho
 if [ -b /dev/vdb ]; then mount -t ext4 -o ro /dev/vdb /mnt/repo || echo "moho-test: no repository disk"; fi
+ip link set lo up
+if [ -e /sys/class/net/eth0 ]; then
+  ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2
+fi
 . /usr/lib/os-release
 SLOT=$(sed -n 's/.*moho\.slot=\([AB]\).*/\1/p' /proc/cmdline)
 export SLOT VERSION_ID

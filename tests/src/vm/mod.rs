@@ -9,6 +9,7 @@
 //! - [`image`]: initramfs, slot root trees and disks for the VMs.
 //! - [`debian`]: a Debian root with systemd and dbus (`debootstrap`).
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
+//! - [`server`]: the real `update-server`, reachable from the guest over HTTPS.
 
 pub mod boot_select;
 pub mod cache;
@@ -16,3 +17,4 @@ pub mod debian;
 pub mod image;
 pub mod kernel;
 pub mod qemu;
+pub mod server;

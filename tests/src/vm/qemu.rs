@@ -186,8 +186,10 @@ impl Vm {
         if !spec.guest_forwards.is_empty() {
             let mut net = String::from("user,id=net0,restrict=on");
             for (guest, host) in &spec.guest_forwards {
+                // One socat per connection: a `tcp:` chardev would carry
+                // only the first connection.
                 net.push_str(&format!(
-                    ",guestfwd=tcp:10.0.2.100:{guest}-tcp:127.0.0.1:{host}"
+                    ",guestfwd=tcp:10.0.2.100:{guest}-cmd:socat - TCP:127.0.0.1:{host}"
                 ));
             }
             cmd.arg("-netdev")
@@ -195,6 +197,8 @@ impl Vm {
                 .arg("-device")
                 .arg("virtio-net-pci,netdev=net0");
         }
+        // Entropy for the guest's getrandom() from the first second on.
+        cmd.arg("-device").arg("virtio-rng-pci");
         if spec.no_reboot {
             cmd.arg("-no-reboot");
         }
