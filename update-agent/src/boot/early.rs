@@ -52,13 +52,23 @@ pub fn load_modules(sys: &mut dyn BootSystem) -> usize {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
     {
         let path = Path::new(line);
-        let result = File::open(path).map_err(|e| e.to_string()).and_then(|f| {
-            finit_module(&f, &no_params, ModuleInitFlags::empty()).map_err(|e| e.desc().to_owned())
-        });
-        match result {
-            Ok(()) => loaded += 1,
-            Err(e) if e == Errno::EEXIST.desc() => {}
-            Err(e) => sys.say(&format!("WARNING: loading module {}: {e}", path.display())),
+        let failure = match File::open(path) {
+            Err(e) => Some(e.to_string()),
+            Ok(f) => match finit_module(&f, &no_params, ModuleInitFlags::empty()) {
+                Ok(()) => {
+                    loaded += 1;
+                    None
+                }
+                // Built in, or already loaded: nothing to do.
+                Err(Errno::EEXIST) => None,
+                Err(e) => Some(e.desc().to_owned()),
+            },
+        };
+        if let Some(why) = failure {
+            sys.say(&format!(
+                "WARNING: loading module {}: {why}",
+                path.display()
+            ));
         }
     }
     loaded
