@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 require_cargo
-install_packages scripts/packages/base.txt scripts/packages/test.txt
+install_packages scripts/packages/base.txt scripts/packages/test.txt scripts/packages/vm.txt
 [ "$(id -u)" -eq 0 ] || die "the integration tests need root (loop devices, BLKPG); run as root"
 
 echo "== format, lints, module headers"
@@ -22,5 +22,5 @@ echo "== throwaway PostgreSQL (the server's tests run on SQLite and on PostgreSQ
 start_throwaway_postgres
 export MOHO_REQUIRE_POSTGRES=1
 
-echo "== tests (unit, property, integration on files and loop devices)"
+echo "== tests (unit, property, integration on files and loop devices, qemu boots)"
 cargo test --workspace --locked
