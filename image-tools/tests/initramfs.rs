@@ -47,8 +47,11 @@ fn modules_tree(dir: &Path) -> std::path::PathBuf {
     m
 }
 
-/// Every member: name → (mode, content).
-fn unpack(archive: &Path) -> BTreeMap<String, (u32, Vec<u8>, (u32, u32))> {
+/// One archive member: mode, content, device numbers.
+type Member = (u32, Vec<u8>, (u32, u32));
+
+/// Every member by name.
+fn unpack(archive: &Path) -> BTreeMap<String, Member> {
     let mut gz = flate2::read::GzDecoder::new(fs::File::open(archive).unwrap());
     let mut raw = Vec::new();
     gz.read_to_end(&mut raw).unwrap();
