@@ -180,9 +180,15 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     if rel.contains("..") {
         return status(StatusCode::BAD_REQUEST);
     }
-    let Ok(mut data) = tokio::fs::read(&path).await else {
+    let Ok(file) = tokio::fs::File::open(&path).await else {
         return status(StatusCode::NOT_FOUND);
     };
+    let Ok(meta) = file.metadata().await else {
+        return status(StatusCode::NOT_FOUND);
+    };
+    if !meta.is_file() {
+        return status(StatusCode::NOT_FOUND);
+    }
     let fault = {
         let mut faults = shared.faults.lock().expect("lock");
         let f = faults.get(&rel).copied();
@@ -191,17 +197,12 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         }
         f
     };
-    let mut cut = None;
-    match fault {
-        Some(Fault::FlipByte(at)) => {
-            if let Some(b) = usize::try_from(at).ok().and_then(|i| data.get_mut(i)) {
-                *b ^= 0xff;
-            }
-        }
-        Some(Fault::TruncateAt(at) | Fault::TruncateOnceAt(at)) => cut = Some(at),
-        None => {}
-    }
-    let len = data.len() as u64;
+    let (flip, cut) = match fault {
+        Some(Fault::FlipByte(at)) => (Some(at), None),
+        Some(Fault::TruncateAt(at) | Fault::TruncateOnceAt(at)) => (None, Some(at)),
+        None => (None, None),
+    };
+    let len = meta.len();
     let (code, start, end) = match range_header.as_deref().map(|h| parse_range(h, len)) {
         Some(Some((s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
         Some(None) => return status(StatusCode::RANGE_NOT_SATISFIABLE),
@@ -209,32 +210,49 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     };
     let send_end = cut.map_or(end, |c| c.clamp(start, end));
     let rate = *shared.rate.lock().expect("lock");
-    let body_bytes =
-        data[usize::try_from(start).unwrap_or(0)..usize::try_from(send_end).unwrap_or(0)].to_vec();
-    let piece = 256 * 1024;
-    let stream = futures_util::stream::unfold(
-        (body_bytes, 0usize, shared.clone(), rel.clone()),
-        move |(bytes, off, shared, rel)| async move {
-            if off >= bytes.len() {
-                return None;
+    // Stream the file piece by piece: constant memory whatever its size.
+    let state = Piece {
+        file,
+        pos: start,
+        end: send_end,
+        flip,
+        shared: shared.clone(),
+        rel: rel.clone(),
+        started: false,
+    };
+    let stream = futures_util::stream::unfold(state, move |mut st| async move {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        if st.pos >= st.end {
+            return None;
+        }
+        if !st.started {
+            st.started = true;
+            if let Err(e) = st.file.seek(std::io::SeekFrom::Start(st.pos)).await {
+                return Some((Err(e), st));
             }
-            let n = piece.min(bytes.len() - off);
-            if let Some(r) = rate {
-                tokio::time::sleep(Duration::from_secs_f64(n as f64 / r as f64)).await;
-            }
-            *shared
-                .served
-                .lock()
-                .expect("lock")
-                .entry(rel.clone())
-                .or_default() += n as u64;
-            let chunk = axum::body::Bytes::copy_from_slice(&bytes[off..off + n]);
-            Some((
-                Ok::<_, std::io::Error>(chunk),
-                (bytes, off + n, shared, rel),
-            ))
-        },
-    );
+        }
+        let n = usize::try_from((st.end - st.pos).min(PIECE as u64)).unwrap_or(PIECE);
+        let mut buf = vec![0u8; n];
+        if let Err(e) = st.file.read_exact(&mut buf).await {
+            return Some((Err(e), st));
+        }
+        if let Some(at) = st.flip
+            && (st.pos..st.pos + n as u64).contains(&at)
+        {
+            buf[usize::try_from(at - st.pos).unwrap_or(0)] ^= 0xff;
+        }
+        if let Some(r) = rate {
+            tokio::time::sleep(Duration::from_secs_f64(n as f64 / r as f64)).await;
+        }
+        *st.shared
+            .served
+            .lock()
+            .expect("lock")
+            .entry(st.rel.clone())
+            .or_default() += n as u64;
+        st.pos += n as u64;
+        Some((Ok::<_, std::io::Error>(axum::body::Bytes::from(buf)), st))
+    });
     let mut resp = Response::builder()
         .status(code)
         .header(header::CONTENT_LENGTH, end - start)
@@ -247,6 +265,18 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     }
     resp.body(Body::from_stream(stream))
         .unwrap_or_else(|_| status(StatusCode::INTERNAL_SERVER_ERROR))
+}
+
+const PIECE: usize = 256 * 1024;
+
+struct Piece {
+    file: tokio::fs::File,
+    pos: u64,
+    end: u64,
+    flip: Option<u64>,
+    shared: Arc<Shared>,
+    rel: String,
+    started: bool,
 }
 
 fn status(code: StatusCode) -> Response {

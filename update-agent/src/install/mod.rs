@@ -320,14 +320,17 @@ impl Installer<'_> {
         })?;
         t.on(Event::Downloaded)?;
 
-        // §3.6: flush, read the whole slot back, check the signed hash.
+        // §3.6: flush, read the whole slot back, check the signed hash. With
+        // direct I/O the stream read every chunk back behind the writer.
         dest.sync()?;
         self.progress.phase("verifying");
-        readback::verify_slot(&dest, image_len, release.image().sha256()).map_err(|source| {
-            InstallError::ReadBack {
-                slot: inactive,
-                source,
-            }
+        let checked = match stats.read_back {
+            Some(actual) => readback::compare(image_len, release.image().sha256(), actual),
+            None => readback::verify_slot(&dest, image_len, release.image().sha256()),
+        };
+        checked.map_err(|source| InstallError::ReadBack {
+            slot: inactive,
+            source,
         })?;
         t.on(Event::Verified)?;
 

@@ -67,6 +67,15 @@ pub fn verify_slot(
         reader.join().map_err(|_| ReadBackError::ReaderGone)??;
         Ok::<_, ReadBackError>(hasher.finish())
     })?;
+    compare(length, expected, actual)
+}
+
+/// The read-back verdict for an image of `length` bytes.
+pub fn compare(
+    length: u64,
+    expected: Sha256Digest,
+    actual: Sha256Digest,
+) -> Result<(), ReadBackError> {
     if actual == expected {
         Ok(())
     } else {

@@ -11,7 +11,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use moho_release::{VerifiedChunkIndex, VerifyError};
+use moho_release::digest::Sha256Hasher;
+use moho_release::{Sha256Digest, VerifiedChunkIndex, VerifyError};
 use url::Url;
 
 use super::plan::{ChunkSource, remote_runs};
@@ -75,11 +76,17 @@ pub enum StreamError {
     /// The writer thread died.
     #[error("the slot writer stopped unexpectedly")]
     WriterGone,
+    /// The read-back thread died or saw chunks out of order.
+    #[error("the read-back thread stopped unexpectedly")]
+    ReaderGone,
 }
 
 /// What the stream did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StreamStats {
+    /// SHA-256 of the whole image as read back from the slot behind the
+    /// writer (direct I/O only; `None` means the caller must read it back).
+    pub read_back: Option<Sha256Digest>,
     /// Bytes downloaded and written.
     pub downloaded: u64,
     /// Bytes copied from the booted slot.
@@ -117,6 +124,7 @@ impl std::fmt::Debug for StreamJob<'_> {
 }
 
 struct Filled {
+    chunk: u64,
     at: u64,
     buf: AlignedBuf,
     len: usize,
@@ -124,10 +132,18 @@ struct Filled {
 }
 
 /// Runs the stream to the end or the first unrecoverable error.
+///
+/// With direct I/O, a third thread reads every chunk back from the slot as
+/// soon as the writer has put it there (and the chunks already present),
+/// hashing the whole image in order: the read-back of DESIGN §3 step 6 then
+/// overlaps the download instead of following it. The caller still flushes
+/// before comparing the digest and arming. (Reads bypass the cache, so they
+/// see what the device returns, flushed or not.)
 pub fn stream(job: &StreamJob<'_>) -> Result<StreamStats, StreamError> {
     let chunk_size = usize::try_from(job.index.index().chunk_size()).unwrap_or(usize::MAX);
     let (to_writer, writer_rx) = mpsc::sync_channel::<Filled>(1);
     let (to_pool, pool) = mpsc::channel::<AlignedBuf>();
+    let (to_reader, written) = mpsc::channel::<u64>();
     for _ in 0..BUFFERS {
         let _ = to_pool.send(AlignedBuf::new(chunk_size));
     }
@@ -137,25 +153,58 @@ pub fn stream(job: &StreamJob<'_>) -> Result<StreamStats, StreamError> {
             stats.present += chunk_len(job.index, i);
         }
     }
-    thread::scope(|scope| {
+    let overlap = job.dest.is_direct();
+    let read_back = thread::scope(|scope| {
         let dest = job.dest;
         let progress = job.progress;
         let writer = scope.spawn(move || -> Result<(), SlotIoError> {
             for f in writer_rx {
                 dest.write_at(f.at, &f.buf, f.len)?;
                 progress.advance(f.len as u64, f.downloaded);
+                let _ = to_reader.send(f.chunk);
                 let _ = to_pool.send(f.buf);
             }
             Ok(())
         });
+        let reader = overlap.then(|| scope.spawn(move || read_behind(job, chunk_size, &written)));
         let produced = produce(job, &pool, &to_writer, &mut stats);
         drop(to_writer);
-        let written = writer.join().map_err(|_| StreamError::WriterGone)?;
+        let wrote = writer.join().map_err(|_| StreamError::WriterGone)?;
         // A writer error explains a failed send; report it first.
-        written?;
-        produced
+        wrote?;
+        produced?;
+        match reader {
+            Some(r) => r.join().map_err(|_| StreamError::ReaderGone)?.map(Some),
+            None => Ok(None),
+        }
     })?;
+    stats.read_back = read_back;
     Ok(stats)
+}
+
+/// Reads the image back in order, waiting for each chunk the writer still
+/// has to put on the slot.
+fn read_behind(
+    job: &StreamJob<'_>,
+    chunk_size: usize,
+    written: &mpsc::Receiver<u64>,
+) -> Result<Sha256Digest, StreamError> {
+    let mut buf = AlignedBuf::new(chunk_size);
+    let mut hasher = Sha256Hasher::new();
+    for (i, source) in (0u64..).zip(job.plan) {
+        if *source != ChunkSource::Present {
+            // Chunks are written in order; the next one written must be i.
+            match written.recv() {
+                Ok(k) if k == i => {}
+                _ => return Err(StreamError::ReaderGone),
+            }
+        }
+        let range = job.index.chunk_range(i).unwrap_or_default();
+        let len = usize::try_from(range.end - range.start).unwrap_or(0);
+        job.dest.read_at(range.start, &mut buf, len)?;
+        hasher.update(&buf.as_slice()[..len]);
+    }
+    Ok(hasher.finish())
 }
 
 fn chunk_len(index: &VerifiedChunkIndex, i: u64) -> u64 {
@@ -225,6 +274,7 @@ fn produce(
             })?;
         to_writer
             .send(Filled {
+                chunk: i,
                 at: range.start,
                 buf,
                 len,
