@@ -1,9 +1,11 @@
 //! Shared helpers for Moho's end-to-end tests: finding (and building) the
 //! Moho binaries, running commands with readable failures, disk images,
-//! loop devices that clean up after themselves, and qemu VMs ([`vm`]).
+//! loop devices that clean up after themselves, qemu VMs ([`vm`]), and a
+//! private D-Bus with a fake logind for daemon tests ([`dbus_env`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dbus_env;
 pub mod fleet;
 pub mod https_server;
 pub mod vm;

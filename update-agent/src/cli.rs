@@ -9,6 +9,7 @@ use moho_core::slot_table::SlotName;
 use moho_core::transitions::FieldChange;
 use moho_disk::GptSlotDisk;
 
+use crate::dbus::client::Method;
 use crate::disk_locate::locate_disk;
 use crate::slots_cmd::SlotsContext;
 use crate::system::{LiveSystem, SystemView};
@@ -63,6 +64,48 @@ pub enum Command {
     },
     /// Print the resolved configuration and which file set each key.
     Config {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the update daemon: check in on schedule, install, reboot per
+    /// the strategy, report every step; serves org.moho.Agent1 on the
+    /// system bus.
+    Daemon {
+        /// The disk holding the slots (default: node.disk, else discovered).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+    },
+    /// Show the daemon's state (over D-Bus).
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Keep printing on every change.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Ask the daemon to check for an update now.
+    Check,
+    /// Ask the daemon to reboot into the staged update now (windows and
+    /// strategy "off" are overridden; users, inhibitors and the FleetLock
+    /// still count).
+    Reboot,
+    /// Ask the daemon to boot the previous slot (it must be marked
+    /// successful), rebooting per the strategy.
+    Rollback,
+    /// Mark the booted slot good (run after boot-complete.target); through
+    /// the daemon when it runs, else directly on the disk.
+    MarkGood {
+        /// The disk holding the slots (default: node.disk, else discovered).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+    },
+    /// Show or edit the versions this node will not install again.
+    Denylist {
+        /// Remove this version from the list.
+        #[arg(long, value_name = "VERSION")]
+        clear: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -144,6 +187,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &LiveSystem,
                 cli.booted,
                 progress.as_ref(),
+                &|_| {},
             )?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -151,6 +195,40 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("{}", crate::install_cmd::render(&outcome));
             }
             Ok(())
+        }
+        Command::Daemon { disk } => {
+            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+            let (config, _) = crate::config::load(&dirs)?;
+            crate::daemon_cmd::run(
+                config,
+                &crate::daemon_cmd::DaemonArgs {
+                    disk,
+                    booted: cli.booted,
+                },
+            )
+        }
+        Command::Status { json, follow } => crate::agent_cmds::status(json, follow),
+        Command::Check => crate::agent_cmds::call(Method::Check),
+        Command::Reboot => crate::agent_cmds::call(Method::Reboot),
+        Command::Rollback => crate::agent_cmds::call(Method::Rollback),
+        Command::MarkGood { disk } => crate::agent_cmds::mark_good(|| {
+            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+            let configured = crate::config::load(&dirs)
+                .ok()
+                .and_then(|(c, _)| c.node.disk);
+            let path = locate_disk(disk.as_deref().or(configured.as_deref()), &LiveSystem)?;
+            let mut d = GptSlotDisk::open(&path, true)?;
+            let mut ctx = SlotsContext {
+                disk: &mut d,
+                system: &LiveSystem,
+                booted_override: cli.booted,
+            };
+            Ok(ctx.mark_good(None)?.to_string())
+        }),
+        Command::Denylist { clear, json } => {
+            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+            let (config, _) = crate::config::load(&dirs)?;
+            crate::agent_cmds::denylist(&config.state_dir, clear.as_deref(), json)
         }
         Command::Config { json } => {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);

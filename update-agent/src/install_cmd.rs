@@ -19,6 +19,7 @@ use crate::install::stream::RetryPolicy;
 use crate::install::{InstallOutcome, InstallRequest, Installer};
 use crate::repo_client::RepoClient;
 use crate::slots_cmd::SlotsError;
+use crate::state::machine::Report;
 use crate::system::SystemView;
 
 /// `update-agent install` arguments, resolved.
@@ -39,6 +40,7 @@ pub fn run(
     system: &dyn SystemView,
     booted_override: Option<SlotName>,
     progress: &dyn Progress,
+    report: &dyn Fn(&Report),
 ) -> anyhow::Result<InstallOutcome> {
     let disk_path = locate_disk(args.disk.as_deref().or(config.node.disk.as_deref()), system)?;
     let mut disk = GptSlotDisk::open(&disk_path, true)?;
@@ -77,6 +79,7 @@ pub fn run(
             first_backoff: config.update.download_backoff,
         },
         now: SystemTime::now(),
+        report,
     };
     Ok(installer.run(&InstallRequest {
         target: args.target.clone(),

@@ -17,20 +17,30 @@
 //! - [`system`]: the running system (kernel command line, root device) behind a trait.
 //! - [`disk_locate`]: which disk holds the slots when `--disk` is not given.
 //! - [`exit`]: exit codes.
+//! - [`daemon_cmd`]: `update-agent daemon`, wiring the daemon to the real system.
+//! - [`agent_cmds`]: `status`, `check`, `reboot`, `rollback`, `mark-good`, `denylist`.
+//! - [`daemon`]: `update-agent daemon`, the node daemon (check, install, reboot, mark good).
+//! - [`dbus`]: our D-Bus interface `org.moho.Agent1` (service and client).
+//! - [`node_identity`]: the node's id, key and request counter.
 //! - [`boot`]: `boot-select`, the `/init` of the boot initramfs (selector and slot-initramfs roles).
 
+pub mod agent_cmds;
 pub mod atomic_file;
 pub mod boot;
 pub mod booted;
 pub mod cli;
 pub mod config;
 pub mod config_cmd;
+pub mod daemon;
+pub mod daemon_cmd;
+pub mod dbus;
 pub mod denylist;
 pub mod disk_locate;
 pub mod exit;
 pub mod fetch;
 pub mod install;
 pub mod install_cmd;
+pub mod node_identity;
 pub mod os_release;
 pub mod repo_client;
 pub mod slots_cmd;

@@ -7,8 +7,8 @@
 //! argument) in the window's own time zone, so it is right across DST changes:
 //!
 //! - the start is resolved with the *compatible* rule: a start time that does
-//!   not exist on a spring-forward day (inside the gap) begins at the first
-//!   instant after the gap; a start time that occurs twice on a fall-back day
+//!   not exist on a spring-forward day (inside the gap) moves forward by the
+//!   gap's length (02:30 in a 02:00→03:00 gap starts at 03:30); a start time that occurs twice on a fall-back day
 //!   begins at its first occurrence;
 //! - the length is elapsed (absolute) time from that start, so a 3-hour window
 //!   is open for 3 real hours even on a day that is 23 or 25 hours long.

@@ -81,6 +81,9 @@ pub struct NodeConfig {
     pub os_release: PathBuf,
     /// The disk holding the slots, if not discovered.
     pub disk: Option<PathBuf>,
+    /// The node id the server knows this node by (default: the machine id,
+    /// else one generated once and kept in the state directory).
+    pub id: Option<String>,
 }
 
 /// `[update]`
@@ -107,6 +110,9 @@ pub struct RebootConfig {
     /// How long logged-in users may delay a reboot.
     #[serde(serialize_with = "as_humantime")]
     pub max_user_delay: Duration,
+    /// How long block inhibitors (logind) may delay a reboot.
+    #[serde(serialize_with = "as_humantime")]
+    pub max_inhibitor_wait: Duration,
 }
 
 /// When a staged update may reboot the node.
@@ -143,6 +149,20 @@ pub struct WindowSpec {
     pub length: Duration,
     /// IANA time zone name.
     pub time_zone: String,
+}
+
+impl WindowSpec {
+    /// The window as the shared window maths sees it.
+    pub fn to_window(
+        &self,
+    ) -> Result<moho_rollout::window::Window, moho_rollout::window::WindowError> {
+        moho_rollout::window::Window::from_spec(&moho_rollout::window::WindowSpec {
+            days: self.days.clone(),
+            start: self.start.clone(),
+            length: format!("{}s", self.length.as_secs()),
+            time_zone: self.time_zone.clone(),
+        })
+    }
 }
 
 fn as_humantime<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

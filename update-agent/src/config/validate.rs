@@ -365,6 +365,11 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
         .parsed("node.os_release", path)
         .unwrap_or_else(|| "/usr/lib/os-release".into());
     let disk = r.parsed("node.disk", path);
+    let node_id = r.parsed("node.id", |s| {
+        moho_protocol::names::check_node_id(s)
+            .map(|()| s.to_owned())
+            .map_err(|e| e.rule.to_owned())
+    });
     let state_dir = r
         .parsed("agent.state_dir", path)
         .unwrap_or_else(|| "/var/lib/moho".into());
@@ -395,6 +400,9 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
     let max_user_delay = r
         .parsed("reboot.max_user_delay", duration)
         .unwrap_or(Duration::from_secs(3600));
+    let max_inhibitor_wait = r
+        .parsed("reboot.max_inhibitor_wait", duration)
+        .unwrap_or(Duration::from_secs(1800));
     let windows = match r.get("reboot.windows") {
         None => Vec::new(),
         Some(s) => match s.value.as_array() {
@@ -485,6 +493,7 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
             board,
             os_release,
             disk,
+            id: node_id,
         },
         state_dir,
         update: UpdateConfig {
@@ -496,6 +505,7 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
         reboot: RebootConfig {
             strategy,
             max_user_delay,
+            max_inhibitor_wait,
         },
     })
 }

@@ -45,33 +45,42 @@ impl HttpTransport {
     /// A client trusting the system roots plus, if given, the PEM
     /// certificates in `extra_ca`.
     pub fn new(extra_ca: Option<&Path>) -> Result<Self, HttpSetupError> {
-        let mut builder = Client::builder()
-            .connect_timeout(Duration::from_secs(15))
-            .timeout(None::<Duration>)
-            .user_agent(concat!("moho-update-agent/", env!("CARGO_PKG_VERSION")));
-        if let Some(path) = extra_ca {
-            let pem = std::fs::read(path).map_err(|source| HttpSetupError::ReadCa {
-                path: path.to_owned(),
-                source,
-            })?;
-            let certs =
-                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| HttpSetupError::BadCa {
-                    path: path.to_owned(),
-                    message: e.to_string(),
-                })?;
-            if certs.is_empty() {
-                return Err(HttpSetupError::BadCa {
-                    path: path.to_owned(),
-                    message: "no certificate found".into(),
-                });
-            }
-            builder = builder.tls_certs_merge(certs);
-        }
-        let client = builder
-            .build()
-            .map_err(|e| HttpSetupError::Client(moho_core::report::render_chain(&e)))?;
-        Ok(Self { client })
+        Ok(Self {
+            client: client_builder(extra_ca)?
+                .timeout(None::<Duration>)
+                .build()
+                .map_err(|e| HttpSetupError::Client(moho_core::report::render_chain(&e)))?,
+        })
     }
+}
+
+/// A client builder trusting the system roots plus, if given, the PEM
+/// certificates in `extra_ca` (shared with the update server client).
+pub fn client_builder(
+    extra_ca: Option<&Path>,
+) -> Result<reqwest::blocking::ClientBuilder, HttpSetupError> {
+    let mut builder = Client::builder()
+        .connect_timeout(Duration::from_secs(15))
+        .user_agent(concat!("moho-update-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path).map_err(|source| HttpSetupError::ReadCa {
+            path: path.to_owned(),
+            source,
+        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| HttpSetupError::BadCa {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        if certs.is_empty() {
+            return Err(HttpSetupError::BadCa {
+                path: path.to_owned(),
+                message: "no certificate found".into(),
+            });
+        }
+        builder = builder.tls_certs_merge(certs);
+    }
+    Ok(builder)
 }
 
 impl Transport for HttpTransport {

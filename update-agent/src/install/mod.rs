@@ -113,6 +113,8 @@ pub struct Installer<'a> {
     pub retry: RetryPolicy,
     /// The time, for metadata expiry.
     pub now: SystemTime,
+    /// Called with each step worth telling the server about.
+    pub report: &'a dyn Fn(&Report),
 }
 
 impl std::fmt::Debug for Installer<'_> {
@@ -127,13 +129,13 @@ impl std::fmt::Debug for Installer<'_> {
 }
 
 /// Applies events to the persisted state.
-struct Tracker {
+struct Tracker<'r> {
     store: StateStore,
     state: AgentState,
-    reports: Vec<Report>,
+    report: &'r dyn Fn(&Report),
 }
 
-impl Tracker {
+impl Tracker<'_> {
     fn on(&mut self, event: Event) -> Result<(), InstallError> {
         let (next, actions) = self.state.on(event)?;
         for a in actions {
@@ -141,8 +143,10 @@ impl Tracker {
                 Action::Persist => self.store.save(&next)?,
                 Action::Report(r) => {
                     tracing::info!(report = ?r, "install step");
-                    self.reports.push(r);
+                    (self.report)(&r);
                 }
+                // The install path never denies, reboots or holds a lock.
+                Action::Deny { .. } | Action::ReleaseLock | Action::Reboot => {}
             }
         }
         self.state = next;
@@ -173,7 +177,7 @@ impl Installer<'_> {
         let mut t = Tracker {
             store,
             state,
-            reports: Vec::new(),
+            report: self.report,
         };
         t.on(Event::CheckStarted)?;
         let result = self.run_checked(request, staged_before.as_ref(), &mut t);
@@ -191,7 +195,7 @@ impl Installer<'_> {
         &mut self,
         request: &InstallRequest,
         staged_before: Option<&Staged>,
-        t: &mut Tracker,
+        t: &mut Tracker<'_>,
     ) -> Result<InstallOutcome, InstallError> {
         let inactive = self.booted.other();
         // §3.1: never touch the fallback while the booted slot is unblessed.
@@ -252,6 +256,7 @@ impl Installer<'_> {
             target: release.image().name().to_owned(),
             version: release.version().to_string(),
             slot: inactive,
+            revert: false,
         };
         t.on(Event::UpdateChosen(staged.clone()))?;
         let journal = Journal {

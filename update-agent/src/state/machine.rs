@@ -17,6 +17,10 @@ pub struct Staged {
     pub version: String,
     /// The slot it goes to.
     pub slot: SlotName,
+    /// A revert ordered by the server: the slot holds the previous,
+    /// already successful release (nothing was written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub revert: bool,
 }
 
 /// The agent's states (DESIGN §3, issue 4).
@@ -35,6 +39,11 @@ pub enum AgentState {
     Finalizing(Staged),
     /// The slot is armed; a reboot will try it.
     UpdatedNeedReboot(Staged),
+    /// The reboot into the staged slot was asked for.
+    Rebooting(Staged),
+    /// The staged slot booted; it is on trial until marked good after
+    /// `boot-complete.target`. No new install starts in this state.
+    PendingMarkGood(Staged),
     /// The last attempt failed.
     Error {
         /// In which phase.
@@ -58,6 +67,8 @@ pub enum Phase {
     Verifying,
     /// Arming.
     Finalizing,
+    /// Asking for the reboot.
+    Rebooting,
 }
 
 impl fmt::Display for Phase {
@@ -67,6 +78,7 @@ impl fmt::Display for Phase {
             Self::Downloading => "downloading",
             Self::Verifying => "verifying",
             Self::Finalizing => "finalizing",
+            Self::Rebooting => "rebooting",
         })
     }
 }
@@ -81,6 +93,8 @@ impl AgentState {
             Self::Verifying(_) => "verifying",
             Self::Finalizing(_) => "finalizing",
             Self::UpdatedNeedReboot(_) => "updated-need-reboot",
+            Self::Rebooting(_) => "rebooting",
+            Self::PendingMarkGood(_) => "pending-mark-good",
             Self::Error { .. } => "error",
         }
     }
@@ -91,7 +105,9 @@ impl AgentState {
             Self::Downloading(s)
             | Self::Verifying(s)
             | Self::Finalizing(s)
-            | Self::UpdatedNeedReboot(s) => Some(s),
+            | Self::UpdatedNeedReboot(s)
+            | Self::Rebooting(s)
+            | Self::PendingMarkGood(s) => Some(s),
             Self::Error { staged, .. } => staged.as_ref(),
             Self::Idle | Self::Checking => None,
         }
@@ -130,6 +146,25 @@ pub enum Event {
     Cleared,
     /// The check chose the update that is already staged and armed.
     StillStaged(Staged),
+    /// The server ordered a revert; the previous slot is armed to boot next.
+    RevertArmed(Staged),
+    /// The reboot strategy allowed the reboot; it is being asked for.
+    RebootStarted,
+    /// The reboot request failed; the update stays staged.
+    RebootFailed {
+        /// Why.
+        message: String,
+    },
+    /// After a restart: the staged slot is the booted one.
+    BootedStaged,
+    /// The booted slot was marked good.
+    MarkedGood,
+    /// After a restart: the other slot booted and the staged one has no
+    /// tries left, so its boot failed and the selector fell back.
+    RolledBack {
+        /// The version running now.
+        booted_version: String,
+    },
 }
 
 /// What the runtime must do after a transition.
@@ -139,6 +174,17 @@ pub enum Action {
     Persist,
     /// Tell the server (and the logs) about a step.
     Report(Report),
+    /// Put the version on the local deny list (DESIGN §3.11).
+    Deny {
+        /// The version.
+        version: String,
+        /// Why.
+        reason: String,
+    },
+    /// Give the FleetLock reboot slot back (`steady-state`).
+    ReleaseLock,
+    /// Ask logind to reboot.
+    Reboot,
 }
 
 /// A step worth reporting (the server's event vocabulary, issue 5).
@@ -150,12 +196,27 @@ pub enum Report {
     DownloadFinished(Staged),
     /// The slot is armed.
     Installed(Staged),
+    /// About to reboot into it.
+    Rebooting(Staged),
+    /// The staged version booted (on trial).
+    BootedNewVersion(Staged),
+    /// The booted version was marked good.
+    Healthy(Staged),
+    /// The staged version failed to boot; the node fell back.
+    Rollback {
+        /// The version that failed.
+        failed: Staged,
+        /// The version running now.
+        booted_version: String,
+    },
     /// An error.
     Error {
         /// The phase.
         phase: Phase,
         /// The message.
         message: String,
+        /// The version concerned, if an update was under way.
+        version: Option<String>,
     },
 }
 
@@ -175,10 +236,13 @@ impl AgentState {
         use AgentState as S;
         let persist = vec![Action::Persist];
         let next = match (self, &event) {
-            // A check may start from any state: from rest, after an error,
-            // with an update staged (the server may say "revert"), or after a
-            // crash part-way through an install (the journal resumes it).
-            (_, Event::CheckStarted) => (S::Checking, Vec::new()),
+            // A check may start from rest, after an error, with an update
+            // staged (the server may say "revert"), or after a crash
+            // part-way through an install (the journal resumes it) — but not
+            // while rebooting or on trial.
+            (s, Event::CheckStarted) if !matches!(s, S::PendingMarkGood(_) | S::Rebooting(_)) => {
+                (S::Checking, Vec::new())
+            }
             (S::Checking, Event::NothingToInstall) => (S::Idle, persist),
             (S::Checking, Event::StillStaged(s)) => (S::UpdatedNeedReboot(s.clone()), persist),
             (S::Checking, Event::UpdateChosen(s)) => (
@@ -222,6 +286,76 @@ impl AgentState {
             (S::UpdatedNeedReboot(_) | S::Error { .. } | S::Checking, Event::Cleared) => {
                 (S::Idle, persist)
             }
+            (S::Checking | S::Idle | S::Error { .. }, Event::RevertArmed(s)) => {
+                (S::UpdatedNeedReboot(s.clone()), persist)
+            }
+            (S::UpdatedNeedReboot(s), Event::RebootStarted) => (
+                S::Rebooting(s.clone()),
+                vec![
+                    Action::Persist,
+                    Action::Report(Report::Rebooting(s.clone())),
+                    Action::Reboot,
+                ],
+            ),
+            (S::Rebooting(s), Event::RebootFailed { message }) => (
+                S::UpdatedNeedReboot(s.clone()),
+                vec![
+                    Action::Persist,
+                    Action::Report(Report::Error {
+                        phase: Phase::Rebooting,
+                        message: message.clone(),
+                        version: Some(s.version.clone()),
+                    }),
+                ],
+            ),
+            // A restart in the same boot: the reboot never happened.
+            (S::Rebooting(s), Event::StillStaged(n)) if s == n => {
+                (S::UpdatedNeedReboot(s.clone()), persist)
+            }
+            (S::UpdatedNeedReboot(s) | S::Rebooting(s), Event::BootedStaged) if s.revert => {
+                // The previous release is back; it was already good.
+                (S::Idle, vec![Action::Persist, Action::ReleaseLock])
+            }
+            (S::UpdatedNeedReboot(s) | S::Rebooting(s), Event::BootedStaged) => (
+                S::PendingMarkGood(s.clone()),
+                vec![
+                    Action::Persist,
+                    Action::Report(Report::BootedNewVersion(s.clone())),
+                ],
+            ),
+            (S::PendingMarkGood(s), Event::MarkedGood) => (
+                S::Idle,
+                vec![
+                    Action::Persist,
+                    Action::Report(Report::Healthy(s.clone())),
+                    Action::ReleaseLock,
+                ],
+            ),
+            (S::UpdatedNeedReboot(s) | S::Rebooting(s), Event::RolledBack { booted_version }) => (
+                S::Idle,
+                vec![
+                    Action::Deny {
+                        version: s.version.clone(),
+                        reason: format!(
+                            "slot {} did not boot successfully; fell back to {booted_version}",
+                            s.slot
+                        ),
+                    },
+                    Action::Persist,
+                    Action::Report(Report::Rollback {
+                        failed: s.clone(),
+                        booted_version: booted_version.clone(),
+                    }),
+                    Action::ReleaseLock,
+                ],
+            ),
+            // A node on trial neither checks nor installs (DESIGN §3.1).
+            (S::PendingMarkGood(_) | S::Rebooting(_), Event::CheckStarted) => {
+                return Err(StateError {
+                    state: self.name(),
+                    event: format!("{event:?}"),
+                });
+            }
             _ => {
                 return Err(StateError {
                     state: self.name(),
@@ -245,6 +379,7 @@ fn fail(phase: Phase, message: &str, staged: Option<&Staged>) -> (AgentState, Ve
             Action::Report(Report::Error {
                 phase,
                 message: message.to_owned(),
+                version: staged.map(|s| s.version.clone()),
             }),
         ],
     )
@@ -259,6 +394,7 @@ mod tests {
             target: "amd64/1.1.0/image".into(),
             version: "1.1.0".into(),
             slot: SlotName::B,
+            revert: false,
         }
     }
 
@@ -276,7 +412,7 @@ mod tests {
             let (next, actions) = s.on(ev).unwrap();
             reports.extend(actions.into_iter().filter_map(|a| match a {
                 Action::Report(r) => Some(r),
-                Action::Persist => None,
+                _ => None,
             }));
             s = next;
         }
@@ -312,5 +448,92 @@ mod tests {
         assert_eq!(j["state"], "updated-need-reboot");
         let back: AgentState = serde_json::from_value(j).unwrap();
         assert_eq!(back, AgentState::UpdatedNeedReboot(staged()));
+    }
+
+    fn reports(actions: &[Action]) -> Vec<&Report> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reboot_then_a_good_boot_reports_each_step_and_releases_the_lock() {
+        let s = AgentState::UpdatedNeedReboot(staged());
+        let (s, a) = s.on(Event::RebootStarted).unwrap();
+        assert_eq!(s.name(), "rebooting");
+        assert!(a.contains(&Action::Reboot));
+        assert_eq!(reports(&a), [&Report::Rebooting(staged())]);
+        let (s, a) = s.on(Event::BootedStaged).unwrap();
+        assert_eq!(s, AgentState::PendingMarkGood(staged()));
+        assert_eq!(reports(&a), [&Report::BootedNewVersion(staged())]);
+        // On trial: no check, no install.
+        assert!(s.on(Event::CheckStarted).is_err());
+        let (s, a) = s.on(Event::MarkedGood).unwrap();
+        assert_eq!(s, AgentState::Idle);
+        assert!(a.contains(&Action::ReleaseLock));
+        assert_eq!(reports(&a), [&Report::Healthy(staged())]);
+    }
+
+    #[test]
+    fn a_fallback_denies_the_version_reports_the_rollback_and_ends_idle() {
+        for s in [
+            AgentState::UpdatedNeedReboot(staged()),
+            AgentState::Rebooting(staged()),
+        ] {
+            let (s, a) = s
+                .on(Event::RolledBack {
+                    booted_version: "1.0.0".into(),
+                })
+                .unwrap();
+            assert_eq!(s, AgentState::Idle);
+            assert!(
+                a.iter()
+                    .any(|a| matches!(a, Action::Deny { version, .. } if version == "1.1.0"))
+            );
+            assert!(a.contains(&Action::ReleaseLock));
+            assert_eq!(
+                reports(&a),
+                [&Report::Rollback {
+                    failed: staged(),
+                    booted_version: "1.0.0".into()
+                }]
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_reboot_request_keeps_the_update_staged() {
+        let (s, a) = AgentState::Rebooting(staged())
+            .on(Event::RebootFailed {
+                message: "logind: access denied".into(),
+            })
+            .unwrap();
+        assert_eq!(s, AgentState::UpdatedNeedReboot(staged()));
+        assert!(matches!(
+            reports(&a)[..],
+            [Report::Error {
+                phase: Phase::Rebooting,
+                ..
+            }]
+        ));
+    }
+
+    #[test]
+    fn a_revert_boots_back_without_claiming_a_healthy_update() {
+        let revert = Staged {
+            revert: true,
+            ..staged()
+        };
+        let (s, _) = AgentState::Checking
+            .on(Event::RevertArmed(revert.clone()))
+            .unwrap();
+        let (s, _) = s.on(Event::RebootStarted).unwrap();
+        let (s, a) = s.on(Event::BootedStaged).unwrap();
+        assert_eq!(s, AgentState::Idle);
+        assert!(reports(&a).is_empty());
     }
 }

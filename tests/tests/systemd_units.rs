@@ -1,0 +1,150 @@
+//! The files in `systemd/` as the system would load them: the units pass
+//! `systemd-analyze verify`, the D-Bus policy is accepted by `dbus-daemon`,
+//! the tmpfiles entry creates the state directory root-only, and the
+//! default config drop-in validates once an image adds its own keys.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use moho_e2e::bin;
+
+fn systemd_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd")
+}
+
+#[test]
+fn units_pass_systemd_analyze_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = bin("update-agent");
+    let mut units = Vec::new();
+    for f in [
+        "moho-agent.service",
+        "moho-mark-good.service",
+        "examples/moho-health-check.service",
+    ] {
+        let text = std::fs::read_to_string(systemd_dir().join(f)).unwrap();
+        // verify checks that ExecStart exists: point it at the built binary.
+        let text = text.replace("/usr/bin/update-agent", agent.to_str().unwrap());
+        let name = Path::new(f).file_name().unwrap();
+        let out = tmp.path().join(name);
+        std::fs::write(&out, text).unwrap();
+        units.push(out);
+    }
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&units)
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "systemd-analyze verify: {stderr}");
+    // Warnings count too: nothing in our units may be questionable.
+    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("moho-")).collect();
+    assert!(ours.is_empty(), "{ours:?}");
+    let agent_unit = std::fs::read_to_string(systemd_dir().join("moho-agent.service")).unwrap();
+    for needed in [
+        "Type=notify",
+        "ProtectSystem=strict",
+        "PrivateTmp=yes",
+        "CapabilityBoundingSet=CAP_SYS_ADMIN\n",
+        "WatchdogSec=",
+    ] {
+        assert!(
+            agent_unit.contains(needed),
+            "moho-agent.service lacks {needed}"
+        );
+    }
+    let mark_good = std::fs::read_to_string(systemd_dir().join("moho-mark-good.service")).unwrap();
+    assert!(mark_good.contains("After=boot-complete.target"));
+    let check =
+        std::fs::read_to_string(systemd_dir().join("examples/moho-health-check.service")).unwrap();
+    assert!(check.contains("Before=boot-complete.target"));
+    assert!(check.contains("RequiredBy=boot-complete.target"));
+}
+
+#[test]
+fn the_dbus_policy_loads_into_a_bus() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("bus.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN\" \
+             \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n<busconfig>\n\
+             <listen>unix:path={}</listen>\n<auth>EXTERNAL</auth>\n<include>{}</include>\n</busconfig>\n",
+            tmp.path().join("sock").display(),
+            systemd_dir().join("org.moho.Agent1.conf").display()
+        ),
+    )
+    .unwrap();
+    // --print-address is written once the configuration is loaded.
+    let mut child = Command::new("dbus-daemon")
+        .arg(format!("--config-file={}", conf.display()))
+        .args(["--nofork", "--print-address"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        line.starts_with("unix:"),
+        "dbus-daemon refused the policy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn tmpfiles_makes_the_state_directory_root_only() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("systemd-tmpfiles")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--create")
+        .arg(systemd_dir().join("moho.tmpfiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(root.path().join("var/lib/moho")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+    assert!(root.path().join("etc/moho/agent.d").is_dir());
+}
+
+#[test]
+fn the_default_dropin_validates_with_an_images_own_keys() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("60-image.toml"),
+        "[repository]\nurl = \"https://updates.example.com/repo/\"\n\
+         root = \"/usr/share/moho/root.json\"\n[node]\nboard = \"amd64-generic\"\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("update-agent"))
+        .arg("--config-dir")
+        .arg(systemd_dir().join("agent.d"))
+        .arg("--config-dir")
+        .arg(tmp.path())
+        .args(["config", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = v.to_string();
+    assert!(text.contains("\"immediate\""), "{text}");
+    assert!(text.contains("50-defaults.toml"), "{text}");
+}

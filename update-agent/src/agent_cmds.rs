@@ -1,0 +1,118 @@
+//! The CLI commands that talk to the running daemon over D-Bus (`status`,
+//! `check`, `reboot`, `rollback`, `mark-good`) and `denylist`, which works
+//! on the state directory directly.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::daemon::status::AgentStatus;
+use crate::dbus::client::{self, ClientError, Method};
+use crate::denylist::DenyList;
+
+/// The status as text.
+pub fn render_status(s: &AgentStatus) -> String {
+    let mut out = String::new();
+    let dash = |v: &str| {
+        if v.is_empty() {
+            "-".to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    let _ = writeln!(out, "state:             {}", s.state);
+    if matches!(s.state.as_str(), "downloading" | "verifying" | "finalizing") {
+        let _ = writeln!(out, "progress:          {:.0}%", s.progress * 100.0);
+    }
+    let _ = writeln!(
+        out,
+        "booted:            slot {}, version {}",
+        dash(&s.booted_slot),
+        dash(&s.booted_version)
+    );
+    let _ = writeln!(out, "staged:            {}", dash(&s.staged_version));
+    let _ = writeln!(out, "last check:        {}", dash(&s.last_check));
+    let _ = writeln!(out, "reboot blocked by: {}", dash(&s.reboot_blocked_by));
+    let _ = write!(out, "last error:        {}", dash(&s.last_error));
+    out
+}
+
+/// `update-agent status [--json] [--follow]`.
+pub fn status(json: bool, follow: bool) -> anyhow::Result<()> {
+    let bus = crate::dbus::system_bus().map_err(ClientError::Unreachable)?;
+    let proxy = client::connect(&bus)?;
+    let print = |s: &AgentStatus| {
+        if json {
+            // One object per line when following.
+            match serde_json::to_string(s) {
+                Ok(j) => println!("{j}"),
+                Err(e) => eprintln!("update-agent: {e}"),
+            }
+        } else {
+            println!("{}\n", render_status(s));
+        }
+    };
+    if follow {
+        client::follow(&proxy, |s| {
+            print(s);
+            true
+        })?;
+    } else {
+        print(&client::status(&proxy)?);
+    }
+    Ok(())
+}
+
+/// `update-agent check|reboot|rollback`.
+pub fn call(method: Method) -> anyhow::Result<()> {
+    let bus = crate::dbus::system_bus().map_err(ClientError::Unreachable)?;
+    let proxy = client::connect(&bus)?;
+    println!("{}", client::call(&proxy, method)?);
+    Ok(())
+}
+
+/// `update-agent mark-good`: through the daemon when it runs (it reports
+/// the new version healthy and releases the reboot lock), else directly on
+/// the disk (the daemon reports it when it starts).
+pub fn mark_good(local: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
+    let via_daemon = crate::dbus::system_bus()
+        .map_err(ClientError::Unreachable)
+        .and_then(|bus| {
+            let proxy = client::connect(&bus)?;
+            client::call(&proxy, Method::MarkGood)
+        });
+    match via_daemon {
+        Ok(m) => println!("{m}"),
+        Err(ClientError::Unreachable(e)) => {
+            tracing::info!(error = %e, "daemon not reachable; marking good directly");
+            println!("{}", local()?);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// `update-agent denylist [--clear V] [--json]`.
+pub fn denylist(state_dir: &Path, clear: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let mut list = DenyList::load(state_dir)?;
+    if let Some(v) = clear {
+        if list.clear(v)? {
+            println!("{v} removed from the deny list");
+        } else {
+            anyhow::bail!("{v} is not on the deny list");
+        }
+        return Ok(());
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list.entries)?);
+    } else if list.entries.is_empty() {
+        println!("no denied versions");
+    } else {
+        for (v, d) in &list.entries {
+            println!(
+                "{v}: {} (failed {} time(s), last {})",
+                d.reason, d.count, d.last
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! The update server's event vocabulary for the state machine's reports.
+
+use moho_protocol::node::EventKind;
+
+use crate::state::machine::Report;
+
+/// The wire event for a report.
+pub fn event_for(r: &Report) -> Option<EventKind> {
+    Some(match r {
+        Report::DownloadStarted(s) => EventKind::DownloadStarted {
+            version: s.version.clone(),
+        },
+        Report::DownloadFinished(s) => EventKind::DownloadFinished {
+            version: s.version.clone(),
+        },
+        Report::Installed(s) => EventKind::Installed {
+            version: s.version.clone(),
+        },
+        Report::Rebooting(s) if !s.revert => EventKind::Rebooting {
+            version: s.version.clone(),
+        },
+        Report::Rebooting(_) => return None,
+        Report::BootedNewVersion(s) => EventKind::BootedNewVersion {
+            version: s.version.clone(),
+        },
+        Report::Healthy(s) => EventKind::Healthy {
+            version: s.version.clone(),
+        },
+        Report::Rollback {
+            failed,
+            booted_version,
+        } => EventKind::Rollback {
+            failed_version: failed.version.clone(),
+            booted_version: booted_version.clone(),
+        },
+        Report::Error {
+            phase,
+            message,
+            version,
+        } => EventKind::Error {
+            version: version.clone(),
+            code: format!("{phase}_failed"),
+            message: message.chars().take(2000).collect(),
+        },
+    })
+}
