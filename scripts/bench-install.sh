@@ -45,32 +45,29 @@ image() { # image VERSION PAYLOAD
 }
 
 echo "== images (cached in $W)"
-payload p1 "$SMALL_MIB" 1
-payload p2 "$SMALL_MIB" 2
-[ -s rel-4.0.0.img ] || [ -d repo ] || payload p4 "$BIG_MIB" 4
-if [ ! -s p1b ]; then
+# Built and added one at a time, inputs deleted once the repository holds
+# its own copy, so that the 4 GiB run fits in about 14 GB of disk.
+if [ ! -d repo ]; then
+    "$T/image-tools" keygen --out keys >/dev/null
+    "$T/image-tools" repo init --repo repo --keys keys >/dev/null
+    add() { # add VERSION PAYLOAD
+        image "$1" "$2"
+        "$T/image-tools" repo add --repo repo --keys keys --image "rel-$1.img" --channel stable >/dev/null
+        rm -rf "rel-$1.img" "tree-$1"
+    }
+    payload p4 "$BIG_MIB" 4 && add 4.0.0 p4 && rm -f p4
+    payload p1 "$SMALL_MIB" 1
     cp p1 p1b
     # Change one 4 KiB block in every 20th 4 MiB chunk: about 5% of the chunks.
     for ((i = 0; i < SMALL_MIB / 4; i += 20)); do
         dd if=/dev/urandom of=p1b bs=4096 count=1 seek=$((i * 1024 + 7)) conv=notrunc status=none
     done
+    add 1.0.0 p1 && rm -f p1
+    add 1.1.0 p1b && rm -f p1b
+    payload p2 "$SMALL_MIB" 2 && add 2.0.0 p2 && rm -f p2
 fi
-image 1.0.0 p1
-image 2.0.0 p2
-image 1.1.0 p1b
-[ -d repo ] || image 4.0.0 p4
-
-if [ ! -d repo ]; then
-    "$T/image-tools" keygen --out keys >/dev/null
-    "$T/image-tools" repo init --repo repo --keys keys >/dev/null
-    for v in 1.0.0 2.0.0 1.1.0 4.0.0; do
-        "$T/image-tools" repo add --repo repo --keys keys --image "rel-$v.img" --channel stable >/dev/null
-    done
-fi
-# The repository holds its own copy of each image; drop the big inputs so
-# the 4 GiB run fits on a small disk.
-rm -f p4 rel-4.0.0.img tree-4.0.0/payload.bin
 "$T/image-tools" repo refresh --repo repo --keys keys >/dev/null
+target() { (cd repo && find targets -path "*$1/root.img" | head -1); }
 
 echo "== server"
 "$T/moho-test-serve" --root repo --ca-out ca.pem >server.url &
@@ -88,7 +85,7 @@ node() { # node NAME SLOT_MIB: disk with rel-1.0.0 in A on a loop device; prints
     local slot=$2 size=$(( $2 * 2 + 64 + 64 ))
     rm -f "$1.disk"
     "$T/image-tools" disk create --out "$1.disk" --size "${size}M" --slot-size "${slot}M" \
-        --slot-a rel-1.0.0.img >/dev/null
+        --slot-a "repo/$(target 1.0.0)" >/dev/null
     local dev; dev=$(losetup --find --show --direct-io=on "$1.disk")
     LOOPS+=("$dev")
     partx -a "$dev" 2>/dev/null || true
@@ -132,8 +129,8 @@ mbps() { echo "scale=0; $1 / 1048576 / $2" | bc -l; }
 
 SLOT=$((SMALL_MIB + 128))
 DEV=$(node small "$SLOT")
-URL2="$BASE$(cd repo && find targets -path '*2.0.0/root.img' | head -1)"
-LEN2=$(stat -c %s rel-2.0.0.img)
+URL2="$BASE$(target 2.0.0)"
+LEN2=$(stat -c %s "repo/$(target 2.0.0)")
 
 echo "== throughput: ${SMALL_MIB} MiB payload image ($LEN2 bytes), $RUNS runs each, interleaved"
 for r in $(seq "$RUNS"); do
@@ -148,7 +145,7 @@ rm -f ratios.$$
 
 echo "== delta update: 1.0.0 booted -> 1.1.0 (about 5% of chunks differ)"
 read -r s rss dl < <(install small "$DEV" 1.1.0)
-LEN1B=$(stat -c %s rel-1.1.0.img)
+LEN1B=$(stat -c %s "repo/$(target 1.1.0)")
 printf '  downloaded %s of %s bytes (%s%%) in %.2f s\n' "$dl" "$LEN1B" "$(echo "scale=1; 100 * $dl / $LEN1B" | bc -l)" "$s"
 
 echo "== peak RSS: ${SMALL_MIB} MiB vs ${BIG_MIB} MiB payload"
