@@ -492,6 +492,55 @@ fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
         fleet.rollout_stats(rollout)["healthy"] == 1
     });
     assert_eq!(node.status(&fleet.bus)["state"], "idle");
+
+    // Only root may change the agent: an unprivileged caller is refused.
+    use std::os::unix::fs::PermissionsExt;
+    for d in [tmp.path().to_owned(), tmp.path().join("bus")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(bin("update-agent"))
+        .arg("check")
+        .env("DBUS_SYSTEM_BUS_ADDRESS", &fleet.bus.address)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&nobody.stderr);
+    assert!(!nobody.status.success(), "nobody could call Check");
+    assert!(
+        err.contains("uid 65534 may not change the update agent"),
+        "{err}"
+    );
+
+    // The operator reverts the release: the node boots back into 1.0.0
+    // and will not take 1.1.0 again.
+    let (status, body) = fleet.api(
+        "POST",
+        &format!("/api/v1/rollouts/{rollout}/actions"),
+        Some(json!({"action": "revert"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    let out = node.agent(&fleet.bus, "B", &["check"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("the server reverts 1.1.0"),
+        "{said} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for("the reboot back", 30, || reboots(&fleet.logind) == 2);
+    let slots = node.slots("B");
+    assert_eq!(slot_fields(&slots, "A"), (2, 0, true), "{slots}");
+    let deny = node.agent(&fleet.bus, "B", &["denylist", "--json"]);
+    let deny: Value = serde_json::from_slice(&deny.stdout).unwrap();
+    assert_eq!(deny["1.1.0"]["reason"], "reverted by the server", "{deny}");
+    // An operator may take a version off the list again.
+    let cleared = node.agent(&fleet.bus, "B", &["denylist", "--clear", "1.1.0"]);
+    assert!(cleared.status.success());
+    let deny = node.agent(&fleet.bus, "B", &["denylist", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&deny.stdout).unwrap(),
+        json!({})
+    );
     daemon.stop();
     // Without the daemon, mark-good still works directly on the disk.
     let out = node.agent(&fleet.bus, "B", &["mark-good"]);
