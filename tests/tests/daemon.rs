@@ -405,10 +405,18 @@ fn the_daemon_waits_for_its_window_reboots_once_and_denies_a_release_that_falls_
         && v["reboot_blocked_by"] == "reboot window closed until 2026-11-23T10:00:00Z"));
     daemon.stop();
 
-    // The new slot fails: the selector boots B (its one try), B never gets
-    // marked good, the next boot falls back to A.
+    // The new slot fails: the selector boots B (its one try), the daemon
+    // there sees its trial boot, but a health check fails so B is never
+    // marked good; the next boot falls back to A.
     assert_eq!(node.boot(), "B");
+    std::fs::write(&node.os_release, "VERSION_ID=1.1.0\n").unwrap();
+    let daemon = RunningDaemon::start(&fleet, &node, "B", &clock);
+    wait_for("the trial boot", 30, || {
+        node.status(&fleet.bus)["state"] == "pending-mark-good"
+    });
+    daemon.stop();
     assert_eq!(node.boot(), "A");
+    std::fs::write(&node.os_release, "VERSION_ID=1.0.0\n").unwrap();
     let daemon = RunningDaemon::start(&fleet, &node, "A", &clock);
     wait_for("the rollback to be recorded", 30, || {
         node.status(&fleet.bus)["state"] == "idle"

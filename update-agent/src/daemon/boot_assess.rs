@@ -26,11 +26,24 @@ pub fn assess(
     let staged = match state {
         AgentState::UpdatedNeedReboot(s) | AgentState::Rebooting(s) => s,
         AgentState::PendingMarkGood(s) => {
-            // Marked good by `update-agent mark-good` while we were away.
-            return if s.slot == booted && table.attrs(booted).successful() {
-                BootFinding::Events(vec![Event::MarkedGood])
+            let attrs = table.attrs(s.slot);
+            return if s.slot == booted {
+                // Marked good by `update-agent mark-good` while we were away?
+                if attrs.successful() {
+                    BootFinding::Events(vec![Event::MarkedGood])
+                } else {
+                    BootFinding::Unchanged
+                }
+            } else if attrs.successful() {
+                // Marked good, then an operator rolled back: not a failure.
+                BootFinding::Events(vec![Event::MarkedGood, Event::Cleared])
             } else {
-                BootFinding::Unchanged
+                // The trial boot never reached boot-complete.target (a
+                // health check failed, or it hung) and the selector fell
+                // back on the next boot.
+                BootFinding::Events(vec![Event::RolledBack {
+                    booted_version: booted_version.unwrap_or("unknown").to_owned(),
+                }])
             };
         }
         _ => return BootFinding::Unchanged,
@@ -112,6 +125,31 @@ mod tests {
         assert_eq!(f, BootFinding::Events(vec![Event::MarkedGood]));
         let f = assess(&pending, SlotName::B, &table((2, 0, false)), Some("1.1.0"));
         assert_eq!(f, BootFinding::Unchanged);
+    }
+
+    #[test]
+    fn a_trial_boot_that_never_got_marked_good_and_fell_back_is_a_rollback() {
+        // The daemon saw the trial boot (pending-mark-good), a health check
+        // failed, the machine rebooted and the selector fell back to A.
+        let pending = AgentState::PendingMarkGood(staged());
+        let f = assess(&pending, SlotName::A, &table((2, 0, false)), Some("1.0.0"));
+        assert_eq!(
+            f,
+            BootFinding::Events(vec![Event::RolledBack {
+                booted_version: "1.0.0".into()
+            }])
+        );
+        let (s, actions) = pending
+            .on(Event::RolledBack {
+                booted_version: "1.0.0".into(),
+            })
+            .unwrap();
+        assert_eq!(s, AgentState::Idle);
+        assert!(
+            actions
+                .iter()
+                .any(|a| matches!(a, crate::state::machine::Action::Deny { .. }))
+        );
     }
 
     #[test]

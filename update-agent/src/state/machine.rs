@@ -283,7 +283,7 @@ impl AgentState {
             (S::Finalizing(s), Event::Failed { message }) => {
                 return Ok(fail(Phase::Finalizing, message, Some(s)));
             }
-            (S::UpdatedNeedReboot(_) | S::Error { .. } | S::Checking, Event::Cleared) => {
+            (S::UpdatedNeedReboot(_) | S::Error { .. } | S::Checking | S::Idle, Event::Cleared) => {
                 (S::Idle, persist)
             }
             (S::Checking | S::Idle | S::Error { .. }, Event::RevertArmed(s)) => {
@@ -331,7 +331,10 @@ impl AgentState {
                     Action::ReleaseLock,
                 ],
             ),
-            (S::UpdatedNeedReboot(s) | S::Rebooting(s), Event::RolledBack { booted_version }) => (
+            (
+                S::UpdatedNeedReboot(s) | S::Rebooting(s) | S::PendingMarkGood(s),
+                Event::RolledBack { booted_version },
+            ) => (
                 S::Idle,
                 vec![
                     Action::Deny {
