@@ -78,6 +78,7 @@ cleanup() {
     for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 for _ in $(seq 50); do [ -s server.url ] && break; sleep 0.1; done
 BASE=$(cat server.url)
 

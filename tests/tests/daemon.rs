@@ -558,3 +558,46 @@ fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn a_repository_the_daemon_cannot_read_shows_as_the_last_error() {
+    require_root("the daemon test uses loop devices");
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(tmp.path());
+    let node = Node::new(&fleet, "norepo", "");
+    // Repository only (no server), in an empty directory (a repository
+    // disk that is not mounted yet).
+    let empty = tmp.path().join("mnt-repo");
+    std::fs::create_dir_all(&empty).unwrap();
+    let text = std::fs::read_to_string(node.config_dir.join("10-test.toml")).unwrap();
+    let mut out = Vec::new();
+    let mut section = "";
+    for line in text.lines() {
+        if line.starts_with('[') {
+            section = if line == "[server]" { "skip" } else { "" };
+            if section == "skip" {
+                continue;
+            }
+        }
+        if section == "skip" {
+            continue;
+        }
+        if line.starts_with("url = ") {
+            out.push(format!("url = \"file://{}/\"", empty.display()));
+        } else {
+            out.push(line.to_owned());
+        }
+    }
+    std::fs::write(node.config_dir.join("10-test.toml"), out.join("\n")).unwrap();
+    let clock = TestClock::starting_at(Timestamp::now());
+    let daemon = RunningDaemon::start(&fleet, &node, "A", &clock);
+    wait_for("the failed check", 30, || {
+        node.status(&fleet.bus)["state"] == "error"
+    });
+    let st = node.status(&fleet.bus);
+    let err = st["last_error"].as_str().unwrap();
+    assert!(err.contains("mnt-repo/"), "{st}");
+    // Nothing was written: B is as it was.
+    assert_eq!(slot_fields(&node.slots("A"), "B"), (0, 0, false));
+    daemon.stop();
+}
