@@ -47,7 +47,7 @@ fn units_pass_systemd_analyze_verify() {
         "Type=notify",
         "ProtectSystem=strict",
         "PrivateTmp=yes",
-        "CapabilityBoundingSet=CAP_SYS_ADMIN\n",
+        "CapabilityBoundingSet=CAP_SYS_ADMIN CAP_SYS_BOOT\n",
         "WatchdogSec=",
     ] {
         assert!(

@@ -398,27 +398,50 @@ esac
 }
 
 #[test]
-fn a_systemd_release_boots_read_only_and_installs_its_successor() {
+fn the_agent_units_update_a_systemd_release_and_a_failed_health_check_falls_back() {
+    // Releases with systemd and dbus, the agent running from the shipped
+    // units (moho-agent.service, moho-mark-good.service): nobody runs
+    // update-agent by hand. 3.0.0 fails its health check; 2.0.0 is good.
     let dir = tempfile::tempdir().unwrap();
     let mut os = TestOs::new(dir.path());
     os.slot_mib = 256;
-    let systemd = |version: &str| TestRelease {
+    let systemd = |version: &str, behaviour| TestRelease {
         flavour: Flavour::Systemd,
-        ..release(version, Behaviour::Agent)
+        ..release(version, behaviour)
     };
-    let r1 = os.publish(&systemd("1.0.0"));
-    os.publish(&systemd("2.0.0"));
+    let r1 = os.publish(&systemd("1.0.0", Behaviour::Agent));
+    os.publish(&systemd("2.0.0", Behaviour::Agent));
+    os.publish(&systemd("3.0.0", Behaviour::Unhealthy));
     let repo_disk = os.repo_disk();
     let disk = os.disk("disk.img", &r1, false, "raw");
     let scenario = dir.path().join("scenario.sh");
     std::fs::write(
         &scenario,
         r#"
-echo "moho-test: system state $(systemctl is-system-running)"
 echo "moho-test: /var on $(findmnt -n -o SOURCE /var), / is $(findmnt -n -o OPTIONS / | cut -d, -f1)"
+echo "moho-test: denied: $(update-agent denylist | tr '\n' ' ')"
 case "$VERSION_ID" in
-1.0.0) update-agent install --version 2.0.0 && systemctl --no-block reboot && exit 0 ;;
-2.0.0) update-agent slots mark-good && update-agent slots ;;
+1.0.0)
+  # The daemon installs and reboots through logind on its own.
+  for i in $(seq 240); do
+    echo "moho-test: agent $(update-agent status --json 2>&1)"
+    [ "$i" = 6 ] && journalctl -b -u moho-agent --no-pager | tail -n 30 | sed 's/^/moho-test: journal: /'
+    sleep 5
+  done ;;
+3.0.0)
+  sleep 10
+  echo "moho-test: boot-complete.target $(systemctl is-active boot-complete.target)"
+  echo "moho-test: agent $(update-agent status --json 2>&1)"
+  # What a watchdog would do with a node that never got healthy.
+  systemctl --no-block reboot; sleep 600 ;;
+2.0.0)
+  for i in $(seq 60); do
+    systemctl is-active --quiet moho-mark-good.service && break
+    sleep 2
+  done
+  echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
+  echo "moho-test: agent $(update-agent status --json 2>&1)"
+  update-agent slots ;;
 esac
 "#,
     )
@@ -427,14 +450,28 @@ esac
     spec.extra_disks.push(repo_disk);
     spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
     let mut vm = Vm::start(&spec, &console_log("systemd"));
-    let up = vm.wait_for("moho-test: up version=1.0.0 slot=A init=systemd", BOOT);
-    vm.wait_for_from(up, "moho-test: /var on /dev/vda4, / is ro", BOOT);
-    vm.wait_for_from(up, "installed 2.0.0", BOOT);
-    let up2 = vm.wait_for_from(up, "moho-test: up version=2.0.0 slot=B init=systemd", BOOT);
-    vm.wait_for_from(up2, "slot B marked good", BOOT);
-    vm.wait_for_from(up2, "moho-test: end of scenario", BOOT);
+    let long = BOOT * 3;
+    // On 1.0.0 the daemon may install and reboot before the scenario unit
+    // even starts, so the test follows the later boots.
+    let bad = vm.wait_for("moho-test: up version=3.0.0 slot=B init=systemd", long);
+    vm.wait_for_from(bad, "moho-test: /var on /dev/vda4, / is ro", BOOT);
+    // Only 3.0.0 has the failing check (it prints before the scenario).
+    vm.wait_for("moho-test: health check failed", BOOT);
+    vm.wait_for_from(bad, "moho-test: boot-complete.target inactive", BOOT);
+    vm.wait_for_from(bad, r#""state":"pending-mark-good""#, BOOT);
+    // The fallback boot into 1.0.0 may be over before its scenario runs:
+    // the daemon denies 3.0.0, installs 2.0.0 and reboots at once.
+    let good = vm.wait_for_from(bad, "moho-test: up version=2.0.0 slot=B init=systemd", long);
+    vm.wait_for_from(
+        good,
+        "moho-test: denied: 3.0.0: slot B did not boot successfully",
+        BOOT,
+    );
+    vm.wait_for_from(good, "moho-test: mark-good active", BOOT);
+    vm.wait_for_from(good, r#""state":"idle""#, BOOT);
+    vm.wait_for_from(good, "moho-test: end of scenario", BOOT);
     assert!(vm.wait_exit(BOOT).success());
-    assert_eq!(selector_choices(&vm.lines()), ["A", "B"]);
+    assert_eq!(selector_choices(&vm.lines()), ["A", "B", "A", "B"]);
     let json = slots_json(&disk, Some("B"));
     assert_eq!(slot_fields(&json, "B"), (2, 0, true), "{json}");
 }

@@ -49,6 +49,9 @@ pub enum Behaviour {
     Agent,
     /// init exits at once: the kernel panics ("Attempted to kill init").
     Panic,
+    /// systemd only: boots, but a health check required by
+    /// `boot-complete.target` fails, so the slot is never marked good.
+    Unhealthy,
 }
 
 /// The plain init of the busybox test OS.
@@ -101,7 +104,7 @@ const SCENARIO_RUNNER: &str = r#"#!/bin/sh
 . /usr/lib/os-release
 SLOT=$(sed -n 's/.*moho\.slot=\([AB]\).*/\1/p' /proc/cmdline)
 export SLOT VERSION_ID
-if [ -b /dev/vdb ]; then mount -o ro /dev/vdb /mnt/repo || echo "moho-test: no repository disk"; fi
+if [ -b /dev/vdb ] && ! mountpoint -q /mnt/repo; then mount -o ro /dev/vdb /mnt/repo || echo "moho-test: no repository disk"; fi
 echo "moho-test: up version=$VERSION_ID slot=$SLOT init=$(cat /proc/1/comm)"
 if [ -r /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw ]; then
   cat /sys/firmware/qemu_fw_cfg/by_name/opt/moho/run/raw > /run/scenario.sh
@@ -114,6 +117,7 @@ systemctl --no-block poweroff
 /// systemd flavour: filesystems of a read-only root.
 const SYSTEMD_FSTAB: &str = "LABEL=STATE /var ext4 defaults 0 2
 tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0
+/dev/vdb /mnt/repo ext4 ro,nofail,x-systemd.device-timeout=90s,x-systemd.before=moho-agent.service 0 0
 ";
 
 const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
@@ -264,7 +268,11 @@ impl TestOs {
         match (release.flavour, release.behaviour) {
             (Flavour::Busybox, Behaviour::Agent) => write_exec(&tree.join("sbin/init"), AGENT_INIT),
             (_, Behaviour::Panic) => write_exec(&tree.join("sbin/init"), PANIC_INIT),
-            (Flavour::Systemd, Behaviour::Agent) => systemd_extras(&tree),
+            (Flavour::Systemd, Behaviour::Agent) => systemd_extras(&tree, false),
+            (Flavour::Systemd, Behaviour::Unhealthy) => systemd_extras(&tree, true),
+            (Flavour::Busybox, Behaviour::Unhealthy) => {
+                panic!("Behaviour::Unhealthy needs the systemd flavour")
+            }
         }
         tree
     }
@@ -372,8 +380,11 @@ fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// systemd flavour: fstab, the scenario unit, no login prompts.
-fn systemd_extras(tree: &Path) {
+/// systemd flavour: fstab, the scenario unit, no login prompts, and the
+/// agent as a product ships it: the units, D-Bus policy, tmpfiles and
+/// default drop-in from `systemd/` (enabled), plus, when `unhealthy`, a
+/// health check that fails.
+fn systemd_extras(tree: &Path, unhealthy: bool) {
     std::fs::write(tree.join("etc/fstab"), SYSTEMD_FSTAB).unwrap();
     write_exec(
         &tree.join("usr/lib/moho-test/run-scenario"),
@@ -393,7 +404,58 @@ fn systemd_extras(tree: &Path) {
         symlink("/dev/null", units.join(masked)).unwrap();
     }
     let _ = std::fs::remove_file(units.join("getty.target.wants/getty@tty1.service"));
+
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
+    let lib_units = tree.join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&lib_units).unwrap();
+    for unit in ["moho-agent.service", "moho-mark-good.service"] {
+        std::fs::copy(shipped.join(unit), lib_units.join(unit)).unwrap();
+        symlink(format!("/usr/lib/systemd/system/{unit}"), wants.join(unit)).unwrap();
+    }
+    for (from, to) in [
+        (
+            "org.moho.Agent1.conf",
+            "usr/share/dbus-1/system.d/org.moho.Agent1.conf",
+        ),
+        ("moho.tmpfiles", "usr/lib/tmpfiles.d/moho.conf"),
+        (
+            "agent.d/50-defaults.toml",
+            "usr/lib/moho/agent.d/50-defaults.toml",
+        ),
+    ] {
+        std::fs::create_dir_all(tree.join(to).parent().unwrap()).unwrap();
+        std::fs::copy(shipped.join(from), tree.join(to)).unwrap();
+    }
+    if unhealthy {
+        std::fs::write(
+            units.join("moho-health-check.service"),
+            FAILING_HEALTH_CHECK,
+        )
+        .unwrap();
+        let requires = units.join("boot-complete.target.requires");
+        std::fs::create_dir_all(&requires).unwrap();
+        symlink(
+            "/etc/systemd/system/moho-health-check.service",
+            requires.join("moho-health-check.service"),
+        )
+        .unwrap();
+    }
 }
+
+/// A health check as an operator writes one (see
+/// `systemd/examples/moho-health-check.service`), failing.
+const FAILING_HEALTH_CHECK: &str = "[Unit]
+Description=Moho VM test health check (this release fails it)
+Before=boot-complete.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh -c 'echo \"moho-test: health check failed\" >/dev/console; exit 1'
+
+[Install]
+RequiredBy=boot-complete.target
+";
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
