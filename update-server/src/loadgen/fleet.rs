@@ -75,6 +75,7 @@ pub async fn add_rollout(
         target: "amd64-generic/1.1.0/root.img".into(),
         channels: vec![channel.to_owned()],
         min_version: None,
+        size: Some(1 << 30),
     }])
     .await?;
     let policy = serde_json::from_value(
