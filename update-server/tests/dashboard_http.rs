@@ -3,7 +3,11 @@
 //! change, rollout actions and policy changes landing in the API and the
 //! audit log, escaping of node strings, node filters and keyset paging,
 //! and the overview's figures against the admin API.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 mod common;
 

@@ -99,8 +99,11 @@ pub fn build(
         target.push((since(t), value));
         prev = Some(value);
     }
+    let span = now
+        .duration_since(created)
+        .max(SignedDuration::from_mins(1));
     if let Some(p) = prev {
-        target.push((since(now), p));
+        target.push((span.as_secs_f64(), p));
     }
     let series = vec![
         Series {
@@ -139,13 +142,14 @@ pub fn build(
             points: bad,
         },
     ];
-    let span = now
-        .duration_since(created)
-        .max(SignedDuration::from_mins(1));
     let mid = created.checked_add(span / 2).unwrap_or(created);
     let axis = TimeAxis {
         span_secs: span.as_secs(),
-        labels: [label(created), label(mid), label(now)],
+        labels: [
+            label(created),
+            label(mid),
+            label(created.checked_add(span).unwrap_or(now)),
+        ],
     };
     (series, axis)
 }
