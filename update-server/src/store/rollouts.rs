@@ -434,6 +434,48 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Inserts attempts in bulk (benchmark fixtures): node id, status,
+    /// phase, started, finished.
+    pub async fn insert_attempts_bulk(
+        &self,
+        rollout_id: i64,
+        rows: &[(String, AttemptStatus, Phase, Timestamp, Option<Timestamp>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for chunk in rows.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO attempts (rollout_id, node_id, status, phase, started_at, finished_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 5 + 1;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            sql.push_str(" ON CONFLICT (rollout_id, node_id) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rollout_id);
+            for (node, status, phase, started, finished) in chunk {
+                q = q
+                    .bind(node.clone())
+                    .bind(status.as_str())
+                    .bind(phase.as_str())
+                    .bind(millis(*started))
+                    .bind(finished.map(millis));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Records how far a node's attempts at `version` got (from its
     /// progress events); only attempts still in flight change.
     pub async fn advance_attempts(
