@@ -128,6 +128,8 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
+    let warm_state = state.clone();
+    tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
     let refresh = tokio::spawn(refresher(state.clone(), Duration::from_secs(600)));
     let retain = tokio::spawn(retention(state.clone(), Duration::from_secs(3600)));
     let result = serve(listener, state, tls.as_ref(), handle).await;

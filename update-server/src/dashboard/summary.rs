@@ -78,6 +78,17 @@ async fn compute(app: &AppState) -> Result<FleetSummary, StoreError> {
     })
 }
 
+/// Computes the summary now (at server start, so the first visitor does
+/// not wait for it).
+pub async fn warm(app: &AppState) {
+    let cache = &app.dashboard.summary;
+    let _one = cache.gate.lock().await;
+    match compute(app).await {
+        Ok(s) => cache.store(Arc::new(s)),
+        Err(e) => tracing::warn!("dashboard summary not computed: {e}"),
+    }
+}
+
 /// The summary, fresh within the TTL or recomputed as described above.
 pub async fn summary(app: &AppState) -> Result<Arc<FleetSummary>, StoreError> {
     let cache = &app.dashboard.summary;
