@@ -90,7 +90,11 @@ async fn sessions_csrf_and_roles_guard_every_change() {
                 .unwrap()
                 .starts_with("app;dur=")
         );
-        assert!(home.html.contains(&format!(r#"data-rollout="{id}""#)), "{}", home.html);
+        assert!(
+            home.html.contains(&format!(r#"data-rollout="{id}""#)),
+            "{}",
+            home.html
+        );
 
         // A viewer sees no actions and is refused when posting anyway, even
         // with its own valid CSRF secret.
