@@ -21,6 +21,8 @@ echo "== throwaway PostgreSQL (the server's tests run on SQLite and on PostgreSQ
 . scripts/postgres.sh
 start_throwaway_postgres
 export MOHO_REQUIRE_POSTGRES=1
+# The dashboard's browser tests must run here (chromium-driver is installed above).
+export MOHO_REQUIRE_BROWSER=1
 
 echo "== tests (unit, property, integration on files and loop devices, qemu boots)"
 cargo test --workspace --locked

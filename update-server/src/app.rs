@@ -37,6 +37,8 @@ pub struct AppState {
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
     /// Batches the node updates of concurrent check-ins.
     pub check_ins: crate::store::CheckInBatcher,
+    /// The dashboard's caches.
+    pub dashboard: Arc<crate::dashboard::DashboardState>,
 }
 
 impl AppState {
@@ -52,6 +54,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             repo_state: Arc::default(),
             publish_lock: Arc::default(),
+            dashboard: Arc::default(),
         }
     }
 }
@@ -110,7 +113,10 @@ pub fn router(state: AppState) -> Router {
             "/rollouts",
             get(admin_rollouts::list_rollouts).post(admin_rollouts::create_rollout),
         )
-        .route("/rollouts/{id}", get(admin_rollouts::get_rollout))
+        .route(
+            "/rollouts/{id}",
+            get(admin_rollouts::get_rollout).patch(admin_rollouts::update_rollout),
+        )
         .route(
             "/rollouts/{id}/actions",
             post(admin_rollouts::rollout_action),
@@ -129,6 +135,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(crate::metrics::render))
         .nest("/api/v1", api)
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(

@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// hourly, audited). Default: keep them.
     #[arg(long)]
     pub node_retention_days: Option<u32>,
+    /// How long the dashboard reuses its fleet summary before recomputing
+    /// it in the background, e.g. 10s (0s: recompute on every request).
+    #[arg(long, default_value = "10s")]
+    pub summary_ttl: String,
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,

@@ -63,6 +63,12 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
             args.check_interval
         ))
     })?;
+    let summary_ttl: SignedDuration = args.summary_ttl.parse().map_err(|_| {
+        CommandError::Usage(format!(
+            "invalid --summary-ttl {:?}: use e.g. 10s",
+            args.summary_ttl
+        ))
+    })?;
     std::fs::create_dir_all(&args.data.data_dir).map_err(|source| CommandError::Io {
         path: args.data.data_dir.display().to_string(),
         source,
@@ -73,6 +79,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         .unwrap_or_else(|| args.data.data_dir.join("repo"));
     let mut config = ServerConfig::new(repo_dir);
     config.check_interval = check_interval;
+    config.summary_ttl = summary_ttl;
     config.enrollment_token = args.enrollment_token.clone();
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
@@ -121,6 +128,8 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
+    let warm_state = state.clone();
+    tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
     let refresh = tokio::spawn(refresher(state.clone(), Duration::from_secs(600)));
     let retain = tokio::spawn(retention(state.clone(), Duration::from_secs(3600)));
     let result = serve(listener, state, tls.as_ref(), handle).await;

@@ -23,6 +23,9 @@ pub struct ServerConfig {
     pub stats_ttl: SignedDuration,
     /// How long a rollout's line index is reused before it is rebuilt.
     pub index_ttl: SignedDuration,
+    /// How long the dashboard's fleet summary is reused (then served stale
+    /// while it is recomputed in the background).
+    pub summary_ttl: SignedDuration,
     /// The repository's trusted root metadata (`1.root.json`); without it
     /// nothing can be synced or published.
     pub trusted_root: Option<Vec<u8>>,
@@ -49,6 +52,7 @@ impl ServerConfig {
             max_admin_body: 1024 * 1024,
             stats_ttl: SignedDuration::from_secs(2),
             index_ttl: SignedDuration::from_mins(5),
+            summary_ttl: SignedDuration::from_secs(10),
             trusted_root: None,
             online_keys: None,
             node_retention: None,

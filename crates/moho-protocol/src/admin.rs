@@ -102,6 +102,10 @@ pub struct ReleaseView {
     /// Whether the signed repository still lists it (a release absent from
     /// it cannot be rolled out).
     pub present: bool,
+    /// Signed length of the image, bytes (absent for releases synced before
+    /// sizes were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
 }
 
 /// `POST /api/v1/rollouts`.
@@ -145,6 +149,16 @@ pub struct RolloutView {
     pub created_at: Timestamp,
 }
 
+/// `PATCH /api/v1/rollouts/{id}`: replace the policy (change the ramp or the
+/// caps). The rollout keeps its current step (the last one if the new ramp
+/// has fewer steps).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateRollout {
+    /// The new policy.
+    pub policy: RolloutPolicy,
+}
+
 /// `POST /api/v1/rollouts/{id}/actions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,6 +188,12 @@ pub struct NodeView {
     pub last_seen: Timestamp,
     /// First check-in.
     pub registered_at: Timestamp,
+    /// Host name the node reported (free text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Version in the other slot, as last reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_version: Option<String>,
 }
 
 /// Query of `GET /api/v1/nodes`.

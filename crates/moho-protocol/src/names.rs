@@ -32,6 +32,24 @@ pub fn check_node_id(id: &str) -> Result<(), NameError> {
     }
 }
 
+/// Most bytes of a reported host name.
+pub const MAX_HOSTNAME_LEN: usize = 255;
+
+/// Host names as reported by nodes: at most [`MAX_HOSTNAME_LEN`] bytes, no
+/// control characters. Otherwise free text (it is only displayed, and every
+/// consumer must escape it).
+pub fn check_hostname(s: &str) -> Result<(), NameError> {
+    if s.len() <= MAX_HOSTNAME_LEN && !s.chars().any(char::is_control) {
+        Ok(())
+    } else {
+        Err(NameError {
+            what: "hostname",
+            value: s.chars().take(80).collect(),
+            rule: "use at most 255 bytes and no control characters",
+        })
+    }
+}
+
 fn check_label(what: &'static str, s: &str) -> Result<(), NameError> {
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -80,5 +98,8 @@ mod tests {
         assert!(check_group("db_eu-2").is_ok());
         assert!(check_group("Prod").is_err());
         assert!(check_channel("-x").is_err());
+        assert!(check_hostname("<b>web-01</b> \u{e9}").is_ok());
+        assert!(check_hostname("a\nb").is_err());
+        assert!(check_hostname(&"x".repeat(256)).is_err());
     }
 }

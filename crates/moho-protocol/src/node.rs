@@ -81,6 +81,10 @@ pub struct CheckIn {
     pub fallback_version: Option<String>,
     /// What the agent is doing.
     pub state: AgentState,
+    /// The machine's host name, shown to operators beside the id
+    /// ([`crate::names::check_hostname`]; free text, escaped wherever shown).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
     /// Enrollment token, needed on the first check-in when the server
     /// requires one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

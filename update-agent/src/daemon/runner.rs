@@ -451,6 +451,8 @@ impl Daemon {
             },
             fallback_version: None,
             state,
+            // Shown on the dashboard beside the id; not reported yet.
+            hostname: None,
             enrollment_token: self
                 .config
                 .server

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use update_server::loadgen::dashboard;
 use update_server::loadgen::drive::{DriveConfig, drive};
-use update_server::loadgen::fleet::{add_rollout, seed};
+use update_server::loadgen::fleet::{add_attempts, add_rollout, seed};
 use update_server::store::Db;
 
 /// Load generator for the Moho update server.
@@ -38,6 +39,25 @@ enum Cmd {
         /// synced from a signed repository).
         #[arg(long)]
         rollout_percent: Option<f64>,
+        /// With --rollout-percent: also record this many attempts at it, in
+        /// every phase (dashboard benchmark).
+        #[arg(long, default_value_t = 0)]
+        attempts: u64,
+    },
+    /// Measure dashboard pages: log in, then request each path in turn.
+    Dashboard {
+        /// Server base URL.
+        #[arg(long)]
+        server: String,
+        /// Admin or viewer API token.
+        #[arg(long, env = "MOHO_TOKEN")]
+        token: String,
+        /// Requests per path after the first.
+        #[arg(long, default_value_t = 50)]
+        requests: u64,
+        /// Paths to measure (default: the overview).
+        #[arg(default_value = "/ui/")]
+        paths: Vec<String>,
     },
     /// Drive signed check-ins against a running server.
     Run {
@@ -77,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             channel,
             group,
             rollout_percent,
+            attempts,
         } => {
             let db = Db::connect(&database).await?;
             let started = std::time::Instant::now();
@@ -99,10 +120,29 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             if let Some(p) = rollout_percent {
-                add_rollout(&db, &channel, &group, p, jiff::Timestamp::now()).await?;
+                let id = add_rollout(&db, &channel, &group, p, jiff::Timestamp::now()).await?;
                 eprintln!("rollout of 1.1.0 to {channel}/{group} at {p}%");
+                if attempts > 0 {
+                    add_attempts(&db, id, attempts, jiff::Timestamp::now()).await?;
+                    eprintln!("{attempts} attempts at it");
+                }
             }
             db.close().await;
+        }
+        Cmd::Dashboard {
+            server,
+            token,
+            requests,
+            paths,
+        } => {
+            let http = dashboard::client()?;
+            let session = dashboard::log_in(&http, &server, &token).await?;
+            for path in paths {
+                println!(
+                    "{}",
+                    dashboard::measure(&http, &server, &session, &path, requests).await?
+                );
+            }
         }
         Cmd::Run {
             server,

@@ -37,6 +37,8 @@ fn node_view(n: NodeRecord) -> NodeView {
         state: n.state,
         last_seen: n.last_seen,
         registered_at: n.registered_at,
+        hostname: (!n.hostname.is_empty()).then_some(n.hostname),
+        fallback_version: n.fallback_version,
     }
 }
 

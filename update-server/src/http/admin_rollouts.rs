@@ -1,6 +1,7 @@
 //! Admin API for releases and rollouts: list the releases synced from the
 //! signed repository, create a rollout of a release to a channel and group,
-//! read its live state and counters, and pause/resume/abort/revert it.
+//! read its live state and counters, pause/resume/abort/revert it, and change
+//! its policy (both through [`crate::rollout_ops`]).
 
 use axum::Json;
 use axum::body::Body;
@@ -8,19 +9,21 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use moho_protocol::admin::{
-    CreateRollout, List, ReleaseView, Role, RolloutActionRequest, RolloutView,
+    CreateRollout, List, ReleaseView, Role, RolloutActionRequest, RolloutView, UpdateRollout,
 };
 use moho_protocol::names::{check_channel, check_group};
-use moho_rollout::state::{RolloutState, apply_action};
+use moho_rollout::state::RolloutState;
 
 use crate::app::AppState;
 use crate::cache::LiveRollout;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
 use crate::http::body::{bad_path, json};
+use crate::rollout_ops;
 use crate::store::RolloutRecord;
 
-fn view(l: &LiveRollout) -> RolloutView {
+/// The API view of a rollout with fresh counters.
+pub fn view(l: &LiveRollout) -> RolloutView {
     let r = &l.record;
     RolloutView {
         id: r.id,
@@ -47,7 +50,8 @@ pub async fn list_releases(
     }))
 }
 
-async fn live(app: &AppState, id: i64) -> Result<LiveRollout, ApiError> {
+/// Rollout `id` with fresh counters, or 404.
+pub async fn live(app: &AppState, id: i64) -> Result<LiveRollout, ApiError> {
     app.caches
         .live(&app.db, &app.config, id, app.clock.now())
         .await?
@@ -159,6 +163,21 @@ pub async fn create_rollout(
     Ok((StatusCode::CREATED, Json(view(&live(&app, id).await?))))
 }
 
+/// `PATCH /api/v1/rollouts/{id}` with `{"policy": ...}`: change the ramp or
+/// the caps.
+pub async fn update_rollout(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    id: Result<Path<i64>, PathRejection>,
+    body: Body,
+) -> Result<Json<RolloutView>, ApiError> {
+    let actor = authorize(&app, &h, Role::Admin).await?;
+    let Path(id) = id.map_err(bad_path)?;
+    let req: UpdateRollout = json(body, app.config.max_admin_body).await?;
+    rollout_ops::change_policy(&app, &actor.name, id, req.policy).await?;
+    Ok(Json(view(&live(&app, id).await?)))
+}
+
 /// `POST /api/v1/rollouts/{id}/actions` with `{"action": "pause"|"resume"|"abort"|"revert"}`.
 pub async fn rollout_action(
     State(app): State<AppState>,
@@ -169,45 +188,6 @@ pub async fn rollout_action(
     let actor = authorize(&app, &h, Role::Admin).await?;
     let Path(id) = id.map_err(bad_path)?;
     let req: RolloutActionRequest = json(body, app.config.max_admin_body).await?;
-    let now = app.clock.now();
-    let record =
-        app.db.rollout(id).await?.ok_or_else(|| {
-            ApiError::not_found("unknown_rollout", format!("unknown rollout {id}"))
-        })?;
-    let next = apply_action(record.state, req.action, now)
-        .map_err(|e| ApiError::conflict("invalid_action", e.to_string()))?;
-    let mut tx = app.db.begin().await?;
-    if !app
-        .db
-        .save_rollout_state(Some(&mut tx), id, record.revision, &next)
-        .await?
-    {
-        return Err(ApiError::conflict(
-            "concurrent_change",
-            format!("rollout {id} changed meanwhile; retry"),
-        ));
-    }
-    let action = format!(
-        "rollout.{}",
-        serde_json::to_value(req.action)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default()
-    );
-    let before = serde_json::to_value(record.state).ok();
-    let after = serde_json::to_value(next).ok();
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            &action,
-            &format!("rollout/{id}"),
-            before.as_ref(),
-            after.as_ref(),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
-    app.caches.clear();
+    rollout_ops::act(&app, &actor.name, id, req.action).await?;
     Ok(Json(view(&live(&app, id).await?)))
 }

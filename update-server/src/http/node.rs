@@ -6,17 +6,15 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use moho_protocol::names::{check_channel, check_group, check_node_id};
-use moho_protocol::node::{
-    CheckIn, CheckInResponse, EventKind, EventReport, MAX_EVENTS_PER_REPORT,
-};
+use moho_protocol::names::{check_channel, check_group, check_hostname, check_node_id};
+use moho_protocol::node::{CheckIn, CheckInResponse, EventReport, MAX_EVENTS_PER_REPORT};
 use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
 
 use crate::app::AppState;
 use crate::decide;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
-use crate::store::{AttemptStatus, NodeRecord, NodeUpsert, Registration};
+use crate::store::{NodeRecord, NodeUpsert, Phase, Registration};
 
 use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
 
@@ -73,6 +71,9 @@ pub async fn check_in(
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
     check_channel(&req.channel).map_err(bad_name)?;
     check_group(&req.group).map_err(bad_name)?;
+    if let Some(h) = &req.hostname {
+        check_hostname(h).map_err(bad_name)?;
+    }
     let now = app.clock.now();
     let names = app.caches.names(&app.db, &app.config, now).await?;
     if !names.channels.contains(&req.channel) {
@@ -99,6 +100,8 @@ pub async fn check_in(
             moho_protocol::node::Slot::B => "b",
         },
         state: req.state.as_str(),
+        hostname: req.hostname.as_deref().unwrap_or_default(),
+        fallback_version: req.fallback_version.as_deref(),
     };
     // Common case first: a known node with its key and a fresh counter is
     // one conditional UPDATE. Only when it changes nothing do we look why.
@@ -150,6 +153,8 @@ pub async fn check_in(
         state: upsert.state.to_owned(),
         last_seen: now,
         registered_at: now,
+        hostname: upsert.hostname.to_owned(),
+        fallback_version: req.fallback_version.clone(),
     };
     let action = decide::for_node(&app, &node, now).await?;
     Ok(Json(CheckInResponse {
@@ -203,26 +208,32 @@ pub async fn events(
     {
         return Err(replayed(sig.counter, &node.id));
     }
+    // Progress events only move the attempt's phase: one write per
+    // report for the latest of them; final events end the attempt.
+    let mut progress: Option<(&str, Phase)> = None;
     for e in &report.events {
         app.metrics
             .events
             .get_or_create(&vec![("type".to_owned(), e.kind.type_name().to_owned())])
             .inc();
-        let outcome = match &e.kind {
-            EventKind::Healthy { version } => Some((version, AttemptStatus::Healthy)),
-            EventKind::Rollback { failed_version, .. } => {
-                Some((failed_version, AttemptStatus::Failed))
-            }
-            EventKind::Error {
-                version: Some(v), ..
-            } => Some((v, AttemptStatus::Failed)),
-            _ => None,
+        let (Some(version), Some((phase, end))) = (e.kind.version(), Phase::of_event(&e.kind))
+        else {
+            continue;
         };
-        if let Some((version, status)) = outcome {
-            app.db
-                .finish_attempts(&node.id, version, status, now)
-                .await?;
+        match end {
+            Some(status) => {
+                if progress.is_some_and(|(v, _)| v == version) {
+                    progress = None;
+                }
+                app.db
+                    .finish_attempts(&node.id, version, status, phase, now)
+                    .await?;
+            }
+            None => progress = Some((version, phase)),
         }
+    }
+    if let Some((version, phase)) = progress {
+        app.db.advance_attempts(&node.id, version, phase).await?;
     }
     Ok(Json(serde_json::json!({"accepted": report.events.len()})))
 }

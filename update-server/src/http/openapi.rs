@@ -140,6 +140,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     ("get", "/api/v1/rollouts/{id}", "viewer", "Get a rollout"),
     (
+        "patch",
+        "/api/v1/rollouts/{id}",
+        "admin",
+        "Change a rollout's policy (ramp, caps)",
+    ),
+    (
         "post",
         "/api/v1/rollouts/{id}/actions",
         "admin",

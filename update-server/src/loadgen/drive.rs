@@ -156,6 +156,7 @@ async fn worker(
                 },
                 fallback_version: None,
                 state: AgentState::Idle,
+                hostname: Some(id.clone()),
                 enrollment_token: None,
             };
             (

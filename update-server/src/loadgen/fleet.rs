@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use moho_protocol::signing::encode_public_key;
 use sha2::{Digest, Sha256};
 
-use crate::store::{Db, NodeSeed, RolloutRecord, StoreError, SyncedRelease};
+use crate::store::{AttemptStatus, Db, NodeSeed, Phase, RolloutRecord, StoreError, SyncedRelease};
 
 /// Id of simulated node `i`.
 pub fn node_id(i: u64) -> String {
@@ -75,6 +75,7 @@ pub async fn add_rollout(
         target: "amd64-generic/1.1.0/root.img".into(),
         channels: vec![channel.to_owned()],
         min_version: None,
+        size: Some(1 << 30),
     }])
     .await?;
     let policy = serde_json::from_value(
@@ -99,4 +100,30 @@ pub async fn add_rollout(
     let id = db.insert_rollout(&mut tx, &record).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// Benchmark fixture: `n` attempts at rollout `id` by nodes `0..n`, offered
+/// over the hour before `now`, in every phase (6 in 10 healthy, then one
+/// each downloading, installed, offered, and failed or rolled back).
+pub async fn add_attempts(db: &Db, id: i64, n: u64, now: Timestamp) -> Result<(), StoreError> {
+    let rows: Vec<_> = (0..n)
+        .map(|i| {
+            let started = now
+                .checked_sub(jiff::SignedDuration::from_secs(
+                    i64::try_from(3600 - (i * 3600 / n.max(1))).unwrap_or(0),
+                ))
+                .unwrap_or(now);
+            let done = Some(now);
+            let (status, phase, finished) = match i % 10 {
+                0..=5 => (AttemptStatus::Healthy, Phase::Healthy, done),
+                6 => (AttemptStatus::InFlight, Phase::Downloading, None),
+                7 => (AttemptStatus::InFlight, Phase::Installed, None),
+                8 => (AttemptStatus::InFlight, Phase::Offered, None),
+                _ if i % 20 == 9 => (AttemptStatus::Failed, Phase::RolledBack, done),
+                _ => (AttemptStatus::Failed, Phase::Error, done),
+            };
+            (node_id(i), status, phase, started, finished)
+        })
+        .collect();
+    db.insert_attempts_bulk(id, &rows).await
 }

@@ -4,8 +4,11 @@
 //!
 //! - [`fleet`]: deterministic node ids and keys, and the bulk seeding of the
 //!   database with N registered nodes.
+//! - [`dashboard`]: server and wall time of dashboard pages, logged in
+//!   like a browser.
 //! - [`drive`]: concurrent signed check-ins (and some event reports)
 //!   against a running server, with throughput and latency percentiles.
 
+pub mod dashboard;
 pub mod drive;
 pub mod fleet;

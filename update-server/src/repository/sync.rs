@@ -36,6 +36,7 @@ pub fn releases(repo: &VerifiedRepository) -> Vec<SyncedRelease> {
             target: r.image().name().to_owned(),
             channels: r.custom().channels.iter().cloned().collect(),
             min_version: r.custom().min_version.clone(),
+            size: Some(r.image().length()),
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Db, NodeUpsert, StoreError, millis};
 
-/// Most check-ins per statement (10 parameters each).
+/// Most check-ins per statement (12 parameters each).
 const MAX_BATCH: usize = 200;
 
 #[derive(Debug)]
@@ -28,6 +28,8 @@ struct Job {
     version: String,
     slot: String,
     state: String,
+    hostname: String,
+    fallback_version: Option<String>,
     counter: i64,
     now: i64,
     reply: oneshot::Sender<Result<bool, String>>,
@@ -65,6 +67,8 @@ impl CheckInBatcher {
             version: n.version.to_owned(),
             slot: n.slot.to_owned(),
             state: n.state.to_owned(),
+            hostname: n.hostname.to_owned(),
+            fallback_version: n.fallback_version.map(str::to_owned),
             counter: i64::try_from(counter).unwrap_or(i64::MAX),
             now: millis(now),
             reply,
@@ -110,16 +114,18 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
 async fn apply(db: &Db, batch: &[Job]) -> Result<HashSet<String>, StoreError> {
     let mut sql = String::from(
         "UPDATE nodes SET counter = v.column2, channel = v.column3, grp = v.column4, board = v.column5, \
-         version = v.column6, slot = v.column7, state = v.column8, last_seen = v.column9 FROM (VALUES ",
+         version = v.column6, slot = v.column7, state = v.column8, last_seen = v.column9, \
+         hostname = v.column11, fallback_version = v.column12 FROM (VALUES ",
     );
     for i in 0..batch.len() {
-        let b = i * 10;
+        let b = i * 12;
         if i > 0 {
             sql.push(',');
         }
         sql.push_str(&format!(
             "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
-             CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT))",
+             CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
+             CAST(${} AS TEXT), CAST(${} AS TEXT))",
             b + 1,
             b + 2,
             b + 3,
@@ -129,7 +135,9 @@ async fn apply(db: &Db, batch: &[Job]) -> Result<HashSet<String>, StoreError> {
             b + 7,
             b + 8,
             b + 9,
-            b + 10
+            b + 10,
+            b + 11,
+            b + 12
         ));
     }
     sql.push_str(
@@ -148,7 +156,9 @@ async fn apply(db: &Db, batch: &[Job]) -> Result<HashSet<String>, StoreError> {
             .bind(j.slot.clone())
             .bind(j.state.clone())
             .bind(j.now)
-            .bind(j.public_key.clone());
+            .bind(j.public_key.clone())
+            .bind(j.hostname.clone())
+            .bind(j.fallback_version.clone());
     }
     Ok(q.fetch_all(db.writer()).await?.into_iter().collect())
 }

@@ -11,9 +11,12 @@
 mod admin;
 mod batch;
 mod fleetlock;
+mod node_views;
 mod nodes;
 mod rollouts;
 mod schema;
+mod sessions;
+mod views;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -25,8 +28,11 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use admin::{Token, TokenRecord};
 pub use batch::CheckInBatcher;
 pub use fleetlock::{Acquire, LockRow};
+pub use node_views::{EventRow, NodeAttempt, NodeFilter, Seen};
 pub use nodes::{NodeRecord, NodeSeed, NodeUpsert, Registration};
-pub use rollouts::{AttemptRow, AttemptStatus, RolloutRecord, SyncedRelease};
+pub use rollouts::{AttemptRow, AttemptStatus, Phase, RolloutRecord, SyncedRelease};
+pub use sessions::SessionRecord;
+pub use views::{BucketRow, FleetRow, PhaseRow};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]

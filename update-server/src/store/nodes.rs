@@ -33,6 +33,10 @@ pub struct NodeRecord {
     pub last_seen: Timestamp,
     /// First check-in.
     pub registered_at: Timestamp,
+    /// Reported host name ('' if none).
+    pub hostname: String,
+    /// Version in the other slot, as last reported.
+    pub fallback_version: Option<String>,
 }
 
 /// What a check-in says about the node.
@@ -54,6 +58,10 @@ pub struct NodeUpsert<'a> {
     pub slot: &'a str,
     /// Agent state.
     pub state: &'a str,
+    /// Reported host name ('' if none).
+    pub hostname: &'a str,
+    /// Version in the other slot.
+    pub fallback_version: Option<&'a str>,
 }
 
 /// Outcome of a registration attempt.
@@ -69,7 +77,7 @@ fn counter_to_db(c: u64) -> i64 {
     i64::try_from(c).unwrap_or(i64::MAX)
 }
 
-fn node_from_row(r: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
+pub(super) fn node_from_row(r: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
     Ok(NodeRecord {
         id: r.try_get("id")?,
         public_key: r.try_get("public_key")?,
@@ -82,11 +90,13 @@ fn node_from_row(r: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
         state: r.try_get("state")?,
         last_seen: from_millis(r.try_get("last_seen")?),
         registered_at: from_millis(r.try_get("registered_at")?),
+        hostname: r.try_get("hostname")?,
+        fallback_version: r.try_get("fallback_version")?,
     })
 }
 
-const NODE_COLUMNS: &str =
-    "id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at";
+/// The columns [`node_from_row`] reads.
+pub(super) const NODE_COLUMNS: &str = "id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version";
 
 impl Db {
     /// The node with this id.
@@ -108,8 +118,8 @@ impl Db {
         now: Timestamp,
     ) -> Result<Registration, StoreError> {
         let done = sqlx::query(
-            "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
         )
         .bind(n.id)
         .bind(n.public_key)
@@ -121,6 +131,8 @@ impl Db {
         .bind(n.slot)
         .bind(n.state)
         .bind(millis(now))
+        .bind(n.hostname)
+        .bind(n.fallback_version)
         .execute(self.writer())
         .await?;
         Ok(if done.rows_affected() == 1 {
@@ -140,7 +152,7 @@ impl Db {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE nodes SET counter = $2, channel = $3, grp = $4, board = $5, version = $6, slot = $7,
-                 state = $8, last_seen = $9
+                 state = $8, last_seen = $9, hostname = $11, fallback_version = $12
              WHERE id = $1 AND counter < $2 AND public_key = $10",
         )
         .bind(n.id)
@@ -153,6 +165,8 @@ impl Db {
         .bind(n.state)
         .bind(millis(now))
         .bind(n.public_key)
+        .bind(n.hostname)
+        .bind(n.fallback_version)
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)

@@ -23,6 +23,8 @@ pub struct SyncedRelease {
     pub channels: Vec<String>,
     /// Oldest version it applies to.
     pub min_version: Option<String>,
+    /// Signed length of the image, bytes.
+    pub size: Option<u64>,
 }
 
 /// A rollout as stored.
@@ -60,19 +62,85 @@ pub enum AttemptStatus {
 }
 
 impl AttemptStatus {
-    fn as_str(self) -> &'static str {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
         match self {
             AttemptStatus::InFlight => "in_flight",
             AttemptStatus::Healthy => "healthy",
             AttemptStatus::Failed => "failed",
         }
     }
-    fn parse(s: &str) -> AttemptStatus {
+    /// From the stored name.
+    pub fn parse(s: &str) -> AttemptStatus {
         match s {
             "healthy" => AttemptStatus::Healthy,
             "failed" => AttemptStatus::Failed,
             _ => AttemptStatus::InFlight,
         }
+    }
+}
+
+/// How far an attempt got, from the node's events (shown on the dashboard;
+/// the rollout maths read only [`AttemptStatus`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Phase {
+    /// Offered; no event yet.
+    Offered,
+    /// `download_started` or `download_finished`.
+    Downloading,
+    /// `installed`, `rebooting` or `booted_new_version`: waiting for health.
+    Installed,
+    /// `healthy`.
+    Healthy,
+    /// `rollback`: the node fell back to its previous slot.
+    RolledBack,
+    /// `error`.
+    Error,
+}
+
+impl Phase {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Offered => "offered",
+            Phase::Downloading => "downloading",
+            Phase::Installed => "installed",
+            Phase::Healthy => "healthy",
+            Phase::RolledBack => "rolled_back",
+            Phase::Error => "error",
+        }
+    }
+
+    /// From the stored name (unknown names read as offered).
+    pub fn parse(s: &str) -> Phase {
+        match s {
+            "downloading" => Phase::Downloading,
+            "installed" => Phase::Installed,
+            "healthy" => Phase::Healthy,
+            "rolled_back" => Phase::RolledBack,
+            "error" => Phase::Error,
+            _ => Phase::Offered,
+        }
+    }
+
+    /// The phase an event moves an attempt to, with the attempt's status if
+    /// the event ends it; `None` for events that say nothing about one.
+    pub fn of_event(
+        kind: &moho_protocol::node::EventKind,
+    ) -> Option<(Phase, Option<AttemptStatus>)> {
+        use moho_protocol::node::EventKind as E;
+        Some(match kind {
+            E::DownloadStarted { .. } | E::DownloadFinished { .. } => (Phase::Downloading, None),
+            E::Installed { .. } | E::Rebooting { .. } | E::BootedNewVersion { .. } => {
+                (Phase::Installed, None)
+            }
+            E::Healthy { .. } => (Phase::Healthy, Some(AttemptStatus::Healthy)),
+            E::Rollback { .. } => (Phase::RolledBack, Some(AttemptStatus::Failed)),
+            E::Error {
+                version: Some(_), ..
+            } => (Phase::Error, Some(AttemptStatus::Failed)),
+            E::Error { version: None, .. } => return None,
+        })
     }
 }
 
@@ -114,6 +182,9 @@ fn release_from_row(r: &AnyRow) -> Result<ReleaseView, StoreError> {
         channels: serde_json::from_str(&channels).map_err(corrupt("release channels"))?,
         min_version: r.try_get("min_version")?,
         present: r.try_get::<i64, _>("present")? != 0,
+        size: r
+            .try_get::<Option<i64>, _>("size")?
+            .and_then(|n| u64::try_from(n).ok()),
     })
 }
 
@@ -132,15 +203,16 @@ impl Db {
             let channels =
                 serde_json::to_string(&r.channels).map_err(corrupt("release channels"))?;
             sqlx::query(
-                "INSERT INTO releases (version, board, target, channels, min_version, present)
-                 VALUES ($1, $2, $3, $4, $5, 1)
-                 ON CONFLICT (version, board) DO UPDATE SET target = $3, channels = $4, min_version = $5, present = 1",
+                "INSERT INTO releases (version, board, target, channels, min_version, present, size)
+                 VALUES ($1, $2, $3, $4, $5, 1, $6)
+                 ON CONFLICT (version, board) DO UPDATE SET target = $3, channels = $4, min_version = $5, present = 1, size = $6",
             )
             .bind(&r.version)
             .bind(&r.board)
             .bind(&r.target)
             .bind(channels)
             .bind(r.min_version.clone())
+            .bind(r.size.and_then(|n| i64::try_from(n).ok()))
             .execute(&mut *tx)
             .await?;
         }
@@ -150,7 +222,7 @@ impl Db {
 
     /// All known releases.
     pub async fn releases(&self) -> Result<Vec<ReleaseView>, StoreError> {
-        let rows = sqlx::query("SELECT version, board, target, channels, min_version, present FROM releases ORDER BY board, version")
+        let rows = sqlx::query("SELECT version, board, target, channels, min_version, present, size FROM releases ORDER BY board, version")
             .fetch_all(self.reader())
             .await?;
         rows.iter().map(release_from_row).collect()
@@ -163,7 +235,7 @@ impl Db {
         board: &str,
     ) -> Result<Option<ReleaseView>, StoreError> {
         let row = sqlx::query(
-            "SELECT version, board, target, channels, min_version, present FROM releases WHERE version = $1 AND board = $2",
+            "SELECT version, board, target, channels, min_version, present, size FROM releases WHERE version = $1 AND board = $2",
         )
         .bind(version)
         .bind(board)
@@ -231,6 +303,31 @@ impl Db {
             Some(tx) => q.execute(&mut **tx).await?,
             None => q.execute(self.writer()).await?,
         };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the policy (and the state, whose step may have moved) inside
+    /// `tx` if the stored revision is still `revision`. Returns whether it
+    /// was saved.
+    pub async fn save_rollout_policy(
+        &self,
+        tx: &mut Tx,
+        id: i64,
+        revision: i64,
+        policy: &RolloutPolicy,
+        state: &RolloutState,
+    ) -> Result<bool, StoreError> {
+        let policy = serde_json::to_string(policy).map_err(corrupt("rollout policy"))?;
+        let state = serde_json::to_string(state).map_err(corrupt("rollout state"))?;
+        let done = sqlx::query(
+            "UPDATE rollouts SET policy = $1, state = $2, revision = revision + 1 WHERE id = $3 AND revision = $4",
+        )
+        .bind(policy)
+        .bind(state)
+        .bind(id)
+        .bind(revision)
+        .execute(&mut **tx)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -311,22 +408,88 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records the end of a node's attempts at `version` (healthy or failed)
-    /// in the rollouts of its scope. Only attempts still in flight change.
+    /// Records the end of a node's attempts at `version` (healthy or failed,
+    /// with the phase it ended in) in the rollouts of its scope. Only
+    /// attempts still in flight change.
     pub async fn finish_attempts(
         &self,
         node_id: &str,
         version: &str,
         status: AttemptStatus,
+        phase: Phase,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(
-            "UPDATE attempts SET status = $1, finished_at = $2
+            "UPDATE attempts SET status = $1, finished_at = $2, phase = $5
              WHERE node_id = $3 AND status = 'in_flight'
                AND rollout_id IN (SELECT id FROM rollouts WHERE version = $4)",
         )
         .bind(status.as_str())
         .bind(millis(now))
+        .bind(node_id)
+        .bind(version)
+        .bind(phase.as_str())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Inserts attempts in bulk (benchmark fixtures): node id, status,
+    /// phase, started, finished.
+    pub async fn insert_attempts_bulk(
+        &self,
+        rollout_id: i64,
+        rows: &[(String, AttemptStatus, Phase, Timestamp, Option<Timestamp>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        for chunk in rows.chunks(500) {
+            let mut sql = String::from(
+                "INSERT INTO attempts (rollout_id, node_id, status, phase, started_at, finished_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 5 + 1;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!(
+                    "($1, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            sql.push_str(" ON CONFLICT (rollout_id, node_id) DO NOTHING");
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(rollout_id);
+            for (node, status, phase, started, finished) in chunk {
+                q = q
+                    .bind(node.clone())
+                    .bind(status.as_str())
+                    .bind(phase.as_str())
+                    .bind(millis(*started))
+                    .bind(finished.map(millis));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records how far a node's attempts at `version` got (from its
+    /// progress events); only attempts still in flight change.
+    pub async fn advance_attempts(
+        &self,
+        node_id: &str,
+        version: &str,
+        phase: Phase,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attempts SET phase = $1
+             WHERE node_id = $2 AND status = 'in_flight'
+               AND rollout_id IN (SELECT id FROM rollouts WHERE version = $3)",
+        )
+        .bind(phase.as_str())
         .bind(node_id)
         .bind(version)
         .execute(self.writer())

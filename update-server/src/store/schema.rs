@@ -99,7 +99,34 @@ INSERT INTO channels (name) VALUES ('alpha'), ('beta'), ('stable');
 INSERT INTO groups (name, fleetlock_slots, fleetlock_lease_secs) VALUES ('default', 1, 3600);
 ";
 
-const STEPS: &[&str] = &[V1];
+/// The dashboard (issue 7): host names and fallback versions of nodes,
+/// attempt phases, release sizes, browser sessions, and indexes for keyset
+/// paging of the node table by each filter and for a rollout's audit trail.
+/// The scope index grows to cover the fleet summary (one index-only pass in
+/// group order); every check-in already rewrites its entry, since the
+/// batched UPDATE assigns its columns.
+const V2: &str = "
+ALTER TABLE nodes ADD COLUMN hostname TEXT NOT NULL DEFAULT '';
+ALTER TABLE nodes ADD COLUMN fallback_version TEXT;
+ALTER TABLE attempts ADD COLUMN phase TEXT NOT NULL DEFAULT 'offered';
+ALTER TABLE releases ADD COLUMN size BIGINT;
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+DROP INDEX nodes_scope;
+CREATE INDEX nodes_scope ON nodes (channel, grp, board, version, state, last_seen);
+CREATE INDEX nodes_channel_id ON nodes (channel, id);
+CREATE INDEX nodes_grp_id ON nodes (grp, id);
+CREATE INDEX nodes_version_id ON nodes (version, id);
+CREATE INDEX nodes_state_id ON nodes (state, id);
+CREATE INDEX audit_subject ON audit (subject, id);
+";
+
+const STEPS: &[&str] = &[V1, V2];
 
 /// Applies the steps not applied yet.
 pub(super) async fn migrate(db: &Db) -> Result<(), StoreError> {

@@ -5,6 +5,9 @@
 //! simulated nodes that sign their requests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod dash;
+pub mod fleet;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -93,6 +96,7 @@ pub async fn start(backend: &str, url: &str, tweak: impl FnOnce(&mut ServerConfi
     let mut config = ServerConfig::new(repo_dir.clone());
     config.stats_ttl = SignedDuration::ZERO;
     config.index_ttl = SignedDuration::ZERO;
+    config.summary_ttl = SignedDuration::ZERO;
     tweak(&mut config);
     let db = Db::connect(url).await.unwrap();
     let clock = Arc::new(FakeClock::new(T0.parse().unwrap()));
@@ -203,6 +207,7 @@ impl TestServer {
                 target: r.target,
                 channels: r.channels,
                 min_version: r.min_version,
+                size: r.size,
             })
             .collect();
         list.push(SyncedRelease {
@@ -211,6 +216,7 @@ impl TestServer {
             target: format!("amd64-generic/{version}/image.raw"),
             channels: channels.iter().map(|c| (*c).to_owned()).collect(),
             min_version: None,
+            size: Some(64 << 20),
         });
         self.db.sync_releases(&list).await.unwrap();
     }
@@ -238,6 +244,7 @@ pub struct TestNode {
     pub channel: String,
     pub group: String,
     pub enrollment_token: Option<String>,
+    pub hostname: Option<String>,
 }
 
 impl TestNode {
@@ -251,6 +258,7 @@ impl TestNode {
             channel: "stable".to_owned(),
             group: "default".to_owned(),
             enrollment_token: None,
+            hostname: None,
         }
     }
 
@@ -267,6 +275,7 @@ impl TestNode {
             },
             fallback_version: None,
             state: AgentState::Idle,
+            hostname: self.hostname.clone(),
             enrollment_token: self.enrollment_token.clone(),
         })
         .unwrap()

@@ -1,0 +1,52 @@
+//! FleetLock: per group, its reboot slots, lease length and the nodes that
+//! hold a slot now with when their lease runs out.
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::html;
+
+use super::answer;
+use crate::app::AppState;
+use crate::dashboard::error::DashError;
+use crate::dashboard::format::duration;
+use crate::dashboard::layout::{Nav, Part, live, page as frame};
+use crate::dashboard::require_user;
+use crate::dashboard::widgets::{node_link, when};
+
+/// `GET /ui/fleetlock`.
+pub async fn page(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(part): Query<Part>,
+) -> Result<Response, DashError> {
+    let user = require_user(&app, &headers, part.is_live()).await?;
+    let now = app.clock.now();
+    let mut groups = Vec::new();
+    for g in app.db.fleetlock_groups(now).await? {
+        let (slots, lease) = app.db.fleetlock_config(&g).await?;
+        let holders = app.db.fleetlock_holders(&g, now).await?;
+        groups.push((g, slots, lease, holders));
+    }
+    let region = live(
+        now,
+        html! {
+            @for (g, slots, lease, holders) in &groups {
+                section.card data-group=(g) {
+                    h2 { "Group " (g) }
+                    p { strong data-figure="held" { (holders.len()) } " of " (slots) " reboot slot(s) held · lease "
+                        (duration(jiff::SignedDuration::from_secs(i64::try_from(*lease).unwrap_or(i64::MAX)))) }
+                    @if holders.is_empty() { p.muted { "Nobody is rebooting." } } @else {
+                        table { thead { tr { th { "node" } th { "since" } th { "lease ends" } } }
+                            tbody { @for h in holders {
+                                tr data-holder=(h.node_id) { td { (node_link(&h.node_id)) } td { (when(now, h.acquired_at)) } td { (when(now, h.expires_at)) } }
+                            } } }
+                    }
+                }
+            }
+        },
+    );
+    Ok(answer(part.is_live(), region, |region| {
+        frame(&user, Nav::FleetLock, "FleetLock reboot slots", region)
+    }))
+}

@@ -1,0 +1,159 @@
+//! Operator changes to a rollout, shared by the admin API and the dashboard
+//! so both apply the same rules: pause/resume/abort/revert through the
+//! lifecycle of `moho_rollout::state`, and replacing the policy (ramp or
+//! caps). Each change is saved with optimistic concurrency on the rollout's
+//! revision and written to the audit log with actor, before and after in
+//! the same transaction.
+
+use moho_rollout::policy::RolloutPolicy;
+use moho_rollout::state::{Action, RolloutState, apply_action};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::store::RolloutRecord;
+
+/// The wire name of an action (`pause`, ...).
+pub fn action_name(action: Action) -> &'static str {
+    match action {
+        Action::Pause => "pause",
+        Action::Resume => "resume",
+        Action::Abort => "abort",
+        Action::Revert => "revert",
+    }
+}
+
+/// Parses an action's wire name.
+pub fn parse_action(s: &str) -> Option<Action> {
+    [Action::Pause, Action::Resume, Action::Abort, Action::Revert]
+        .into_iter()
+        .find(|a| action_name(*a) == s)
+}
+
+async fn record(app: &AppState, id: i64) -> Result<RolloutRecord, ApiError> {
+    app.db
+        .rollout(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_rollout", format!("unknown rollout {id}")))
+}
+
+fn concurrent(id: i64) -> ApiError {
+    ApiError::conflict(
+        "concurrent_change",
+        format!("rollout {id} changed meanwhile; retry"),
+    )
+}
+
+/// Applies `action` to rollout `id` as `actor`; audited as `rollout.<action>`.
+pub async fn act(app: &AppState, actor: &str, id: i64, action: Action) -> Result<(), ApiError> {
+    let now = app.clock.now();
+    let record = record(app, id).await?;
+    let next = apply_action(record.state, action, now)
+        .map_err(|e| ApiError::conflict("invalid_action", e.to_string()))?;
+    let mut tx = app.db.begin().await?;
+    if !app
+        .db
+        .save_rollout_state(Some(&mut tx), id, record.revision, &next)
+        .await?
+    {
+        return Err(concurrent(id));
+    }
+    let before = serde_json::to_value(record.state).ok();
+    let after = serde_json::to_value(next).ok();
+    app.db
+        .audit(
+            &mut tx,
+            actor,
+            &format!("rollout.{}", action_name(action)),
+            &format!("rollout/{id}"),
+            before.as_ref(),
+            after.as_ref(),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(())
+}
+
+/// The state after a policy change: the step index stays, but never past
+/// the new ramp's last step.
+pub fn state_for_policy(state: RolloutState, policy: &RolloutPolicy) -> RolloutState {
+    RolloutState {
+        step: state.step.min(policy.steps.len().saturating_sub(1)),
+        ..state
+    }
+}
+
+/// Replaces the policy of rollout `id` as `actor`; audited as
+/// `rollout.policy` with the old and new policy. Only active or paused
+/// rollouts can change.
+pub async fn change_policy(
+    app: &AppState,
+    actor: &str,
+    id: i64,
+    policy: RolloutPolicy,
+) -> Result<(), ApiError> {
+    use moho_rollout::RolloutStatus;
+    let now = app.clock.now();
+    let record = record(app, id).await?;
+    if matches!(
+        record.state.status,
+        RolloutStatus::Aborted | RolloutStatus::Reverted
+    ) {
+        return Err(ApiError::conflict(
+            "invalid_action",
+            format!("rollout {id} is stopped; its policy can no longer change"),
+        ));
+    }
+    let state = state_for_policy(record.state, &policy);
+    let mut tx = app.db.begin().await?;
+    if !app
+        .db
+        .save_rollout_policy(&mut tx, id, record.revision, &policy, &state)
+        .await?
+    {
+        return Err(concurrent(id));
+    }
+    let before = serde_json::json!({"policy": record.policy, "state": record.state});
+    let after = serde_json::json!({"policy": policy, "state": state});
+    app.db
+        .audit(
+            &mut tx,
+            actor,
+            "rollout.policy",
+            &format!("rollout/{id}"),
+            Some(&before),
+            Some(&after),
+            now,
+        )
+        .await?;
+    tx.commit().await?;
+    app.caches.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_round_trip_and_steps_stay_in_range() {
+        for a in [Action::Pause, Action::Resume, Action::Abort, Action::Revert] {
+            assert_eq!(parse_action(action_name(a)), Some(a));
+            // Same spelling as the API's JSON.
+            assert_eq!(
+                serde_json::to_value(a).ok(),
+                Some(serde_json::json!(action_name(a)))
+            );
+        }
+        assert_eq!(parse_action("explode"), None);
+        let t0: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap_or_default();
+        let mut s = RolloutState::new(t0);
+        s.step = 3;
+        let two: RolloutPolicy = serde_json::from_value(
+            serde_json::json!({"steps": [{"percent": 10}, {"percent": 100}]}),
+        )
+        .unwrap_or_else(|_| RolloutPolicy::immediate());
+        assert_eq!(state_for_policy(s, &two).step, 1);
+    }
+}
