@@ -469,6 +469,12 @@ fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
     wait_for("the reboot", 120, || reboots(&fleet.logind) == 1);
     let holders = fleet.api("GET", "/api/v1/fleetlock/default", None).1;
     assert_eq!(holders["holders"][0]["node_id"], node.id, "{holders}");
+    // The node told the server its host name (the dashboard shows it).
+    let seen = fleet
+        .api("GET", &format!("/api/v1/nodes/{}", node.id), None)
+        .1;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(seen["hostname"], host.trim(), "{seen}");
     daemon.stop();
 
     // The selector boots B; the new system comes up as 1.1.0.

@@ -452,7 +452,10 @@ impl Daemon {
             fallback_version: None,
             state,
             // Shown on the dashboard beside the id; not reported yet.
-            hostname: None,
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .filter(|h| moho_protocol::names::check_hostname(h).is_ok()),
             enrollment_token: self
                 .config
                 .server
