@@ -72,10 +72,14 @@ target() { (cd repo && find targets -path "*$1/root.img" | head -1); }
 echo "== server"
 "$T/moho-test-serve" --root repo --ca-out ca.pem >server.url &
 SERVER=$!
-LOOPS=()
 cleanup() {
     kill "$SERVER" 2>/dev/null || true
-    for l in "${LOOPS[@]}"; do losetup -d "$l" 2>/dev/null || true; done
+    # node() runs in a command substitution (a subshell), so find the loop
+    # devices by their backing files rather than remembering them.
+    for f in "$W"/*.disk; do
+        [ -e "$f" ] || continue
+        for l in $(losetup -n -O NAME -j "$f"); do losetup -d "$l" 2>/dev/null || true; done
+    done
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM
@@ -88,7 +92,6 @@ node() { # node NAME SLOT_MIB: disk with rel-1.0.0 in A on a loop device; prints
     "$T/image-tools" disk create --out "$1.disk" --size "${size}M" --slot-size "${slot}M" \
         --slot-a "repo/$(target 1.0.0)" >/dev/null
     local dev; dev=$(losetup --find --show --direct-io=on "$1.disk")
-    LOOPS+=("$dev")
     partx -a "$dev" 2>/dev/null || true
     rm -rf "$1.d" && mkdir -p "$1.d/agent.d"
     echo "VERSION_ID=1.0.0" >"$1.d/os-release"
