@@ -231,6 +231,10 @@ pub struct RepoAddArgs {
     /// Oldest running version this image may be applied from (semver).
     #[arg(long)]
     pub min_version: Option<String>,
+    /// Sign permission for nodes on a newer version to install this one
+    /// when asked for it by name (a deliberate rollback release).
+    #[arg(long)]
+    pub allow_downgrade: bool,
     #[command(flatten)]
     pub targets_expiry: TargetsExpiry,
     #[command(flatten)]

@@ -185,6 +185,7 @@ pub fn run(args: &RepoAddArgs) -> Result<AddReport, RepoError> {
         chunk_size: manifest.chunk_size,
         chunk_index: index_name.clone(),
         min_version: args.min_version.clone(),
+        allow_downgrade: args.allow_downgrade,
     };
     let mut targets = loaded.targets.signed.clone();
     targets.version = next_version(targets.version);

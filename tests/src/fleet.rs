@@ -115,6 +115,11 @@ impl ReleaseRepo {
 
     /// Publishes `image` for `channels`.
     pub fn add(&self, image: &Path, channels: &[&str]) {
+        self.add_with(image, channels, &[]);
+    }
+
+    /// `repo add` with extra flags (e.g. `--allow-downgrade`).
+    pub fn add_with(&self, image: &Path, channels: &[&str], extra: &[&str]) {
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("repo"),
             OsStr::new("add"),
@@ -128,6 +133,7 @@ impl ReleaseRepo {
         for c in channels {
             args.extend([OsStr::new("--channel"), OsStr::new(*c)]);
         }
+        args.extend(extra.iter().map(OsStr::new));
         ok(bin("image-tools"), args);
     }
 

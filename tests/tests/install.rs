@@ -302,6 +302,16 @@ fn wrong_board_wrong_channel_and_downgrade_are_refused() {
     let out = json(&n.install(&[]));
     assert_eq!(out["outcome"], "nothing-to-install");
     refused_state_is_clean(&n);
+    // A release signed as a rollback release may replace a newer one, when
+    // asked for by version; it is never picked on its own.
+    let rollback = w.repo.build("0.9.5", &payload(MIB, 6));
+    w.repo
+        .add_with(&rollback, &["stable"], &["--allow-downgrade"]);
+    let out = json(&n.install(&[]));
+    assert_eq!(out["outcome"], "nothing-to-install");
+    let out = json(&n.install(&["--version", "0.9.5"]));
+    assert_eq!(out["outcome"], "installed", "{out}");
+    assert_eq!(slot_fields(&n.slots(), "B"), (2, 1, false));
 }
 
 fn refused_state_is_clean(n: &Node) {

@@ -30,6 +30,10 @@ pub struct ImageTargetCustom {
     /// The oldest booted version this image may be applied from, if limited.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_version: Option<String>,
+    /// Signed permission to install this image over a newer (or the same)
+    /// version: a deliberate rollback release. Absent means refused.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_downgrade: bool,
 }
 
 /// The target name of an image or its companion files: `<board>/<version>/<file>`.
@@ -50,10 +54,13 @@ mod tests {
             chunk_size: DEFAULT_CHUNK_SIZE,
             chunk_index: target_name("amd64-generic", "1.2.3", "chunks.json"),
             min_version: None,
+            allow_downgrade: false,
         };
         let json = serde_json::to_value(&c).unwrap();
         assert_eq!(json["channels"], serde_json::json!(["alpha", "beta"]));
         assert!(json.get("min_version").is_none());
+        // Older metadata without the field still parses; unset is refused.
+        assert!(json.get("allow_downgrade").is_none());
         let back: ImageTargetCustom = serde_json::from_value(json).unwrap();
         assert_eq!(back, c);
     }

@@ -71,7 +71,7 @@ impl VerifiedRelease {
             });
         }
         if let Some(current) = &node.current_version {
-            if release.version() <= current {
+            if release.version() <= current && !custom.allow_downgrade {
                 return Err(VerifyError::Downgrade {
                     name,
                     version: release.version().to_string(),

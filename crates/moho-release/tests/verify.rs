@@ -816,3 +816,33 @@ fn a_timestamp_announcing_an_endless_snapshot_is_refused_before_fetching_it() {
     );
     assert!(!src.asked().contains(&"1.snapshot.json".to_owned()));
 }
+
+#[test]
+fn a_downgrade_needs_the_signed_permission_of_a_rollback_release() {
+    let mut fx = Fixture::new();
+    let plain = fx.add_release(BOARD, "1.1.0", &["beta"], &image(CHUNK as usize + 5, 3));
+    let rollback = fx.add_release_with(
+        BOARD,
+        "1.0.9",
+        &["beta"],
+        &image(CHUNK as usize + 9, 4),
+        true,
+    );
+    let src = fx.publish();
+    let repo = load(&fx, &src).unwrap();
+    // A node on 1.2.0: the plain older release is a refused downgrade...
+    let err = repo
+        .release_for(&plain, &node("beta", Some("1.2.0")))
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Downgrade { .. }), "{err}");
+    // ...the one signed as a rollback release may be installed.
+    let ok = repo
+        .release_for(&rollback, &node("beta", Some("1.2.0")))
+        .unwrap();
+    assert_eq!(ok.version().to_string(), "1.0.9");
+    // The permission does not lift the other checks.
+    let err = repo
+        .release_for(&rollback, &node("stable", Some("1.2.0")))
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::ChannelNotSigned { .. }), "{err}");
+}

@@ -219,6 +219,19 @@ impl Fixture {
         channels: &[&str],
         image: &[u8],
     ) -> String {
+        self.add_release_with(board, version, channels, image, false)
+    }
+
+    /// [`Self::add_release`], optionally signed as a rollback release that
+    /// nodes on newer versions may install (`repo add --allow-downgrade`).
+    pub fn add_release_with(
+        &mut self,
+        board: &str,
+        version: &str,
+        channels: &[&str],
+        image: &[u8],
+        allow_downgrade: bool,
+    ) -> String {
         let name = target_name(board, version, "root.img");
         let index_name = target_name(board, version, "root.img.chunks");
         let index = ChunkIndex::build(image, CHUNK).unwrap().to_bytes();
@@ -229,6 +242,7 @@ impl Fixture {
             chunk_size: CHUNK,
             chunk_index: index_name.clone(),
             min_version: None,
+            allow_downgrade,
         };
         self.add_target(&index_name, &index, HashMap::new());
         let custom = match serde_json::to_value(&custom).unwrap() {
