@@ -50,6 +50,14 @@ impl Daemon {
             self.seed,
             self.checks,
         );
+        let Some(booted) = self.booted else {
+            let m = format!(
+                "{}: cannot tell which slot is booted; not checking for updates",
+                self.rt.disk.display()
+            );
+            self.error(&m);
+            return Checked::Failed(m);
+        };
         if !self.booted_is_good() {
             let m = "the booted slot is not marked good yet; no update is installed before it is";
             tracing::info!("{m}");
@@ -62,7 +70,7 @@ impl Daemon {
                 what: "checked the repository".into(),
             };
         };
-        let req = self.check_in_body();
+        let req = self.check_in_body(booted);
         match server.check_in(&req) {
             Ok(resp) => match resp.action {
                 NodeAction::Install { target, version } => {
@@ -112,7 +120,7 @@ impl Daemon {
         }
     }
 
-    pub(super) fn check_in_body(&self) -> CheckIn {
+    pub(super) fn check_in_body(&self, booted: SlotName) -> CheckIn {
         let state = match &self.state {
             AgentState::Downloading(_) | AgentState::Verifying(_) | AgentState::Finalizing(_) => {
                 wire::AgentState::Updating
@@ -135,9 +143,9 @@ impl Daemon {
                     .booted_version
                     .clone()
                     .unwrap_or_else(|| "0.0.0".into()),
-                slot: match self.booted {
-                    Some(SlotName::B) => wire::Slot::B,
-                    _ => wire::Slot::A,
+                slot: match booted {
+                    SlotName::A => wire::Slot::A,
+                    SlotName::B => wire::Slot::B,
                 },
             },
             fallback_version: None,
