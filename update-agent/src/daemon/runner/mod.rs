@@ -204,17 +204,14 @@ impl Daemon {
         if self.checks_allowed() {
             d = d.min(until(self.next_check));
         }
-        if !self.pending_events().is_empty() {
+        if self.has_pending_events() {
             d = d.min(until(self.next_flush));
         }
         d.max(Duration::from_millis(10))
     }
 
-    fn pending_events(&self) -> Vec<wire::Event> {
-        self.outbox
-            .lock()
-            .map(|o| o.pending().to_vec())
-            .unwrap_or_default()
+    fn has_pending_events(&self) -> bool {
+        self.outbox.lock().is_ok_and(|o| !o.pending().is_empty())
     }
 
     // ----- start-up ------------------------------------------------------
