@@ -33,8 +33,6 @@ struct Fleet {
     dir: PathBuf,
     repo: ReleaseRepo,
     server: UpdateServer,
-    admin: String,
-    http: reqwest::blocking::Client,
     bus: TestBus,
     logind: FakeLogind,
     _logind_conn: zbus::blocking::Connection,
@@ -48,23 +46,7 @@ impl Fleet {
         let v2 = repo.build("1.1.0", &payload(3 << 20, 2));
         repo.add(&v1, &["stable"]);
         repo.add(&v2, &["stable"]);
-        let server_dir = dir.join("server");
-        let token = ok(
-            bin("update-server"),
-            [
-                OsStr::new("token"),
-                OsStr::new("create"),
-                OsStr::new("--data-dir"),
-                server_dir.join("data").as_os_str(),
-                OsStr::new("--role"),
-                OsStr::new("admin"),
-            ],
-        );
-        let server = UpdateServer::start(&server_dir, &repo.repo, &repo.root());
-        let http = reqwest::blocking::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(server.ca_pem.as_bytes()).unwrap())
-            .build()
-            .unwrap();
+        let server = UpdateServer::start(&dir.join("server"), &repo.repo, &repo.root());
         let bus = TestBus::start(&dir.join("bus"));
         let logind = FakeLogind::default();
         let logind_conn = logind.serve(&bus);
@@ -72,51 +54,29 @@ impl Fleet {
             dir: dir.to_owned(),
             repo,
             server,
-            admin: token.trim().to_owned(),
-            http,
             bus,
             logind,
             _logind_conn: logind_conn,
             v1,
         };
-        let (status, body) = fleet.api("POST", "/api/v1/releases/sync", None);
-        assert_eq!(status, 200, "{body}");
+        fleet.server.sync_releases();
         fleet
     }
 
     fn api(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let url = format!("https://127.0.0.1:{}{path}", self.server.port);
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(&self.admin);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        (status, resp.json().unwrap_or(Value::Null))
+        self.server.api(method, path, body)
     }
 
     fn rollout(&self, version: &str) -> i64 {
-        let (status, body) = self.api(
-            "POST",
-            "/api/v1/rollouts",
-            Some(
-                json!({"version": version, "board": BOARD, "channel": "stable",
-                        "group": "default", "policy": {"steps": [{"percent": 100}]}}),
-            ),
-        );
-        assert_eq!(status, 201, "{body}");
-        body["id"].as_i64().unwrap()
+        self.server.rollout(version, BOARD)
     }
 
     fn rollout_stats(&self, id: i64) -> Value {
-        self.api("GET", &format!("/api/v1/rollouts/{id}"), None).1["stats"].clone()
+        self.server.rollout_stats(id)
     }
 
     fn base(&self) -> String {
-        format!("https://127.0.0.1:{}/", self.server.port)
+        self.server.base()
     }
 }
 
@@ -556,12 +516,17 @@ fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
         json!({})
     );
     daemon.stop();
-    // Without the daemon, mark-good still works directly on the disk.
+    // B is good already: mark-good (run at every boot by its unit) has
+    // nothing to do and asks nobody, daemon or not.
     let out = node.agent(&fleet.bus, "B", &["mark-good"]);
     assert!(
         out.status.success(),
         "mark-good without daemon: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "slot B is already marked good"
     );
 }
 

@@ -70,10 +70,25 @@ pub fn call(method: Method) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `update-agent mark-good`: through the daemon when it runs (it reports
-/// the new version healthy and releases the reboot lock), else directly on
-/// the disk (the daemon reports it when it starts).
-pub fn mark_good(local: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<()> {
+/// `update-agent mark-good`: nothing to do if the booted slot is already
+/// good (`already_good` says so; the daemon is not asked, as it may be busy
+/// writing an update for minutes and boot-complete must not wait for
+/// that); else through the daemon when it runs (it reports the new version
+/// healthy and releases the reboot lock), else directly on the disk (the
+/// daemon reports it when it starts).
+pub fn mark_good(
+    already_good: impl FnOnce() -> anyhow::Result<Option<String>>,
+    local: impl FnOnce() -> anyhow::Result<String>,
+) -> anyhow::Result<()> {
+    match already_good() {
+        Ok(Some(m)) => {
+            println!("{m}");
+            return Ok(());
+        }
+        Ok(None) => {}
+        // The daemon (or the direct path) names the problem.
+        Err(e) => tracing::debug!(error = %e, "could not tell whether the booted slot is good"),
+    }
     let via_daemon = crate::dbus::system_bus()
         .map_err(ClientError::Unreachable)
         .and_then(|bus| {

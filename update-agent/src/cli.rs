@@ -211,20 +211,38 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => crate::agent_cmds::call(Method::Check),
         Command::Reboot => crate::agent_cmds::call(Method::Reboot),
         Command::Rollback => crate::agent_cmds::call(Method::Rollback),
-        Command::MarkGood { disk } => crate::agent_cmds::mark_good(|| {
-            let dirs = crate::config::dirs_or_default(&cli.config_dirs);
-            let configured = crate::config::load(&dirs)
-                .ok()
-                .and_then(|(c, _)| c.node.disk);
-            let path = locate_disk(disk.as_deref().or(configured.as_deref()), &LiveSystem)?;
-            let mut d = GptSlotDisk::open(&path, true)?;
-            let mut ctx = SlotsContext {
-                disk: &mut d,
-                system: &LiveSystem,
-                booted_override: cli.booted,
+        Command::MarkGood { disk } => {
+            let open = |writable: bool| -> anyhow::Result<GptSlotDisk> {
+                let dirs = crate::config::dirs_or_default(&cli.config_dirs);
+                let configured = crate::config::load(&dirs)
+                    .ok()
+                    .and_then(|(c, _)| c.node.disk);
+                let path = locate_disk(disk.as_deref().or(configured.as_deref()), &LiveSystem)?;
+                Ok(GptSlotDisk::open(&path, writable)?)
             };
-            Ok(ctx.mark_good(None)?.to_string())
-        }),
+            crate::agent_cmds::mark_good(
+                || {
+                    let mut d = open(false)?;
+                    let mut ctx = SlotsContext {
+                        disk: &mut d,
+                        system: &LiveSystem,
+                        booted_override: cli.booted,
+                    };
+                    Ok(ctx
+                        .booted_already_good()?
+                        .map(|s| format!("slot {s} is already marked good")))
+                },
+                || {
+                    let mut d = open(true)?;
+                    let mut ctx = SlotsContext {
+                        disk: &mut d,
+                        system: &LiveSystem,
+                        booted_override: cli.booted,
+                    };
+                    Ok(ctx.mark_good(None)?.to_string())
+                },
+            )
+        }
         Command::Denylist { clear, json } => {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);
             let (config, _) = crate::config::load(&dirs)?;

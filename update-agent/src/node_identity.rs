@@ -1,5 +1,6 @@
-//! Who this node is to the update server: its id (configured, else the
-//! machine id, else one generated once), its ed25519 key (generated once,
+//! Who this node is to the update server: its id (configured, else the one
+//! kept in the state directory since the first start, which is the machine
+//! id or a generated one), its ed25519 key (generated once,
 //! mode 0600 in the state directory) and the request counter that keeps
 //! rising across restarts (replay protection, `moho_protocol::signing`).
 
@@ -58,8 +59,11 @@ fn corrupt(path: &Path, why: &str) -> IdentityError {
 
 impl NodeIdentity {
     /// Loads (or creates) the identity in `state_dir`. The id is
-    /// `configured`, else `/etc/machine-id` (`machine_id`), else a random
-    /// one kept in `state_dir/node-id`.
+    /// `configured`, else the one kept in `state_dir/node-id`, which the
+    /// first start takes from `/etc/machine-id` (`machine_id`) or makes up.
+    /// Kept, because an image with an empty `/etc/machine-id` on a
+    /// read-only root gets a new transient machine id at every boot, and
+    /// the server must see one node, not one per boot.
     pub fn load(
         state_dir: &Path,
         configured: Option<&str>,
@@ -100,19 +104,20 @@ impl NodeIdentity {
     }
 
     fn stored_id(state_dir: &Path, machine_id: &Path) -> Result<String, IdentityError> {
-        if let Ok(m) = std::fs::read_to_string(machine_id) {
-            let m = m.trim();
-            if moho_protocol::names::check_node_id(m).is_ok() {
-                return Ok(m.to_owned());
-            }
-        }
         let file = state_dir.join("node-id");
         if let Some(b) = read_optional(&file)? {
             let id = String::from_utf8_lossy(&b).trim().to_owned();
             moho_protocol::names::check_node_id(&id).map_err(|e| corrupt(&file, &e.to_string()))?;
             return Ok(id);
         }
-        let id = uuid::Uuid::from_bytes(random::<16>()?).to_string();
+        let from_machine = std::fs::read_to_string(machine_id)
+            .ok()
+            .map(|m| m.trim().to_owned())
+            .filter(|m| moho_protocol::names::check_node_id(m).is_ok());
+        let id = match from_machine {
+            Some(m) => m,
+            None => uuid::Uuid::from_bytes(random::<16>()?).to_string(),
+        };
         write_atomic(&file, id.as_bytes())?;
         Ok(id)
     }
@@ -180,5 +185,19 @@ mod tests {
         assert_eq!(a.id, "0123456789abcdef0123456789abcdef");
         let b = NodeIdentity::load(dir.path(), Some("rack1-n7"), &mid).unwrap();
         assert_eq!(b.id, "rack1-n7");
+    }
+
+    #[test]
+    fn a_machine_id_that_changes_at_each_boot_does_not_rename_the_node() {
+        // A read-only root with an empty /etc/machine-id: systemd makes a
+        // transient one per boot.
+        let dir = tempfile::tempdir().unwrap();
+        let mid = dir.path().join("machine-id");
+        std::fs::write(&mid, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let first = NodeIdentity::load(dir.path(), None, &mid).unwrap();
+        std::fs::write(&mid, "fedcba9876543210fedcba9876543210\n").unwrap();
+        let second = NodeIdentity::load(dir.path(), None, &mid).unwrap();
+        assert_eq!(second.id, "0123456789abcdef0123456789abcdef");
+        assert_eq!(first.public_key(), second.public_key());
     }
 }

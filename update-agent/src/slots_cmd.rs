@@ -233,6 +233,15 @@ impl SlotsContext<'_> {
         self.commit(table, after, format!("slot {slot} marked good"))
     }
 
+    /// The booted slot if it is already marked successful, so that
+    /// `mark-good` has nothing to do (and need not wait for a daemon busy
+    /// writing an update).
+    pub fn booted_already_good(&mut self) -> Result<Option<SlotName>, SlotsError> {
+        let table = self.disk.read_slots()?;
+        let booted = self.booted(&table)?.map(|b| b.slot);
+        Ok(booted.filter(|s| table.attrs(*s).successful()))
+    }
+
     /// `slots rollback`: make the other (successful) slot boot next.
     pub fn rollback(&mut self) -> Result<SlotChange, SlotsError> {
         let table = self.disk.read_slots()?;
