@@ -18,11 +18,14 @@ use std::sync::OnceLock;
 /// The directory holding this profile's binaries (`target/debug`).
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test>-<hash>
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_owned()
+    // A test is target/<profile>/deps/<test>-<hash>; a program of this
+    // crate (the demo) is target/<profile>/<name>.
+    let dir = exe.parent().expect("target/<profile>");
+    if dir.ends_with("deps") {
+        dir.parent().expect("target/<profile>").to_owned()
+    } else {
+        dir.to_owned()
+    }
 }
 
 /// The path of a workspace binary, built (once per test process) so that

@@ -1,7 +1,8 @@
 //! Real boots in qemu (`-accel tcg`) of disks made by `image-tools`, with
 //! Debian's cloud kernel, the static `boot-select` and the real
 //! `update-agent` (DESIGN §4, §8.3; issue 8): the update / trial boot /
-//! fallback cycle, the full UEFI chain, and power cuts.
+//! fallback cycle, the full UEFI chain, power cuts, and a systemd OS whose
+//! agent units take their updates from the server.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::OsStr;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
+use moho_e2e::vm::story::ServerStory;
 use moho_e2e::{bin, ok, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -398,80 +400,97 @@ esac
 }
 
 #[test]
-fn the_agent_units_update_a_systemd_release_and_a_failed_health_check_falls_back() {
+fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_failed_health_check() {
     // Releases with systemd and dbus, the agent running from the shipped
-    // units (moho-agent.service, moho-mark-good.service): nobody runs
-    // update-agent by hand. 3.0.0 fails its health check; 2.0.0 is good.
+    // units (moho-agent.service, moho-mark-good.service) and talking to the
+    // update server over qemu's user network: nobody runs update-agent by
+    // hand, the operator only starts rollouts. 3.0.0's kernel panics (its
+    // init exits); 3.0.1 boots but fails its health check.
     let dir = tempfile::tempdir().unwrap();
-    let mut os = TestOs::new(dir.path());
-    os.slot_mib = 256;
-    let systemd = |version: &str, behaviour| TestRelease {
-        flavour: Flavour::Systemd,
-        ..release(version, behaviour)
-    };
-    let r1 = os.publish(&systemd("1.0.0", Behaviour::Agent));
-    os.publish(&systemd("2.0.0", Behaviour::Agent));
-    os.publish(&systemd("3.0.0", Behaviour::Unhealthy));
-    let repo_disk = os.repo_disk();
-    let disk = os.disk("disk.img", &r1, false, "raw");
-    let scenario = dir.path().join("scenario.sh");
-    std::fs::write(
-        &scenario,
-        r#"
-echo "moho-test: /var on $(findmnt -n -o SOURCE /var), / is $(findmnt -n -o OPTIONS / | cut -d, -f1)"
-echo "moho-test: denied: $(update-agent denylist | tr '\n' ' ')"
-case "$VERSION_ID" in
-1.0.0)
-  # The daemon installs and reboots through logind on its own.
-  for i in $(seq 240); do
-    echo "moho-test: agent $(update-agent status --json 2>&1)"
-    [ "$i" = 6 ] && journalctl -b -u moho-agent --no-pager | tail -n 30 | sed 's/^/moho-test: journal: /'
-    sleep 5
-  done ;;
-3.0.0)
-  sleep 10
-  echo "moho-test: boot-complete.target $(systemctl is-active boot-complete.target)"
-  echo "moho-test: agent $(update-agent status --json 2>&1)"
-  # What a watchdog would do with a node that never got healthy.
-  systemctl --no-block reboot; sleep 600 ;;
-2.0.0)
-  for i in $(seq 60); do
-    systemctl is-active --quiet moho-mark-good.service && break
-    sleep 2
-  done
-  echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
-  echo "moho-test: agent $(update-agent status --json 2>&1)"
-  update-agent slots ;;
-esac
-"#,
-    )
-    .unwrap();
-    let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
-    spec.extra_disks.push(repo_disk);
-    spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
-    let mut vm = Vm::start(&spec, &console_log("systemd"));
-    let long = BOOT * 3;
-    // On 1.0.0 the daemon may install and reboot before the scenario unit
-    // even starts, so the test follows the later boots.
-    let bad = vm.wait_for("moho-test: up version=3.0.0 slot=B init=systemd", long);
-    vm.wait_for_from(bad, "moho-test: /var on /dev/vda4, / is ro", BOOT);
-    // Only 3.0.0 has the failing check (it prints before the scenario).
-    vm.wait_for("moho-test: health check failed", BOOT);
-    vm.wait_for_from(bad, "moho-test: boot-complete.target inactive", BOOT);
-    vm.wait_for_from(bad, r#""state":"pending-mark-good""#, BOOT);
-    // The fallback boot into 1.0.0 may be over before its scenario runs:
-    // the daemon denies 3.0.0, installs 2.0.0 and reboots at once.
-    let good = vm.wait_for_from(bad, "moho-test: up version=2.0.0 slot=B init=systemd", long);
-    vm.wait_for_from(
-        good,
-        "moho-test: denied: 3.0.0: slot B did not boot successfully",
-        BOOT,
+    let story = ServerStory::new(
+        dir.path(),
+        &[
+            ("1.0.0", Behaviour::Agent),
+            ("2.0.0", Behaviour::Agent),
+            ("3.0.0", Behaviour::Panic),
+            ("3.0.1", Behaviour::Unhealthy),
+        ],
     );
-    vm.wait_for_from(good, "moho-test: mark-good active", BOOT);
-    vm.wait_for_from(good, r#""state":"idle""#, BOOT);
-    vm.wait_for_from(good, "moho-test: end of scenario", BOOT);
-    assert!(vm.wait_exit(BOOT).success());
-    assert_eq!(selector_choices(&vm.lines()), ["A", "B", "A", "B"]);
+    let to_2 = story.roll_out("2.0.0");
+    let disk = story.os.disk("disk.img", &story.first, false, "raw");
+    let mut vm = Vm::start(&story.vm_spec(&disk, None), &console_log("systemd"));
+
+    // 1.0.0 checks in, gets 2.0.0, reboots into it through logind; 2.0.0
+    // is marked good after boot-complete.target and reports healthy.
+    let on_2 = story.await_healthy(&vm, 0, to_2, "2.0.0", "B");
+    let fleet = story.nodes();
+    assert_eq!(fleet.len(), 1, "one node across its reboots: {fleet:?}");
+    assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
+    assert_eq!(fleet[0]["slot"], "b", "{fleet:?}");
+
+    // 3.0.0: its kernel panics on the trial boot; the selector falls back
+    // to 2.0.0, whose agent reports the rollback and denies 3.0.0.
+    let to_3 = story.roll_out("3.0.0");
+    let back = story.await_rollback(&vm, on_2, to_3, "3.0.0", "A", "2.0.0");
+    let lines = vm.lines();
+    assert!(
+        lines[on_2..back]
+            .iter()
+            .any(|l| l.contains("Kernel panic") && l.contains("Attempted to kill init")),
+        "3.0.0 panicked (log {})",
+        vm.log.display()
+    );
+
+    // 3.0.1: boots, fails its health check, is never marked good; the
+    // watchdog's reboot falls back to 2.0.0 and the server hears of it.
+    let to_3b = story.roll_out("3.0.1");
+    let last = story.await_rollback(&vm, back, to_3b, "3.0.1", "A", "2.0.0");
+    let lines = vm.lines();
+    let bad = &lines[back..last];
+    for seen in [
+        "moho-test: up version=3.0.1 slot=A init=systemd",
+        "moho-test: health check failed",
+        "moho-test: boot-complete.target inactive",
+        r#""state":"pending-mark-good""#,
+    ] {
+        assert!(
+            bad.iter().any(|l| l.contains(seen)),
+            "{seen:?} on 3.0.1 (log {})",
+            vm.log.display()
+        );
+    }
+    vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
+
+    // Neither bad release is installed again: after one more check-in
+    // (the server asks for one a minute) the node is still idle on 2.0.0.
+    let seen = story.nodes()[0]["last_seen"].clone();
+    let deadline = Instant::now() + BOOT;
+    while story.nodes()[0]["last_seen"] == seen {
+        assert!(Instant::now() < deadline, "no check-in after the rollback");
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let after = vm.lines()[last..].to_vec();
+    assert!(
+        after.iter().all(|l| !l.contains("moho-boot: slot")
+            && !l.contains(r#""state":"downloading""#)
+            && !l.contains(r#""state":"installing""#)),
+        "the node tried again: {after:#?}"
+    );
+    for id in [to_3, to_3b] {
+        assert_eq!(story.server.rollout_stats(id)["failed"], 1);
+    }
+    let fleet = story.nodes();
+    assert_eq!(fleet.len(), 1, "{fleet:?}");
+    assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
+    assert_eq!(fleet[0]["state"], "idle", "{fleet:?}");
+    assert_eq!(
+        selector_choices(&vm.lines()),
+        ["A", "B", "A", "B", "A", "B"],
+        "log {}",
+        vm.log.display()
+    );
+    vm.power_cut();
     let json = slots_json(&disk, Some("B"));
-    assert_eq!(slot_fields(&json, "B"), (2, 0, true), "{json}");
+    assert!(slot_fields(&json, "B").2, "{json}");
+    assert!(!slot_fields(&json, "A").2, "{json}");
 }

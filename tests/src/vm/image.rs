@@ -48,6 +48,7 @@ pub enum Behaviour {
     /// The plain init: mount STATE, run the scenario script, power off.
     Agent,
     /// init exits at once: the kernel panics ("Attempted to kill init").
+    /// (busybox: its `/sbin/init` exits; systemd: `init=/bin/false`.)
     Panic,
     /// systemd only: boots, but a health check required by
     /// `boot-complete.target` fails, so the slot is never marked good.
@@ -114,10 +115,11 @@ echo "moho-test: end of scenario"
 systemctl --no-block poweroff
 "#;
 
-/// systemd flavour: filesystems of a read-only root.
+/// systemd flavour: filesystems of a read-only root. (A repository disk,
+/// if any, is mounted by the scenario runner: an fstab entry for a disk
+/// that is absent holds the boot for its device timeout.)
 const SYSTEMD_FSTAB: &str = "LABEL=STATE /var ext4 defaults 0 2
 tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0
-/dev/vdb /mnt/repo ext4 ro,nofail,x-systemd.device-timeout=90s,x-systemd.before=moho-agent.service 0 0
 ";
 
 const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
@@ -159,6 +161,9 @@ pub struct TestOs {
     pub repo: ReleaseRepo,
     /// Size of each root slot of [`TestOs::disk`], MiB.
     pub slot_mib: u64,
+    /// Files every release carries on top (path in the root, content): an
+    /// image's own configuration, e.g. the update server it talks to.
+    pub extra_files: Vec<(String, String)>,
 }
 
 impl TestOs {
@@ -174,6 +179,7 @@ impl TestOs {
             initramfs,
             repo,
             slot_mib: 144,
+            extra_files: Vec::new(),
         }
     }
 
@@ -222,9 +228,20 @@ impl TestOs {
         install_program(&bin("update-agent"), &tree, "usr/bin/update-agent", busybox);
         std::fs::copy(&self.kernel.vmlinuz, tree.join("boot/vmlinuz")).unwrap();
         std::fs::copy(&self.initramfs, tree.join("boot/initrd.img")).unwrap();
+        // systemd's status lines (without `quiet`) say which job a slow
+        // boot waits for.
+        let quiet = if busybox { "quiet " } else { "" };
+        // A systemd release panics by starting a program that exits as
+        // its init: its tree stays the good one's, so an install of it
+        // reuses the booted slot's chunks like any other update.
+        let panic_init = if !busybox && release.behaviour == Behaviour::Panic {
+            " init=/bin/false"
+        } else {
+            ""
+        };
         std::fs::write(
             tree.join("boot/cmdline"),
-            "# the test OS: serial console, quick reset after a panic\nconsole=ttyS0 quiet panic=1 moho.retry=2\n",
+            format!("# the test OS: serial console, quick reset after a panic\nconsole=ttyS0 {quiet}panic=1 moho.retry=2{panic_init}\n"),
         )
         .unwrap();
         std::fs::write(
@@ -265,10 +282,19 @@ impl TestOs {
             ),
         )
         .unwrap();
+        for (path, content) in &self.extra_files {
+            let at = tree.join(path.trim_start_matches('/'));
+            std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+            std::fs::write(at, content).unwrap();
+        }
         match (release.flavour, release.behaviour) {
             (Flavour::Busybox, Behaviour::Agent) => write_exec(&tree.join("sbin/init"), AGENT_INIT),
-            (_, Behaviour::Panic) => write_exec(&tree.join("sbin/init"), PANIC_INIT),
-            (Flavour::Systemd, Behaviour::Agent) => systemd_extras(&tree, false),
+            (Flavour::Busybox, Behaviour::Panic) => {
+                write_exec(&tree.join("sbin/init"), PANIC_INIT);
+            }
+            (Flavour::Systemd, Behaviour::Agent | Behaviour::Panic) => {
+                systemd_extras(&tree, false);
+            }
             (Flavour::Systemd, Behaviour::Unhealthy) => systemd_extras(&tree, true),
             (Flavour::Busybox, Behaviour::Unhealthy) => {
                 panic!("Behaviour::Unhealthy needs the systemd flavour")
@@ -380,7 +406,26 @@ fn write_exec(path: &Path, text: &str) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// systemd flavour: fstab, the scenario unit, no login prompts, and the
+/// systemd flavour: the wired network of qemu's user mode, by
+/// systemd-networkd (the address the busybox init sets by hand).
+const NETWORK: &str = "[Match]
+Name=e*
+
+[Network]
+Address=10.0.2.15/24
+Gateway=10.0.2.2
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+";
+
+/// systemd flavour: network-online.target waits for any link, at most 30 s
+/// (a VM without a network card must not hold the agent back for long).
+const WAIT_ONLINE_DROPIN: &str = "[Service]
+ExecStart=
+ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30
+";
+
+/// systemd flavour: fstab, the network, the scenario unit, no login prompts, and the
 /// agent as a product ships it: the units, D-Bus policy, tmpfiles and
 /// default drop-in from `systemd/` (enabled), plus, when `unhealthy`, a
 /// health check that fails.
@@ -404,6 +449,26 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
         symlink("/dev/null", units.join(masked)).unwrap();
     }
     let _ = std::fs::remove_file(units.join("getty.target.wants/getty@tty1.service"));
+
+    std::fs::create_dir_all(tree.join("etc/systemd/network")).unwrap();
+    std::fs::write(tree.join("etc/systemd/network/10-qemu.network"), NETWORK).unwrap();
+    let wait_online = units.join("systemd-networkd-wait-online.service.d");
+    std::fs::create_dir_all(&wait_online).unwrap();
+    std::fs::write(wait_online.join("moho-test.conf"), WAIT_ONLINE_DROPIN).unwrap();
+    for (target, unit) in [
+        ("multi-user.target.wants", "systemd-networkd.service"),
+        ("sockets.target.wants", "systemd-networkd.socket"),
+        (
+            "network-online.target.wants",
+            "systemd-networkd-wait-online.service",
+        ),
+    ] {
+        let dir = units.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join(unit);
+        let _ = std::fs::remove_file(&link);
+        symlink(format!("/lib/systemd/system/{unit}"), link).unwrap();
+    }
 
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
     let lib_units = tree.join("usr/lib/systemd/system");

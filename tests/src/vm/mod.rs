@@ -10,6 +10,7 @@
 //! - [`debian`]: a Debian root with systemd and dbus (`debootstrap`).
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
 //! - [`server`]: the real `update-server`, reachable from the guest over HTTPS.
+//! - [`story`]: a systemd VM updated by its agent units from that server.
 
 pub mod boot_select;
 pub mod cache;
@@ -18,3 +19,4 @@ pub mod image;
 pub mod kernel;
 pub mod qemu;
 pub mod server;
+pub mod story;

@@ -1,0 +1,199 @@
+//! `moho-vm-demo [--out DIR]`: the README's main job, the whole story on an
+//! emulated machine. Four releases of a systemd test OS (1.0.0, 2.0.0; 3.0.0
+//! whose kernel panics; 3.0.1 whose health check fails) are signed into a
+//! TUF repository and served by `update-server` (SQLite, generated keys);
+//! a UEFI disk image (systemd-boot, the boot selector, 1.0.0 in slot A)
+//! boots in qemu (OVMF, `-accel tcg`). The operator starts rollouts; the
+//! agent units update the VM over its network, reboot it into the new
+//! slot, mark it good, and fall back from both broken releases without
+//! help. The console's key lines, the slot table and the server's view are
+//! printed along the way; everything is kept in the output directory.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use moho_e2e::vm::image::Behaviour;
+use moho_e2e::vm::qemu::Vm;
+use moho_e2e::vm::story::ServerStory;
+use moho_e2e::{bin, ok};
+use serde_json::Value;
+
+fn step(text: &str) {
+    println!("\n== {text}");
+}
+
+/// The slot table as `update-agent` and `cgpt` read it from the disk file.
+fn table(disk: &Path) {
+    print!(
+        "{}",
+        ok(
+            bin("update-agent"),
+            [OsStr::new("slots"), OsStr::new("--disk"), disk.as_os_str()]
+        )
+    );
+    let cgpt = |i: &str, f: &str| {
+        ok(
+            "cgpt",
+            [
+                OsStr::new("show"),
+                OsStr::new("-i"),
+                OsStr::new(i),
+                OsStr::new(f),
+                disk.as_os_str(),
+            ],
+        )
+        .trim()
+        .to_owned()
+    };
+    for (slot, i) in [("A", "2"), ("B", "3")] {
+        println!(
+            "cgpt: {slot} priority {} tries {} successful {}",
+            cgpt(i, "-P"),
+            cgpt(i, "-T"),
+            cgpt(i, "-S")
+        );
+    }
+}
+
+/// The server's view: its nodes and the counts of each rollout so far.
+fn server_view(story: &ServerStory, rollouts: &[(&str, i64)]) {
+    for n in story.nodes() {
+        println!(
+            "server: node {} ({}): runs {} from slot {}, {}, last seen {}",
+            n["id"].as_str().unwrap_or("?"),
+            n["hostname"].as_str().unwrap_or("-"),
+            n["version"].as_str().unwrap_or("?"),
+            n["slot"].as_str().unwrap_or("?").to_uppercase(),
+            n["state"].as_str().unwrap_or("?"),
+            n["last_seen"].as_str().unwrap_or("?"),
+        );
+    }
+    for (version, id) in rollouts {
+        let (_, body) = story
+            .server
+            .api("GET", &format!("/api/v1/rollouts/{id}"), None);
+        let stats: &Value = &body["stats"];
+        println!(
+            "server: rollout {id} of {version}: {}; nodes healthy {}, failed {}, in flight {}",
+            body["state"]["status"].as_str().unwrap_or("?"),
+            stats["healthy"],
+            stats["failed"],
+            stats["in_flight"],
+        );
+    }
+}
+
+/// Prints the console lines from `from` on that tell the story (selector
+/// choices, panics, the test OS's reports, the agent's state changes);
+/// returns where it stopped.
+fn console(vm: &Vm, from: usize, last_state: &mut String) -> usize {
+    let lines = vm.lines();
+    for l in &lines[from..] {
+        if let Some(status) = l.split("moho-test: agent ").nth(1) {
+            let state = serde_json::from_str::<Value>(status)
+                .ok()
+                .and_then(|v| v["state"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| status.to_owned());
+            if state != *last_state {
+                println!("vm: agent state {state}");
+                last_state.clone_from(&state);
+            }
+        } else if l.starts_with("moho-boot: slot")
+            && (l.contains(": trial boot") || l.contains(": booting"))
+            || l.contains("Kernel panic -")
+            || (l.contains("moho-test: ") && !l.contains("mark-good"))
+        {
+            println!("vm: {}", &l[l.find("moho-").unwrap_or(0)..].trim_end());
+        }
+    }
+    lines.len()
+}
+
+fn main() {
+    let mut out = PathBuf::from("out/demo");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match (a.as_str(), args.next()) {
+            ("--out", Some(dir)) => out = dir.into(),
+            _ => {
+                eprintln!("usage: moho-vm-demo [--out DIR]");
+                std::process::exit(2);
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let out = out.canonicalize().unwrap();
+
+    step(
+        "four releases of a systemd test OS, signed into a TUF repository and served by update-server",
+    );
+    println!(
+        "(Debian's cloud kernel and a debootstrap root are fetched once and cached; this takes a few minutes)"
+    );
+    let story = ServerStory::new(
+        &out,
+        &[
+            ("1.0.0", Behaviour::Agent),
+            ("2.0.0", Behaviour::Agent),
+            ("3.0.0", Behaviour::Panic),
+            ("3.0.1", Behaviour::Unhealthy),
+        ],
+    );
+    let (_, releases) = story.server.api("GET", "/api/v1/releases", None);
+    for r in releases["items"].as_array().into_iter().flatten() {
+        println!("server: release {} for {}", r["version"], r["board"]);
+    }
+    println!(
+        "server: {} (log {})",
+        story.server.base(),
+        story.server.log.display()
+    );
+
+    step("image-tools disk create: ESP with systemd-boot and the boot selector, 1.0.0 in slot A");
+    let disk = story.os.disk("disk.img", &story.first, true, "raw");
+    table(&disk);
+
+    step(
+        "rollout of 2.0.0; boot the VM (OVMF): 1.0.0 updates from the server, reboots into B, B is marked good",
+    );
+    let to_2 = story.roll_out("2.0.0");
+    let vars = out.join("OVMF_VARS.fd");
+    std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF (Debian package ovmf)");
+    let log = out.join("console.log");
+    println!("(qemu -accel tcg; console in {})", log.display());
+    let mut vm = Vm::start(&story.vm_spec(&disk, Some(vars)), &log);
+    let mut state = String::new();
+    let on_2 = story.await_healthy(&vm, 0, to_2, "2.0.0", "B");
+    let mut shown = console(&vm, 0, &mut state);
+    server_view(&story, &[("2.0.0", to_2)]);
+
+    step(
+        "rollout of 3.0.0, whose kernel panics: one trial boot, then the selector falls back to 2.0.0",
+    );
+    let to_3 = story.roll_out("3.0.0");
+    let back = story.await_rollback(&vm, on_2, to_3, "3.0.0", "A", "2.0.0");
+    shown = console(&vm, shown, &mut state);
+    server_view(&story, &[("2.0.0", to_2), ("3.0.0", to_3)]);
+
+    step("rollout of 3.0.1, whose health check fails: never marked good, the next boot falls back");
+    let to_3b = story.roll_out("3.0.1");
+    story.await_rollback(&vm, back, to_3b, "3.0.1", "A", "2.0.0");
+    console(&vm, shown, &mut state);
+    server_view(
+        &story,
+        &[("2.0.0", to_2), ("3.0.0", to_3), ("3.0.1", to_3b)],
+    );
+
+    step("the VM is switched off; the disk as it is left");
+    vm.power_cut();
+    table(&disk);
+    println!(
+        "\ndemo finished: disk {}, console log {}, server data {}",
+        disk.display(),
+        log.display(),
+        story.server.data_dir.display()
+    );
+}

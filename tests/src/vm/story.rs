@@ -1,0 +1,193 @@
+//! The update story with the server in charge: systemd test OS releases
+//! whose configuration names the update server (as an operator's image
+//! would), the real `update-server` with a one-minute check-in interval,
+//! a scenario that only reports what the agent's units do, and the steps
+//! an operator watches for (a release healthy, a release rolled back), on
+//! the console and in the server's admin API. The VM test asserts them;
+//! the demo (`moho-vm-demo`) prints them.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
+use super::qemu::{Boot, Vm, VmSpec};
+use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer, agent_dropin};
+
+/// How long one boot may take under `-accel tcg`.
+pub const BOOT: Duration = Duration::from_secs(180);
+/// How long from a rollout's start to the node's reboot into it (a check-in
+/// a minute, the download, the write).
+pub const UPDATE: Duration = Duration::from_secs(540);
+
+/// What the guest runs at each boot (after `multi-user.target`): nothing
+/// but reports. On a release that never gets healthy it reboots after a
+/// while, as a hardware watchdog would.
+pub const REPORTING_SCENARIO: &str = r#"
+echo "moho-test: denied: $(update-agent denylist | tr '\n' ' ')"
+if systemctl is-active --quiet moho-health-check.service || systemctl is-failed --quiet moho-health-check.service; then
+  sleep 10
+  echo "moho-test: boot-complete.target $(systemctl is-active boot-complete.target)"
+  echo "moho-test: agent $(update-agent status --json 2>&1)"
+  echo "moho-test: no health: rebooting as a watchdog would"
+  systemctl --no-block reboot; sleep 600
+fi
+i=0
+while :; do
+  i=$((i + 1))
+  echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
+  echo "moho-test: agent $(update-agent status --json 2>&1)"
+  [ "$i" = 1 ] && update-agent slots | sed 's/^/moho-test: slots: /'
+  sleep 10
+done
+"#;
+
+/// The releases, the server and the first image.
+#[derive(Debug)]
+pub struct ServerStory {
+    /// The test OS (kernel, initramfs, signed repository).
+    pub os: TestOs,
+    /// The update server serving it.
+    pub server: UpdateServer,
+    /// The image of the first release (for slot A).
+    pub first: PathBuf,
+    scenario: PathBuf,
+}
+
+impl ServerStory {
+    /// Builds and publishes `releases` (systemd flavour; the first goes in
+    /// slot A), starts the server and reads the releases into it.
+    pub fn new(dir: &Path, releases: &[(&str, Behaviour)]) -> Self {
+        let mut os = TestOs::new(dir);
+        os.slot_mib = 256;
+        let server_dir = dir.join("server");
+        let tls = ServerTls::create(&server_dir);
+        os.extra_files = vec![
+            ("etc/moho/server-ca.pem".into(), tls.ca_pem.clone()),
+            (
+                "etc/moho/agent.d/20-server.toml".into(),
+                agent_dropin("/etc/moho/server-ca.pem"),
+            ),
+        ];
+        let mut first = None;
+        for (version, behaviour) in releases {
+            let image = os.publish(&TestRelease {
+                version: (*version).to_owned(),
+                behaviour: *behaviour,
+                flavour: Flavour::Systemd,
+                payload_mib: 0,
+            });
+            first.get_or_insert(image);
+        }
+        let server = UpdateServer::start_with(
+            tls,
+            &server_dir,
+            &os.repo.repo,
+            &os.repo.root(),
+            &["--check-interval", "1m"],
+        );
+        server.sync_releases();
+        let scenario = dir.join("scenario.sh");
+        std::fs::write(&scenario, REPORTING_SCENARIO).unwrap();
+        Self {
+            first: first.expect("at least one release"),
+            os,
+            server,
+            scenario,
+        }
+    }
+
+    /// The VM for `disk`: direct kernel boot, or (with `ovmf_vars`) the
+    /// full UEFI chain from the disk's ESP; the guest reaches the server.
+    pub fn vm_spec(&self, disk: &Path, ovmf_vars: Option<PathBuf>) -> VmSpec {
+        let mut spec = VmSpec::direct(disk, &self.os.kernel.vmlinuz, &self.os.initramfs);
+        if let Some(vars) = ovmf_vars {
+            spec.boot = Boot::Ovmf { vars };
+        }
+        spec.guest_forwards
+            .push((GUEST_SERVER_PORT, self.server.port));
+        spec.fw_cfg
+            .push((SCENARIO_FW_CFG.into(), self.scenario.clone()));
+        spec
+    }
+
+    /// Starts a rollout of `version` to the whole channel; returns its id.
+    pub fn roll_out(&self, version: &str) -> i64 {
+        self.server.rollout(version, &self.os.repo.board)
+    }
+
+    /// The server's node list.
+    pub fn nodes(&self) -> Vec<Value> {
+        let (status, body) = self.server.api("GET", "/api/v1/nodes", None);
+        assert_eq!(status, 200, "{body}");
+        body["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| panic!("no node list in {body}"))
+    }
+
+    /// Waits until the rollout `id` counts one node `healthy` or `failed`
+    /// (`count`); returns the counts.
+    pub fn wait_count(&self, id: i64, count: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let stats = self.server.rollout_stats(id);
+            if stats[count] == 1 {
+                return stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "rollout {id} never counted a node {count}: {stats}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+
+    /// Waits for `version` to come up from `slot` after console line
+    /// `from`, be marked good after `boot-complete.target`, and be counted
+    /// healthy by rollout `id`; returns the console line of the boot.
+    pub fn await_healthy(&self, vm: &Vm, from: usize, id: i64, version: &str, slot: &str) -> usize {
+        let up = vm.wait_for_from(
+            from,
+            &format!("moho-test: up version={version} slot={slot} init=systemd"),
+            UPDATE,
+        );
+        vm.wait_for_from(up, "moho-test: mark-good active", BOOT);
+        self.wait_count(id, "healthy", BOOT);
+        up
+    }
+
+    /// Waits for the fallback from `bad` (in `bad_slot`) to `good` after
+    /// console line `from`: the good release up again with `bad` on its
+    /// deny list, and rollout `id` counting the node failed; returns the
+    /// console line of the fallback boot.
+    pub fn await_rollback(
+        &self,
+        vm: &Vm,
+        from: usize,
+        id: i64,
+        bad: &str,
+        bad_slot: &str,
+        good: &str,
+    ) -> usize {
+        let tried = vm.wait_for_from(
+            from,
+            &format!("moho-boot: slot {bad_slot}: trial boot"),
+            UPDATE,
+        );
+        let good_slot = if bad_slot == "A" { "B" } else { "A" };
+        let back = vm.wait_for_from(
+            tried,
+            &format!("moho-test: up version={good} slot={good_slot}"),
+            BOOT * 2,
+        );
+        vm.wait_for_from(
+            back,
+            &format!("{bad}: slot {bad_slot} did not boot successfully"),
+            BOOT,
+        );
+        self.wait_count(id, "failed", BOOT);
+        back
+    }
+}
