@@ -427,8 +427,10 @@ ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30
 
 /// systemd flavour: fstab, the network, the scenario unit, no login prompts, and the
 /// agent as a product ships it: the units, D-Bus policy, tmpfiles and
-/// default drop-in from `systemd/` (enabled), plus, when `unhealthy`, a
-/// health check that fails.
+/// default drop-in from `systemd/` (enabled), plus a health check that
+/// fails when `unhealthy`. Every release has the same files (only the
+/// verdict file's same-sized content differs), so that the ext4 layouts
+/// match and an install reuses the booted slot's chunks.
 fn systemd_extras(tree: &Path, unhealthy: bool) {
     std::fs::write(tree.join("etc/fstab"), SYSTEMD_FSTAB).unwrap();
     write_exec(
@@ -491,32 +493,32 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
         std::fs::create_dir_all(tree.join(to).parent().unwrap()).unwrap();
         std::fs::copy(shipped.join(from), tree.join(to)).unwrap();
     }
-    if unhealthy {
-        std::fs::write(
-            units.join("moho-health-check.service"),
-            FAILING_HEALTH_CHECK,
-        )
-        .unwrap();
-        let requires = units.join("boot-complete.target.requires");
-        std::fs::create_dir_all(&requires).unwrap();
-        symlink(
-            "/etc/systemd/system/moho-health-check.service",
-            requires.join("moho-health-check.service"),
-        )
-        .unwrap();
-    }
+    std::fs::write(
+        tree.join("usr/lib/moho-test/health"),
+        if unhealthy { "fail\n" } else { "pass\n" },
+    )
+    .unwrap();
+    std::fs::write(units.join("moho-health-check.service"), HEALTH_CHECK).unwrap();
+    let requires = units.join("boot-complete.target.requires");
+    std::fs::create_dir_all(&requires).unwrap();
+    symlink(
+        "/etc/systemd/system/moho-health-check.service",
+        requires.join("moho-health-check.service"),
+    )
+    .unwrap();
 }
 
 /// A health check as an operator writes one (see
-/// `systemd/examples/moho-health-check.service`), failing.
-const FAILING_HEALTH_CHECK: &str = "[Unit]
-Description=Moho VM test health check (this release fails it)
+/// `systemd/examples/moho-health-check.service`): it fails on the release
+/// whose verdict file says so.
+const HEALTH_CHECK: &str = "[Unit]
+Description=Moho VM test health check (fails where /usr/lib/moho-test/health says fail)
 Before=boot-complete.target
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'echo \"moho-test: health check failed\" >/dev/console; exit 1'
+ExecStart=/bin/sh -c 'grep -qx pass /usr/lib/moho-test/health || { echo \"moho-test: health check failed\" >/dev/console; exit 1; }'
 
 [Install]
 RequiredBy=boot-complete.target

@@ -26,7 +26,7 @@ pub const UPDATE: Duration = Duration::from_secs(540);
 /// while, as a hardware watchdog would.
 pub const REPORTING_SCENARIO: &str = r#"
 echo "moho-test: denied: $(update-agent denylist | tr '\n' ' ')"
-if systemctl is-active --quiet moho-health-check.service || systemctl is-failed --quiet moho-health-check.service; then
+if systemctl is-failed --quiet moho-health-check.service; then
   sleep 10
   echo "moho-test: boot-complete.target $(systemctl is-active boot-complete.target)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
