@@ -287,12 +287,16 @@ impl Vm {
             if c.closed || now >= deadline {
                 let tail: Vec<&String> = c.lines.iter().rev().take(60).collect();
                 let tail: Vec<&str> = tail.into_iter().rev().map(String::as_str).collect();
-                panic!(
+                let message = format!(
                     "{} waiting for {needles:?} (console log {}):\n{}",
                     if c.closed { "qemu exited" } else { "timed out" },
                     self.log.display(),
                     tail.join("\n")
                 );
+                // Not while holding the console: the reader thread would
+                // find it poisoned and hide this message under its own.
+                drop(c);
+                panic!("{message}");
             }
             c = cv.wait_timeout(c, deadline - now).unwrap().0;
         }
