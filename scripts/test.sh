@@ -11,7 +11,7 @@ install_packages scripts/packages/base.txt scripts/packages/test.txt scripts/pac
 
 echo "== format, lints, module headers"
 cargo fmt --all --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 scripts/check-module-headers.sh
 
 echo "== build"
@@ -24,5 +24,22 @@ export MOHO_REQUIRE_POSTGRES=1
 # The dashboard's browser tests must run here (chromium-driver is installed above).
 export MOHO_REQUIRE_BROWSER=1
 
-echo "== tests (unit, property, integration on files and loop devices, qemu boots)"
-cargo test --workspace --locked
+echo "== build the tests"
+cargo test --workspace --locked --no-run
+cargo test --locked -p moho-e2e --features vm --test vm --no-run
+
+# The qemu boots are long and mostly use one core: they run alongside the
+# rest of the suite, their output kept until it is done.
+echo "== tests (unit, property, integration on files and loop devices), qemu boots alongside"
+vm_log=$(mktemp /tmp/moho-vm-tests.XXXXXX)
+cargo test --locked -p moho-e2e --features vm --test vm >"$vm_log" 2>&1 &
+vm_pid=$!
+suite=0
+cargo test --workspace --locked || suite=$?
+echo "== qemu boots (tests/vm.rs; ran alongside): waiting for them"
+vm=0
+wait "$vm_pid" || vm=$?
+cat "$vm_log"
+rm -f "$vm_log"
+[ "$suite" -eq 0 ] || die "the test suite failed (output above)"
+[ "$vm" -eq 0 ] || die "the qemu boot tests failed (output above; console logs in target/tmp/vm-logs)"
