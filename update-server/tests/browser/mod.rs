@@ -146,9 +146,20 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
     }
 
-    /// The text of the first element matching `css`.
+    /// The text of the first element matching `css`. The dashboard's live
+    /// refresh may replace the element between finding and reading it (a
+    /// stale element): then it is found again.
     pub async fn text(&self, css: &str) -> String {
-        self.wait_for(css).await.text().await.unwrap()
+        for _ in 0..20 {
+            match self.wait_for(css).await.text().await {
+                Ok(t) => return t,
+                Err(e) if e.is_stale_element_reference() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("reading {css}: {e}"),
+            }
+        }
+        panic!("{css} was replaced by the live refresh 20 times in a row")
     }
 
     /// The number shown by the first element matching `css`.
@@ -162,8 +173,19 @@ impl Browser {
 
     /// Clicks the first element matching `css` and waits for the next page.
     pub async fn click(&self, css: &str) {
-        self.wait_for(css).await.click().await.unwrap();
-        self.wait_for("main").await;
+        for _ in 0..20 {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => {
+                    self.wait_for("main").await;
+                    return;
+                }
+                Err(e) if e.is_stale_element_reference() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
+        panic!("{css} was replaced by the live refresh 20 times in a row")
     }
 
     /// The path of the current page.
