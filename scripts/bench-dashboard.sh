@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 NODES=${1:-1000000}
 REQS=${2:-50}
 require_cargo
-cargo build --release --locked -p update-server --bins
+cargo build --release --locked -p update-server -p moho-loadgen --bins
 TARGET=${CARGO_TARGET_DIR:-target}
 SERVER=$TARGET/release/update-server
 LOADGEN=$TARGET/release/moho-loadgen

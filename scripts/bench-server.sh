@@ -17,7 +17,7 @@ SECS=${2:-60}
 CONC=${3:-32}
 require_cargo
 install_packages scripts/packages/test.txt
-cargo build --release --locked -p update-server --bins
+cargo build --release --locked -p update-server -p moho-loadgen --bins
 TARGET=${CARGO_TARGET_DIR:-target}
 SERVER=$TARGET/release/update-server
 LOADGEN=$TARGET/release/moho-loadgen

@@ -10,8 +10,12 @@
 //!
 //! Reproducibility: every timestamp in the image is the build epoch
 //! (`--source-date-epoch`, env `SOURCE_DATE_EPOCH`, else the newest mtime in
-//! the tree) and the filesystem UUID is derived from board, version and
-//! epoch; so the same tree and epoch give the same bytes.
+//! the tree) and the filesystem UUID (and ext4's directory hash seed) is
+//! derived from the board alone; so the same tree and epoch give the same
+//! bytes, and consecutive releases of a board keep every block whose content
+//! did not change where it was: releases share what did not change, so an
+//! install copies those chunks from the booted slot (`docs/benchmarks.md`,
+//! "consecutive node-OS releases").
 
 use std::fmt;
 use std::fs::{self, File};
@@ -66,6 +70,10 @@ pub enum BuildError {
     /// A chunk size that is not a power of two within bounds.
     #[error("chunk size {0} is not a power of two between 4 KiB and 1 GiB")]
     ChunkSize(u64),
+    /// Board and version that nodes would refuse to install (e.g. target
+    /// names over the length limit): refused before building anything.
+    #[error("{0}; nothing was built")]
+    Release(moho_repo::RepoError),
     /// The epoch is outside what the filesystems store.
     #[error("source date epoch {0} is outside 0..=2147483647")]
     BadEpoch(i64),
@@ -232,6 +240,9 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
     if !chunk_size_is_valid(args.chunk_size) {
         return Err(BuildError::ChunkSize(args.chunk_size));
     }
+    // Every rule a node applies to the release's names, before mkfs runs.
+    moho_repo::add::check_identity(&args.board, &version.to_string())
+        .map_err(BuildError::Release)?;
     if !args.rootfs.is_dir() {
         return Err(BuildError::NotADirectory {
             path: args.rootfs.clone(),
@@ -269,7 +280,7 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
             ),
         });
     }
-    let uuid = derive_uuid(&args.board, &version.to_string(), epoch);
+    let uuid = derive_uuid(&args.board);
 
     let dir = parent_dir(&args.out);
     let io_err = |path: &Path, op: &'static str| {
@@ -391,10 +402,14 @@ fn ext4_estimate(stats: &rootfs::TreeStats) -> u64 {
     bytes.div_ceil(1 << 20) * (1 << 20)
 }
 
-/// A UUID that is a function of board, version and epoch (RFC 9562 version 8).
-fn derive_uuid(board: &str, version: &str, epoch: i64) -> String {
+/// The filesystem UUID of a board's slot images (RFC 9562 version 8): the
+/// same for every release, because the UUID seeds every inode checksum and
+/// ext4's directory hashes, and a per-release UUID would change every
+/// metadata block between releases. (Slots are found by partition GUID,
+/// never by filesystem UUID.)
+fn derive_uuid(board: &str) -> String {
     let mut h = Sha256Hasher::new();
-    h.update(format!("moho-slot-image\0{board}\0{version}\0{epoch}").as_bytes());
+    h.update(format!("moho-slot-image\0{board}").as_bytes());
     let d = h.finish();
     let mut b = [0u8; 16];
     b.copy_from_slice(&d.as_bytes()[..16]);
@@ -417,9 +432,9 @@ mod tests {
 
     #[test]
     fn uuid_is_stable_and_well_formed() {
-        let a = derive_uuid("amd64-generic", "1.0.0", 1_700_000_000);
-        assert_eq!(a, derive_uuid("amd64-generic", "1.0.0", 1_700_000_000));
-        assert_ne!(a, derive_uuid("amd64-generic", "1.0.1", 1_700_000_000));
+        let a = derive_uuid("amd64-generic");
+        assert_eq!(a, derive_uuid("amd64-generic"));
+        assert_ne!(a, derive_uuid("amd64-vm"));
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "8");
     }

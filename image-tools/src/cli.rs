@@ -7,14 +7,17 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    build, disk_create, initramfs, keygen, publish, repo_add, repo_init, repo_list, repo_promote,
-    repo_refresh, repo_rotate, verify,
+    build, disk_create, initramfs, keygen, publish, repo_add, repo_init, repo_list, repo_migrate,
+    repo_promote, repo_refresh, repo_rotate, verify,
 };
 
 /// Build and publish Moho OS images.
 #[derive(Debug, Parser)]
-#[command(name = "image-tools", version, about)]
+#[command(name = "image-tools", version, about, after_help = crate::exit::HELP)]
 pub struct Cli {
+    /// Logging flags (`--log-format`).
+    #[command(flatten)]
+    pub log: moho_cli::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -160,6 +163,10 @@ pub enum RepoCommand {
     List(RepoListArgs),
     /// Publish a new root trusting new keys, signed by the old and the new root keys.
     Rotate(RepoRotateArgs),
+    /// Move a repository made by older image-tools (targets at HASH.board/version/file) to the
+    /// TUF specification's layout (board/version/HASH.file), in place: atomic per file,
+    /// resumable, no metadata change, no key needed.
+    Migrate(RepoMigrateArgs),
 }
 
 /// Expiry of root metadata.
@@ -316,6 +323,18 @@ pub struct RepoRotateArgs {
     pub online_expiry: OnlineExpiry,
 }
 
+/// `image-tools repo migrate`
+#[derive(Debug, Args)]
+pub struct RepoMigrateArgs {
+    /// Repository directory.
+    #[arg(long)]
+    pub repo: PathBuf,
+    /// Also remove the legacy layout once every target is at its new path. Only when every
+    /// node runs an agent that reads the new layout: older agents read only the legacy one.
+    #[arg(long)]
+    pub drop_legacy: bool,
+}
+
 /// `image-tools verify`
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -331,6 +350,9 @@ pub struct VerifyArgs {
     /// Local file to check instead of downloading the target; alone, it must be some signed target.
     #[arg(long)]
     pub file: Option<PathBuf>,
+    /// Without --target or --file, check only the metadata, not every target's bytes.
+    #[arg(long, conflicts_with_all = ["target", "file"])]
+    pub metadata_only: bool,
     /// The node's board: the target must be built for it (needs --channel).
     #[arg(long, requires = "channel")]
     pub board: Option<String>,
@@ -394,7 +416,8 @@ pub struct DiskCreateArgs {
     /// systemd-boot EFI binary installed as EFI/BOOT/BOOTX64.EFI.
     #[arg(long, default_value = crate::esp::DEFAULT_SYSTEMD_BOOT)]
     pub systemd_boot: PathBuf,
-    /// Output format: raw, or qcow2 for clouds and VMs (files only; needs qemu-img).
+    /// Output format: raw, or qcow2, vhd (Azure, Hyper-V) or vmdk (VMware, AWS import) for clouds
+    /// and VMs (files only; converted with qemu-img).
     #[arg(long, value_enum, default_value_t = DiskFormat::Raw)]
     pub format: DiskFormat,
     /// Replace an existing output file.
@@ -409,6 +432,33 @@ pub enum DiskFormat {
     Raw,
     /// QEMU copy-on-write v2 (converted with qemu-img).
     Qcow2,
+    /// Fixed-size VHD (`qemu-img -O vpc -o subformat=fixed,force_size`), as Azure wants it.
+    Vhd,
+    /// Stream-optimised VMDK (`qemu-img -O vmdk -o subformat=streamOptimized`), for VMware and
+    /// cloud image imports.
+    Vmdk,
+}
+
+impl DiskFormat {
+    /// The name on the command line, also the file extension of its images.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFormat::Raw => "raw",
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Vhd => "vhd",
+            DiskFormat::Vmdk => "vmdk",
+        }
+    }
+
+    /// `qemu-img convert` arguments making this format (none for raw).
+    pub fn qemu_img_args(self) -> &'static [&'static str] {
+        match self {
+            DiskFormat::Raw => &[],
+            DiskFormat::Qcow2 => &["-O", "qcow2"],
+            DiskFormat::Vhd => &["-O", "vpc", "-o", "subformat=fixed,force_size"],
+            DiskFormat::Vmdk => &["-O", "vmdk", "-o", "subformat=streamOptimized"],
+        }
+    }
 }
 
 /// Parses `4G`, `512MiB`, `1048576` into bytes (binary units either way).
@@ -419,57 +469,24 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("{s:?} is not a size ({e}); use e.g. 512M, 4G, 2GiB"))
 }
 
-/// Runs one parsed command line.
+/// Runs one parsed command line and prints its report (a closed stdout is
+/// [`moho_cli::StdoutError::Closed`], which `main` ends on quietly).
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Disk(DiskCommand::Create(args)) => {
-            let report = disk_create::run(&args)?;
-            println!("{report}");
-            Ok(())
-        }
-        Command::Keygen(args) => {
-            println!("{}", keygen::run(&args)?);
-            Ok(())
-        }
-        Command::Build(args) => {
-            println!("{}", build::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::Init(args)) => {
-            println!("{}", repo_init::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::Add(args)) => {
-            println!("{}", repo_add::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::Promote(args)) => {
-            println!("{}", repo_promote::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::Refresh(args)) => {
-            println!("{}", repo_refresh::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::List(args)) => {
-            println!("{}", repo_list::run(&args)?);
-            Ok(())
-        }
-        Command::Repo(RepoCommand::Rotate(args)) => {
-            println!("{}", repo_rotate::run(&args)?);
-            Ok(())
-        }
-        Command::Initramfs(args) => {
-            println!("{}", initramfs::run(&args)?);
-            Ok(())
-        }
-        Command::Publish(args) => {
-            println!("{}", publish::run(&args)?);
-            Ok(())
-        }
-        Command::Verify(args) => {
-            println!("{}", verify::run(&args)?);
-            Ok(())
-        }
-    }
+    let report = match cli.command {
+        Command::Disk(DiskCommand::Create(args)) => disk_create::run(&args)?.to_string(),
+        Command::Keygen(args) => keygen::run(&args)?.to_string(),
+        Command::Build(args) => build::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Init(args)) => repo_init::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Add(args)) => repo_add::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Promote(args)) => repo_promote::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Refresh(args)) => repo_refresh::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::List(args)) => repo_list::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Rotate(args)) => repo_rotate::run(&args)?.to_string(),
+        Command::Repo(RepoCommand::Migrate(args)) => repo_migrate::run(&args)?.to_string(),
+        Command::Initramfs(args) => initramfs::run(&args)?.to_string(),
+        Command::Publish(args) => publish::run(&args)?.to_string(),
+        Command::Verify(args) => verify::run(&args)?.to_string(),
+    };
+    moho_cli::outln!("{report}")?;
+    Ok(())
 }

@@ -6,8 +6,8 @@
 //! (`crate::esp`), and copies a slot image into ROOT-A, which is then the one
 //! bootable, successful slot. A file output is built under a temporary name
 //! and renamed when complete, so a failure never leaves a half-made image
-//! under the requested name; `--format qcow2` converts that raw file with
-//! `qemu-img`.
+//! under the requested name; `--format qcow2|vhd|vmdk` converts that raw
+//! file with `qemu-img`.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -84,9 +84,11 @@ pub enum DiskCreateError {
     /// The ESP content could not be written.
     #[error(transparent)]
     Esp(#[from] EspError),
-    /// qcow2 asked for a block device.
-    #[error("{}: --format qcow2 makes an image file; a block device is always written raw", path.display())]
-    Qcow2OnBlockDevice {
+    /// An image format asked for a block device.
+    #[error("{}: --format {format} makes an image file; a block device is always written raw", path.display(), format = format.name())]
+    FormatOnBlockDevice {
+        /// The format asked for.
+        format: DiskFormat,
         /// The device.
         path: PathBuf,
     },
@@ -113,7 +115,7 @@ impl DiskCreateError {
                 | Self::SizeRequired { .. }
                 | Self::Layout { .. }
                 | Self::ImageTooBig { .. }
-                | Self::Qcow2OnBlockDevice { .. }
+                | Self::FormatOnBlockDevice { .. }
         ) || matches!(self, Self::Esp(e) if e.is_bad_input())
     }
 }
@@ -144,8 +146,8 @@ impl fmt::Display for DiskCreateReport {
             self.path.display(),
             self.plan.request.disk_size,
             match self.format {
-                DiskFormat::Raw => "",
-                DiskFormat::Qcow2 => ", qcow2",
+                DiskFormat::Raw => String::new(),
+                other => format!(", {}", other.name()),
             }
         )?;
         for (p, guid) in self.plan.partitions.iter().zip(self.guids.partitions) {
@@ -179,8 +181,11 @@ impl fmt::Display for DiskCreateReport {
 pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
     let out = &args.out;
     let is_block = fs::metadata(out).is_ok_and(|m| m.file_type().is_block_device());
-    if is_block && args.format == DiskFormat::Qcow2 {
-        return Err(DiskCreateError::Qcow2OnBlockDevice { path: out.clone() });
+    if is_block && args.format != DiskFormat::Raw {
+        return Err(DiskCreateError::FormatOnBlockDevice {
+            format: args.format,
+            path: out.clone(),
+        });
     }
     let esp = match (&args.boot_kernel, &args.boot_initramfs) {
         (Some(kernel), Some(initramfs)) => {
@@ -249,9 +254,9 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
         is_block,
     )
     .and_then(|made| {
-        if args.format == DiskFormat::Qcow2 {
-            let qcow2 = temp_path(out, ".qcow2.partial");
-            let converted = convert_to_qcow2(&target, &qcow2);
+        if args.format != DiskFormat::Raw {
+            let qcow2 = temp_path(out, &format!(".{}.partial", args.format.name()));
+            let converted = convert(&target, args.format, &qcow2);
             let _ = fs::remove_file(&target);
             converted.inspect_err(|_| {
                 let _ = fs::remove_file(&qcow2);
@@ -288,18 +293,13 @@ pub fn run(args: &DiskCreateArgs) -> Result<DiskCreateReport, DiskCreateError> {
     }
 }
 
-fn convert_to_qcow2(raw: &Path, qcow2: &Path) -> Result<(), DiskCreateError> {
-    let args = vec![
-        "convert".into(),
-        "-q".into(),
-        "-f".into(),
-        "raw".into(),
-        "-O".into(),
-        "qcow2".into(),
-        raw.display().to_string(),
-        qcow2.display().to_string(),
-    ];
-    run_tool("qemu-img", "qemu-utils", qcow2, &args)
+/// Converts a finished raw image into `format` with `qemu-img`.
+pub fn convert(raw: &Path, format: DiskFormat, to: &Path) -> Result<(), DiskCreateError> {
+    let mut args: Vec<String> = vec!["convert".into(), "-q".into(), "-f".into(), "raw".into()];
+    args.extend(format.qemu_img_args().iter().map(|a| (*a).to_owned()));
+    args.push(raw.display().to_string());
+    args.push(to.display().to_string());
+    run_tool("qemu-img", "qemu-utils", to, &args)
 }
 
 fn temp_path(out: &Path, suffix: &str) -> PathBuf {

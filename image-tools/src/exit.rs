@@ -8,6 +8,10 @@
 //! | 3 | bad input: a size that does not fit, a file that is not what it should be |
 //! | 4 | `verify`: the repository, target or file must not be trusted (the message names the attack) |
 
+/// The exit codes as `--help` shows them.
+pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; 3 bad input \
+    (nothing written); 4 verify: the repository, target or file must not be trusted.";
+
 /// Bad command line (clap's own code).
 pub const USAGE: u8 = 2;
 /// The command failed.
@@ -28,11 +32,13 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
             .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::initramfs::InitramfsError>()
                 .is_some_and(|e| e.is_bad_input())
-            || e.downcast_ref::<crate::keys::KeyError>()
+            || e.downcast_ref::<moho_repo::KeyError>()
                 .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::build::BuildError>()
                 .is_some_and(|e| e.is_bad_input())
-            || e.downcast_ref::<crate::repo::RepoError>()
+            || e.downcast_ref::<moho_repo::RepoError>()
+                .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::repo_add::AddError>()
                 .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::verify::VerifyCmdError>()
                 .is_some_and(|e| e.is_bad_input())

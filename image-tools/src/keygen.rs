@@ -8,7 +8,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::cli::KeygenArgs;
-use crate::keys::{self, KeyError};
+use moho_repo::keys::{self, KeyError};
 
 /// What `keygen` wrote.
 #[derive(Debug)]

@@ -3,11 +3,12 @@
 //! - [`cli`] — the command-line surface and dispatch.
 //! - [`disk_create`] — `disk create`, a bootable GPT disk image in the Moho layout; [`esp`]
 //!   puts systemd-boot and the boot selector on its ESP.
-//! - [`keygen`] — `keygen`, the TUF role keys; [`keys`] reads and writes key files.
+//! - [`keygen`] — `keygen`, the TUF role keys (key files: `moho_repo::keys`).
 //! - [`build`] — `build`, a reproducible slot image ([`build_ext4`], [`build_erofs`],
 //!   [`rootfs`]) with its chunk index and release manifest.
-//! - [`repo`] — the repository on disk and how commands change it: [`repo_init`],
-//!   [`repo_add`], [`repo_promote`], [`repo_refresh`], [`repo_list`], [`repo_rotate`].
+//! - [`repo`] — the `repo` commands' glue to the repository library (`moho-repo`, which
+//!   edits and signs): [`repo_init`], [`repo_add`], [`repo_promote`], [`repo_refresh`],
+//!   [`repo_list`], [`repo_rotate`], [`repo_migrate`].
 //! - [`verify`] — `verify`, a repository, target or file checked as a node would;
 //!   [`repo_source`] reads repositories from directories and URLs.
 //! - [`publish`] — `publish`, upload a signed repository to an update server.
@@ -24,13 +25,13 @@ pub mod esp;
 pub mod exit;
 pub mod initramfs;
 pub mod keygen;
-pub mod keys;
 pub mod kmod_deps;
 pub mod publish;
 pub mod repo;
 pub mod repo_add;
 pub mod repo_init;
 pub mod repo_list;
+pub mod repo_migrate;
 pub mod repo_promote;
 pub mod repo_refresh;
 pub mod repo_rotate;

@@ -1,5 +1,5 @@
 //! `image-tools`: the release engineer's command line. Parses arguments,
-//! sets up logging, runs one command and turns its error into a message
+//! sets up logging (`moho_cli`), runs one command and turns its error into a message
 //! with the whole cause chain and a documented exit code.
 
 use std::process::ExitCode;
@@ -10,15 +10,11 @@ use image_tools::cli::{Cli, run};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MOHO_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    moho_cli::logging::init(cli.log.log_format, "warn");
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `... | head -1`: the reader has what it wanted.
+        Err(err) if moho_cli::stdout::closed_in_chain(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!(
                 "image-tools: error: {}",

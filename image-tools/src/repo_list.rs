@@ -1,15 +1,16 @@
 //! `image-tools repo list`: the published releases and the state of each
-//! role's metadata (version, expiry), as a table or JSON. Reads with
-//! `tough`'s loader without enforcing expiry, so that an expired repository
-//! can still be inspected; expired roles are marked.
+//! role's metadata (version, expiry), as a table or JSON. Loads the
+//! repository as an edit does (the nodes' checks without expiry), so that an
+//! expired repository can still be inspected; expired roles are marked.
 
 use std::fmt::{self, Write as _};
 
 use moho_core::release::ImageTargetCustom;
 use serde::Serialize;
 
+use moho_repo::{RepoDir, RepoError};
+
 use crate::cli::RepoListArgs;
-use crate::repo::{self, RepoError, RepoPaths};
 
 /// One published image.
 #[derive(Debug, Serialize)]
@@ -94,9 +95,9 @@ impl fmt::Display for Listing {
 
 /// Runs `repo list`.
 pub fn run(args: &RepoListArgs) -> Result<Listing, RepoError> {
-    let loaded = repo::load(&RepoPaths::new(&args.repo))?;
+    let loaded = RepoDir::new(&args.repo).load()?;
     let mut releases = Vec::new();
-    for (name, target) in &loaded.targets.signed.targets {
+    for (name, target) in &loaded.targets().signed.targets {
         if target.custom.is_empty() {
             continue;
         }
@@ -115,7 +116,7 @@ pub fn run(args: &RepoListArgs) -> Result<Listing, RepoError> {
         let vb = semver::Version::parse(&b.custom.version).ok();
         (&a.custom.board, va, &a.name).cmp(&(&b.custom.board, vb, &b.name))
     });
-    let now = jiff::Timestamp::now();
+    let now = jiff::Timestamp::try_from(crate::repo::now()).unwrap_or(jiff::Timestamp::MAX);
     let role = |name: &str, version: u64, expires: jiff::Timestamp| ListedRole {
         role: name.to_owned(),
         version,
@@ -125,23 +126,23 @@ pub fn run(args: &RepoListArgs) -> Result<Listing, RepoError> {
     let roles = vec![
         role(
             "root",
-            loaded.root.signed.version.get(),
-            loaded.root.signed.expires,
+            loaded.root().signed.version.get(),
+            loaded.root().signed.expires,
         ),
         role(
             "targets",
-            loaded.targets.signed.version.get(),
-            loaded.targets.signed.expires,
+            loaded.targets().signed.version.get(),
+            loaded.targets().signed.expires,
         ),
         role(
             "snapshot",
-            loaded.snapshot.signed.version.get(),
-            loaded.snapshot.signed.expires,
+            loaded.snapshot().signed.version.get(),
+            loaded.snapshot().signed.expires,
         ),
         role(
             "timestamp",
-            loaded.timestamp.signed.version.get(),
-            loaded.timestamp.signed.expires,
+            loaded.timestamp().signed.version.get(),
+            loaded.timestamp().signed.expires,
         ),
     ];
     Ok(Listing {

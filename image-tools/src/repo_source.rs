@@ -1,13 +1,15 @@
 //! Where `image-tools` reads a repository from: a directory (or `file://`
 //! URL) or an `http(s)://` URL. Each implements `moho_release::MetadataSource`
 //! for metadata and opens target files as readers, never reading past the
-//! limit it is given.
+//! limit it is given. Target files are looked for where the TUF
+//! specification puts them, then in the legacy layout of older repositories.
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use moho_release::{FetchError, MetadataSource};
+use moho_release::{FetchError, MetadataSource, TargetInfo};
+use moho_repo::DirSource;
 use url::Url;
 
 /// A repository location.
@@ -53,22 +55,59 @@ impl RepoLocation {
         })
     }
 
-    /// Opens a target (its `TargetInfo::path`) for reading, at most `max_len` bytes.
-    pub fn open_target(&self, path: &str, max_len: u64) -> Result<Box<dyn Read>, FetchError> {
+    /// Opens target `info` for reading, at most `max_len` bytes: its file at
+    /// the TUF specification's path, else (a repository made by older
+    /// tools) at the legacy path. Names the path it read from.
+    pub fn open_target(
+        &self,
+        info: &TargetInfo,
+        max_len: u64,
+    ) -> Result<(String, Box<dyn Read>), FetchError> {
+        let paths = info.paths();
+        for path in &paths {
+            if let Some(body) = self.open_path(path, max_len)? {
+                return Ok((path.clone(), body));
+            }
+        }
+        Err(FetchError::new(format!(
+            "target {}: no file at {}",
+            info.name(),
+            paths
+                .iter()
+                .map(|p| self.describe(p))
+                .collect::<Vec<_>>()
+                .join(" nor at ")
+        )))
+    }
+
+    /// Where `targets/PATH` is, for messages.
+    fn describe(&self, path: &str) -> String {
+        match self {
+            RepoLocation::Dir(d) => d.join("targets").join(path).display().to_string(),
+            RepoLocation::Http(u) => join(u, "targets/")
+                .and_then(|t| join(&t, path))
+                .map(|u| u.to_string())
+                .unwrap_or_else(|_| path.to_owned()),
+        }
+    }
+
+    /// Opens `targets/PATH`; `None` if there is no such file.
+    fn open_path(&self, path: &str, max_len: u64) -> Result<Option<Box<dyn Read>>, FetchError> {
         match self {
             RepoLocation::Dir(d) => {
                 let p = d.join("targets").join(path);
-                let f =
-                    File::open(&p).map_err(|e| FetchError::new(format!("{}: {e}", p.display())))?;
-                Ok(Box::new(f.take(max_len)))
+                match File::open(&p) {
+                    Ok(f) => Ok(Some(Box::new(f.take(max_len)))),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+                    Err(e) => Err(FetchError::new(format!("{}: {e}", p.display()))),
+                }
             }
             RepoLocation::Http(u) => {
                 let url = join(&join(u, "targets/")?, path)?;
                 let source = HttpSource::new(url.clone())?;
-                let body = source
+                Ok(source
                     .open(&url)?
-                    .ok_or_else(|| FetchError::new(format!("{url}: not found")))?;
-                Ok(Box::new(body.take(max_len)))
+                    .map(|body| Box::new(body.take(max_len)) as Box<dyn Read>))
             }
         }
     }
@@ -93,43 +132,6 @@ fn with_causes(e: &dyn std::error::Error) -> String {
 fn join(base: &Url, rel: &str) -> Result<Url, FetchError> {
     base.join(rel)
         .map_err(|e| FetchError::new(format!("{base} + {rel}: {e}")))
-}
-
-/// Metadata files in a directory.
-#[derive(Debug)]
-pub struct DirSource {
-    dir: PathBuf,
-}
-
-impl DirSource {
-    /// Files of `dir`.
-    pub fn new(dir: &Path) -> Self {
-        Self {
-            dir: dir.to_owned(),
-        }
-    }
-}
-
-impl MetadataSource for DirSource {
-    fn fetch(&self, file: &str, max_len: u64) -> Result<Option<Vec<u8>>, FetchError> {
-        if file.contains('/') || file.starts_with('.') {
-            return Err(FetchError::new(format!(
-                "refusing metadata file name {file:?}"
-            )));
-        }
-        let path = self.dir.join(file);
-        match File::open(&path) {
-            Ok(f) => {
-                let mut bytes = Vec::new();
-                f.take(max_len.saturating_add(1))
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| FetchError::new(format!("{}: {e}", path.display())))?;
-                Ok(Some(bytes))
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(FetchError::new(format!("{}: {e}", path.display()))),
-        }
-    }
 }
 
 /// Metadata over HTTP(S), fetched on a private single-thread runtime.

@@ -1,6 +1,8 @@
 //! `image-tools verify`: load a repository exactly as a node does
 //! (`moho_release`, the agent's code) and check a target or a local file
 //! against it. Exit 0 only when everything holds; a refusal names the attack.
+//! Without `--target` or `--file` it checks every target's bytes too (a
+//! mirror audit), unless `--metadata-only`.
 //!
 //! With `--state FILE` it also keeps what a node keeps between checks: the
 //! trusted metadata versions (`FILE`, for rollback detection) and the newest
@@ -35,6 +37,14 @@ pub enum VerifyCmdError {
         /// Its hash.
         sha256: String,
     },
+    /// Some targets of the repository failed their check (`verify` without `--target`).
+    #[error("{} of {checked} target(s) failed: {}", failures.len(), failures.iter().map(|(name, e)| format!("{name}: {e}")).collect::<Vec<_>>().join("; "))]
+    TargetsFailed {
+        /// How many targets were checked.
+        checked: usize,
+        /// Each failed target and why.
+        failures: Vec<(String, VerifyCmdError)>,
+    },
     /// An unusable argument.
     #[error("{what}: {reason}")]
     BadArg {
@@ -58,8 +68,14 @@ pub enum VerifyCmdError {
 impl VerifyCmdError {
     /// Whether this is a verdict against the repository, target or file.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, VerifyCmdError::FileNotSigned { .. })
-            || matches!(self, VerifyCmdError::Refused(e) if !matches!(e, VerifyError::Fetch { .. }))
+        match self {
+            VerifyCmdError::FileNotSigned { .. } => true,
+            VerifyCmdError::Refused(e) => !matches!(e, VerifyError::Fetch { .. }),
+            VerifyCmdError::TargetsFailed { failures, .. } => {
+                failures.iter().any(|(_, e)| e.is_refusal())
+            }
+            _ => false,
+        }
     }
 
     /// Whether an argument was unusable.
@@ -149,7 +165,8 @@ pub fn run(args: &VerifyArgs) -> Result<VerifyReport, VerifyCmdError> {
             &mut out,
         )?,
         (None, Some(file)) => find_file(&repo, file, &mut out)?,
-        (None, None) => {}
+        (None, None) if args.metadata_only => {}
+        (None, None) => check_all(&repo, &location, &mut out)?,
     }
     if let Some(path) = &args.state {
         save_state(path, &repo)?;
@@ -242,8 +259,9 @@ fn check_target(
                 Ok(Box::new(f))
             }
             None => location
-                .open_target(target.path(), target.length().saturating_add(1))
-                .map_err(fetch_err(target.path())),
+                .open_target(target, target.length().saturating_add(1))
+                .map(|(_, body)| body)
+                .map_err(fetch_err(target.name())),
         }
     };
     let release = match repo.release(name) {
@@ -299,6 +317,41 @@ fn check_target(
         verified.image().length(),
         index.index().chunk_count(),
         verified.chunk_size()
+    );
+    Ok(())
+}
+
+/// Checks the bytes of every target, as a mirror audit would: each image
+/// chunk by chunk against its signed chunk index, every other target
+/// against its signed length and hash. Every failure is reported, by name.
+fn check_all(
+    repo: &VerifiedRepository,
+    location: &RepoLocation,
+    out: &mut String,
+) -> Result<(), VerifyCmdError> {
+    let indexes: std::collections::BTreeSet<&str> = repo
+        .releases()
+        .map(|r| r.custom().chunk_index.as_str())
+        .collect();
+    let mut checked = 0;
+    let mut failures = Vec::new();
+    for target in repo.targets() {
+        let name = target.name();
+        if indexes.contains(name) {
+            // Checked with its image (and reported there if it fails).
+            continue;
+        }
+        checked += 1;
+        if let Err(e) = check_target(repo, location, name, None, None, out) {
+            failures.push((name.to_owned(), e));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(VerifyCmdError::TargetsFailed { checked, failures });
+    }
+    let _ = writeln!(
+        out,
+        "every target ok: {checked} target(s) and their chunk indexes verified byte for byte"
     );
     Ok(())
 }

@@ -311,3 +311,87 @@ fn refusals_name_the_problem_and_write_nothing() {
     assert!(err.contains("already exists"), "{err}");
     assert_eq!(fs::read(&out).unwrap(), b"precious");
 }
+
+/// Chunks of `new` (4 KiB) that `old` does not hold anywhere: what an
+/// install of `new` over `old` downloads.
+fn new_chunks(old: &Path, new: &Path) -> (usize, usize) {
+    let index = |p: &Path| {
+        ChunkIndex::parse(&fs::read(format!("{}.chunks", p.display())).unwrap()).unwrap()
+    };
+    let (old, new) = (index(old), index(new));
+    let have: std::collections::HashSet<_> = (0..old.chunk_count())
+        .map(|i| old.chunk_sha256(i).unwrap())
+        .collect();
+    let missing = (0..new.chunk_count())
+        .filter(|&i| !have.contains(&new.chunk_sha256(i).unwrap()))
+        .count();
+    (missing, usize::try_from(new.chunk_count()).unwrap())
+}
+
+/// Builds `tree` as release `version` with 4 KiB chunks.
+fn release(tree: &Path, out: &Path, fs_type: &str, version: &str, epoch: &str) {
+    ok(&[
+        "build",
+        "--rootfs",
+        s(tree),
+        "--version",
+        version,
+        "--board",
+        BOARD,
+        "--out",
+        s(out),
+        "--fs",
+        fs_type,
+        "--source-date-epoch",
+        epoch,
+        "--chunk-size",
+        "4KiB",
+    ]);
+}
+
+#[test]
+fn consecutive_releases_share_every_block_whose_content_did_not_change() {
+    for fs_type in ["ext4", "erofs"] {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = dir.path().join("tree");
+        make_tree(&tree);
+        // A directory big enough for hashed (htree) directory blocks and a
+        // few inode table blocks.
+        let many = tree.join("usr/share/many");
+        fs::create_dir_all(&many).unwrap();
+        for i in 0..400 {
+            fs::write(many.join(format!("file-{i:03}")), format!("{i}\n")).unwrap();
+        }
+        let a = dir.path().join("1.0.0.img");
+        release(&tree, &a, fs_type, "1.0.0", EPOCH);
+
+        // 1.0.1: one file's content changes, nothing moves. Only its block
+        // (and, for ext4, its inode's checksum) may differ: the filesystem
+        // UUID and hash seed are the board's, not the release's.
+        fs::write(tree.join("etc/hostname"), "mohO\n").unwrap();
+        let b = dir.path().join("1.0.1.img");
+        release(&tree, &b, fs_type, "1.0.1", EPOCH);
+        let (missing, total) = new_chunks(&a, &b);
+        println!("{fs_type}: 1.0.1 has {missing} of {total} chunks that 1.0.0 lacks");
+        assert!(
+            missing <= 3,
+            "{fs_type}: {missing} of {total} chunks of 1.0.1 are not in 1.0.0"
+        );
+
+        // 1.0.2: the kernel (first in the tree) grew by 10 kB, so every
+        // file after it moved; a file is new; another epoch. The moved
+        // files' blocks are still found; what differs is the kernel, the
+        // new file and the metadata that points at them.
+        fs::write(tree.join("boot/vmlinuz-6.1.0-moho"), vec![0x4e; 80_000]).unwrap();
+        fs::write(tree.join("etc/motd"), "release 1.0.2\n").unwrap();
+        let c = dir.path().join("1.0.2.img");
+        release(&tree, &c, fs_type, "1.0.2", "1700086400");
+        let (missing, total) = new_chunks(&b, &c);
+        println!("{fs_type}: 1.0.2 has {missing} of {total} chunks that 1.0.1 lacks");
+        assert!(
+            missing <= 80,
+            "{fs_type}: {missing} of {total} chunks of 1.0.2 are not in 1.0.1"
+        );
+        assert!(total > 1200, "{fs_type}: {total}");
+    }
+}

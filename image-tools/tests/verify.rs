@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use image_tools::cli::OnlineExpiry;
-use image_tools::keys::KeyRing;
-use image_tools::repo::{self, RepoPaths};
+use moho_repo::sign::{self as repo, Expiries, Previous};
+use moho_repo::{KeyRing, RepoDir};
 use serde_json::Value;
 use tough::schema::{RoleType, Timestamp};
 
@@ -60,20 +59,18 @@ fn pretty(v: &Value) -> Vec<u8> {
 /// snapshot and timestamp signed with the online keys: what a compromised
 /// server can do without the offline targets key.
 fn republish(p: &Published, targets: &[u8], version: u64) {
-    let paths = RepoPaths::new(&p.repo());
-    let loaded = repo::load(&paths).unwrap();
+    let loaded = RepoDir::new(&p.repo()).load().unwrap();
     fs::write(metadata(p, &format!("{version}.targets.json")), targets).unwrap();
     let (snapshot, timestamp) = repo::sign_online(
-        Some(&loaded.snapshot.signed),
-        Some(&loaded.timestamp.signed),
-        targets,
-        NonZeroU64::new(version).unwrap(),
-        &loaded.root.signed,
-        &online_keys(p),
-        &OnlineExpiry {
-            snapshot_expires: 7 * DAY,
-            timestamp_expires: DAY,
+        Previous {
+            snapshot: Some(&loaded.snapshot().signed),
+            timestamp: Some(&loaded.timestamp().signed),
         },
+        repo::metafile(targets, NonZeroU64::new(version).unwrap()),
+        &loaded.root().signed,
+        &online_keys(p),
+        &Expiries::default(),
+        std::time::SystemTime::now(),
     )
     .unwrap();
     fs::write(
@@ -89,14 +86,14 @@ fn republish(p: &Published, targets: &[u8], version: u64) {
 
 /// The next targets metadata, signed with the real targets keys.
 fn signed_targets(p: &Published, edit: impl FnOnce(&mut tough::schema::Targets)) -> (Vec<u8>, u64) {
-    let loaded = repo::load(&RepoPaths::new(&p.repo())).unwrap();
-    let mut targets = loaded.targets.signed.clone();
+    let loaded = RepoDir::new(&p.repo()).load().unwrap();
+    let mut targets = loaded.targets().signed.clone();
     targets.version = repo::next_version(targets.version);
     edit(&mut targets);
     let v = targets.version.get();
     let keys = KeyRing::load(&p.path("keys")).unwrap();
     (
-        repo::sign(targets, &loaded.root.signed, &keys)
+        repo::sign(targets, &loaded.root().signed, &keys)
             .unwrap()
             .buffer()
             .clone(),
@@ -259,8 +256,8 @@ fn every_bad_input_is_refused_with_its_own_message() {
             let intruder = p.path("intruder");
             ok(&["keygen", "--out", s(&intruder)]);
             let intruder = KeyRing::load(&intruder).unwrap();
-            let loaded = repo::load(&RepoPaths::new(&p.repo())).unwrap();
-            let mut fake_root = loaded.root.signed.clone();
+            let loaded = RepoDir::new(&p.repo()).load().unwrap();
+            let mut fake_root = loaded.root().signed.clone();
             let key = intruder
                 .keys()
                 .iter()
@@ -270,7 +267,7 @@ fn every_bad_input_is_refused_with_its_own_message() {
             let role = fake_root.roles.get_mut(&RoleType::Targets).unwrap();
             role.keyids = vec![key.key_id()];
             role.threshold = NonZeroU64::MIN;
-            let mut targets = loaded.targets.signed.clone();
+            let mut targets = loaded.targets().signed.clone();
             targets.version = repo::next_version(targets.version);
             let v = targets.version.get();
             let bytes = repo::sign(targets, &fake_root, &intruder)
@@ -315,14 +312,18 @@ fn every_bad_input_is_refused_with_its_own_message() {
         "timestamp metadata version 1 is older than the trusted version 2",
         |p| {
             // The whole older publication replayed: back to the timestamp of `repo init`.
-            let loaded = repo::load(&RepoPaths::new(&p.repo())).unwrap();
-            let mut ts = Timestamp::new("1.0.0".into(), NonZeroU64::MIN, repo::expires_in(DAY));
+            let loaded = RepoDir::new(&p.repo()).load().unwrap();
+            let mut ts = Timestamp::new(
+                "1.0.0".into(),
+                NonZeroU64::MIN,
+                repo::expires_at(std::time::SystemTime::now(), DAY),
+            );
             let snap1 = fs::read(metadata(p, "1.snapshot.json")).unwrap();
             ts.meta.insert(
                 "snapshot.json".into(),
                 repo::metafile(&snap1, NonZeroU64::MIN),
             );
-            let ts = repo::sign(ts, &loaded.root.signed, &online_keys(p)).unwrap();
+            let ts = repo::sign(ts, &loaded.root().signed, &online_keys(p)).unwrap();
             fs::write(metadata(p, "timestamp.json"), ts.buffer()).unwrap();
         },
     ));
@@ -333,15 +334,19 @@ fn every_bad_input_is_refused_with_its_own_message() {
         "snapshot metadata version 1 is older than the trusted version 2",
         |p| {
             // A newer timestamp pointing at the older snapshot.
-            let loaded = repo::load(&RepoPaths::new(&p.repo())).unwrap();
-            let version = repo::next_version(loaded.timestamp.signed.version);
-            let mut ts = Timestamp::new("1.0.0".into(), version, repo::expires_in(DAY));
+            let loaded = RepoDir::new(&p.repo()).load().unwrap();
+            let version = repo::next_version(loaded.timestamp().signed.version);
+            let mut ts = Timestamp::new(
+                "1.0.0".into(),
+                version,
+                repo::expires_at(std::time::SystemTime::now(), DAY),
+            );
             let snap1 = fs::read(metadata(p, "1.snapshot.json")).unwrap();
             ts.meta.insert(
                 "snapshot.json".into(),
                 repo::metafile(&snap1, NonZeroU64::MIN),
             );
-            let ts = repo::sign(ts, &loaded.root.signed, &online_keys(p)).unwrap();
+            let ts = repo::sign(ts, &loaded.root().signed, &online_keys(p)).unwrap();
             fs::write(metadata(p, "timestamp.json"), ts.buffer()).unwrap();
         },
     ));
@@ -548,4 +553,71 @@ fn verify_reads_a_repository_over_http() {
         err.contains("does not match the signed chunk index"),
         "{err}"
     );
+}
+
+/// Without `--target`, `verify` checks every target's bytes as a mirror
+/// audit would (from a directory and over HTTP) and names each corrupt or
+/// missing one; `--metadata-only` checks the metadata alone.
+#[test]
+fn verify_without_a_target_checks_every_target_and_names_the_corrupt_ones() {
+    let p = published(1);
+    build_image(&p, "1.1.0", "v2.img");
+    add_image(&p, "v2.img", "beta");
+    let url = serve(p.repo());
+    let over_http = |extra: &[&str]| {
+        let mut a = vec![
+            "verify".to_owned(),
+            "--repo".to_owned(),
+            url.clone(),
+            "--root".to_owned(),
+            s(&p.root()).to_owned(),
+        ];
+        a.extend(extra.iter().map(|e| (*e).to_owned()));
+        a
+    };
+    for args in [verify(&p, &[]), over_http(&[])] {
+        let out = ok(&refs(&args));
+        assert!(
+            out.contains("image amd64-generic/1.0.0/root.img ok")
+                && out.contains("image amd64-generic/1.1.0/root.img ok")
+                && out.contains("every target ok: 2 target(s)"),
+            "{out}"
+        );
+    }
+
+    // One flipped byte in the middle of the 1.1.0 image.
+    flip_byte(&p.target_file("amd64-generic/1.1.0/root.img"), 70_000);
+    for args in [verify(&p, &[]), over_http(&[])] {
+        let err = fails(&refs(&args), 4);
+        assert!(
+            err.contains("1 of 2 target(s) failed: amd64-generic/1.1.0/root.img:")
+                && err.contains("does not match the signed chunk index")
+                && !err.contains("1.0.0/root.img:"),
+            "{err}"
+        );
+    }
+    for args in [
+        verify(&p, &["--metadata-only"]),
+        over_http(&["--metadata-only"]),
+    ] {
+        let out = ok(&refs(&args));
+        assert!(
+            out.contains("repository ok") && !out.contains("every target"),
+            "{out}"
+        );
+    }
+
+    // A chunk index that is missing altogether is named too.
+    fs::remove_file(p.target_file(CHUNKS)).unwrap();
+    let err = fails(&refs(&verify(&p, &[])), 4);
+    assert!(
+        err.contains("2 of 2 target(s) failed: amd64-generic/1.0.0/root.img:")
+            && err.contains("target amd64-generic/1.0.0/root.img.chunks: no file at"),
+        "{err}"
+    );
+    let err = fails(
+        &refs(&verify(&p, &["--metadata-only", "--target", IMAGE])),
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
 }

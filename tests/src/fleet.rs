@@ -137,25 +137,46 @@ impl ReleaseRepo {
         ok(bin("image-tools"), args);
     }
 
-    /// The path of a published image target inside the repository.
+    /// The file of the published target whose name ends in `name_suffix`
+    /// (e.g. `1.1.0/root.img`), in the TUF specification's layout
+    /// (`board/version/HASH.file`) or the legacy one (`HASH.board/...`).
     pub fn target_file(&self, name_suffix: &str) -> PathBuf {
-        find_file(&self.repo.join("targets"), name_suffix)
-            .unwrap_or_else(|| panic!("no target ending in {name_suffix}"))
+        let targets = self.repo.join("targets");
+        let mut found = None;
+        walk(&targets, &mut |path| {
+            let rel = path.strip_prefix(&targets).unwrap().to_string_lossy();
+            if found.is_none() && target_name_of(&rel).ends_with(name_suffix) {
+                found = Some(path.to_owned());
+            }
+        });
+        found.unwrap_or_else(|| panic!("no target ending in {name_suffix}"))
     }
 }
 
-fn find_file(dir: &Path, suffix: &str) -> Option<PathBuf> {
-    for e in std::fs::read_dir(dir).ok()?.flatten() {
+/// The target name a file of `targets/` holds, from its path in either layout.
+fn target_name_of(rel: &str) -> String {
+    let is_hash = |h: &str| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some((dir, base)) = rel.rsplit_once('/')
+        && let Some((hash, file)) = base.split_once('.')
+        && is_hash(hash)
+    {
+        return format!("{dir}/{file}");
+    }
+    match rel.split_once('.') {
+        Some((hash, name)) if is_hash(hash) => name.to_owned(),
+        _ => rel.to_owned(),
+    }
+}
+
+fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let p = e.path();
         if p.is_dir() {
-            if let Some(f) = find_file(&p, suffix) {
-                return Some(f);
-            }
-        } else if p.to_string_lossy().ends_with(suffix) {
-            return Some(p);
+            walk(&p, f);
+        } else {
+            f(&p);
         }
     }
-    None
 }
 
 /// Deterministic pseudo-random payload bytes for `seed`.

@@ -1,13 +1,19 @@
 //! Shared helpers for Moho's end-to-end tests: finding (and building) the
 //! Moho binaries, running commands with readable failures, disk images,
-//! loop devices that clean up after themselves, qemu VMs ([`vm`]), and a
-//! private D-Bus with a fake logind for daemon tests ([`dbus_env`]).
+//! loop devices that clean up after themselves, qemu VMs ([`vm`]), a
+//! private D-Bus with a fake logind for daemon tests ([`dbus_env`]), and the
+//! real update server on loopback HTTP ([`local_server`]), nginx over a
+//! directory ([`static_server`]) and python-tuf as an independent TUF client
+//! ([`python_tuf`]).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod dbus_env;
 pub mod fleet;
 pub mod https_server;
+pub mod local_server;
+pub mod python_tuf;
+pub mod static_server;
 pub mod vm;
 
 use std::ffi::OsStr;
@@ -45,6 +51,10 @@ pub fn bin(name: &str) -> PathBuf {
             "image-tools",
             "-p",
             "update-server",
+            "-p",
+            "moho-loadgen",
+            "-p",
+            "moho-admin",
             "--bins",
         ]);
         if release {
@@ -74,6 +84,28 @@ where
         .env_remove("MOHO_DISK")
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.to_string_lossy()))
+}
+
+/// Runs `cmd` with a stdout whose reader has already gone away, as after
+/// `| head -1` once `head` has its line: the first write fails with EPIPE.
+pub fn with_closed_stdout(cmd: &mut Command) -> Output {
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    cmd.stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// Asserts that a command run by [`with_closed_stdout`] ended quietly:
+/// success, no panic, no complaint about the pipe.
+pub fn assert_quiet_end(what: &str, out: &Output) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{what} | head -1: {} with stderr:\n{stderr}",
+        out.status
+    );
 }
 
 /// Runs a command that must succeed; returns its stdout.

@@ -18,7 +18,10 @@ use jiff::Timestamp;
 use moho_e2e::dbus_env::{FakeLogind, TestBus};
 use moho_e2e::fleet::{ReleaseRepo, payload};
 use moho_e2e::vm::server::UpdateServer;
-use moho_e2e::{LoopDevice, bin, ok, require_root, slot_fields, slots_json};
+use moho_e2e::{
+    LoopDevice, assert_quiet_end, bin, ok, require_root, slot_fields, slots_json,
+    with_closed_stdout,
+};
 use serde_json::{Value, json};
 use update_agent::daemon::clock::TestClock;
 use update_agent::daemon::commands::{Command as DaemonCommand, Request};
@@ -466,6 +469,16 @@ fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
         fleet.rollout_stats(rollout)["healthy"] == 1
     });
     assert_eq!(node.status(&fleet.bus)["state"], "idle");
+    // `update-agent status | head -1` ends quietly (the other printing
+    // commands: tests/cli_conventions.rs).
+    for args in [&["status"][..], &["status", "--json"]] {
+        let out = with_closed_stdout(
+            Command::new(bin("update-agent"))
+                .env("DBUS_SYSTEM_BUS_ADDRESS", &fleet.bus.address)
+                .args(args),
+        );
+        assert_quiet_end(&format!("update-agent {}", args.join(" ")), &out);
+    }
 
     // Only root may change the agent: an unprivileged caller is refused.
     use std::os::unix::fs::PermissionsExt;

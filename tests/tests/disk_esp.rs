@@ -1,7 +1,7 @@
 //! `image-tools disk create` with a bootable ESP (DESIGN §2, §4): systemd-boot
 //! as the removable-media loader, one loader entry for the boot selector,
-//! and `--format qcow2`. What is checked is what firmware and qemu read:
-//! the FAT files (through mtools) and the qcow2 header (through qemu-img).
+//! and `--format qcow2|vhd|vmdk`. What is checked is what firmware and qemu
+//! read: the FAT files (through mtools) and the image headers (through qemu-img).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::ffi::{OsStr, OsString};
@@ -122,26 +122,54 @@ fn the_esp_holds_systemd_boot_and_one_entry_for_the_selector() {
 
 #[test]
 fn qcow2_output_is_the_same_disk_in_qemus_format() {
+    converted_output_is_the_same_disk("qcow2", "qcow2");
+}
+
+#[test]
+fn vhd_and_vmdk_outputs_are_the_same_disk_for_azure_and_vmware() {
+    // qemu-img names a VHD "vpc"; fixed with force_size keeps the exact size Azure requires.
+    converted_output_is_the_same_disk("vhd", "vpc");
+    converted_output_is_the_same_disk("vmdk", "vmdk");
+}
+
+/// `--format FORMAT` writes a file qemu-img reads as `qemu_name` with the disk's size, leaves no
+/// temporary file, and converts back to the same Moho disk.
+fn converted_output_is_the_same_disk(format: &str, qemu_name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let files = boot_files(dir.path());
-    let disk = dir.path().join("disk.qcow2");
-    let out = create(dir.path(), &disk, &files, &["--format", "qcow2"]);
+    let disk = dir.path().join(format!("disk.{format}"));
+    let out = create(dir.path(), &disk, &files, &["--format", format]);
     assert!(
         out.status.success(),
-        "{}",
+        "{format}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(", {format}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A fixed VHD has its only header at the end, so qemu-img does not probe it: the format
+    // is named, and qemu-img refuses the file if it is not one.
     let info: serde_json::Value = serde_json::from_str(&ok(
         "qemu-img",
         [
             OsStr::new("info"),
             OsStr::new("--output=json"),
+            OsStr::new("-f"),
+            OsStr::new(qemu_name),
             disk.as_os_str(),
         ],
     ))
     .unwrap();
-    assert_eq!(info["format"], "qcow2");
-    assert_eq!(info["virtual-size"], 200 * 1024 * 1024);
+    assert_eq!(info["format"], qemu_name, "{info}");
+    assert_eq!(info["virtual-size"], 200 * 1024 * 1024, "{format}: {info}");
+    if format == "vhd" {
+        // What Azure checks: the raw disk, then a 512-byte "conectix" footer.
+        let bytes = std::fs::read(&disk).unwrap();
+        assert_eq!(bytes.len(), 200 * 1024 * 1024 + 512);
+        assert_eq!(&bytes[bytes.len() - 512..][..8], b"conectix");
+    }
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -156,12 +184,15 @@ fn qcow2_output_is_the_same_disk_in_qemus_format() {
         "qemu-img",
         [
             OsStr::new("convert"),
+            OsStr::new("-f"),
+            OsStr::new(qemu_name),
             OsStr::new("-O"),
             OsStr::new("raw"),
             disk.as_os_str(),
             raw.as_os_str(),
         ],
     );
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), 200 * 1024 * 1024);
     assert_eq!(slot_fields(&slots_json(&raw, None), "A"), (1, 0, true));
     assert_eq!(
         esp_file(&raw, "/moho/vmlinuz"),

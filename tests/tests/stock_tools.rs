@@ -6,7 +6,7 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-use moho_e2e::{bin, make_disk, ok, slot_fields, slots_json};
+use moho_e2e::{bin, make_disk, ok, run, slot_fields, slots_json};
 
 /// The 64-bit attribute field of partition `n` as sgdisk reads it.
 fn sgdisk_attrs(disk: &Path, n: u32) -> u64 {
@@ -133,7 +133,7 @@ fn we_read_what_sgdisk_and_cgpt_write() {
 #[test]
 fn disk_create_refuses_a_layout_that_does_not_fit_with_the_numbers() {
     let dir = tempfile::tempdir().unwrap();
-    let out = moho_e2e::run(
+    let out = run(
         bin("image-tools"),
         [
             OsStr::new("disk"),
@@ -165,7 +165,7 @@ fn disk_create_refuses_a_layout_that_does_not_fit_with_the_numbers() {
         .unwrap()
         .set_len(65 * 1024 * 1024)
         .unwrap();
-    let out = moho_e2e::run(
+    let out = run(
         bin("image-tools"),
         [
             OsStr::new("disk"),
@@ -186,4 +186,69 @@ fn disk_create_refuses_a_layout_that_does_not_fit_with_the_numbers() {
         err.contains("68157440 bytes but a slot is 67108864 bytes"),
         "{err}"
     );
+}
+
+/// The measurement of issue 14: a disk made for 512 MiB and then grown to
+/// 2 GiB (an image written to a bigger disk, a grown cloud volume) takes
+/// slot changes, and afterwards stock tools find both GPT copies at the
+/// ends of the disk and the space after the last partition usable.
+#[test]
+fn a_disk_grown_after_it_was_made_takes_slot_changes_and_stock_tools_find_it_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = make_disk(dir.path(), "disk.img", "512M", "128M");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let before = ok("sgdisk", [OsStr::new("--verify"), disk.as_os_str()]);
+    assert!(
+        before.contains("doesn't reside") || before.contains("problem"),
+        "{before}"
+    );
+    ok(
+        bin("update-agent"),
+        [
+            OsStr::new("--booted"),
+            OsStr::new("A"),
+            OsStr::new("slots"),
+            OsStr::new("--disk"),
+            disk.as_os_str(),
+            OsStr::new("set"),
+            OsStr::new("B"),
+            OsStr::new("--priority"),
+            OsStr::new("5"),
+            OsStr::new("--tries"),
+            OsStr::new("3"),
+        ],
+    );
+    let json = slots_json(&disk, Some("A"));
+    assert_eq!(slot_fields(&json, "B"), (5, 3, false), "{json}");
+    assert_eq!(json["gpt"], "primary valid, backup valid", "{json}");
+    let verify = ok("sgdisk", [OsStr::new("--verify"), disk.as_os_str()]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let print = ok("sgdisk", [OsStr::new("--print"), disk.as_os_str()]);
+    assert!(
+        print.contains("last usable sector is 4194270"),
+        "the space up to the backup array is usable:\n{print}"
+    );
+    let cgpt = run(
+        "cgpt",
+        [OsStr::new("show"), OsStr::new("-v"), disk.as_os_str()],
+    );
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&cgpt.stdout),
+        String::from_utf8_lossy(&cgpt.stderr)
+    );
+    assert!(
+        cgpt.status.success() && !all.contains("INVALID") && !all.contains("WARNING"),
+        "{all}"
+    );
+    assert!(
+        all.contains("4194303           1          Sec GPT header"),
+        "{all}"
+    );
+    assert_eq!(cgpt_field(&disk, 3, "-P"), 5);
 }

@@ -1,6 +1,6 @@
 //! The CLI commands that talk to the running daemon over D-Bus (`status`,
-//! `check`, `reboot`, `rollback`, `mark-good`) and `denylist`, which works
-//! on the state directory directly.
+//! `check`, `reboot`, `rollback`, `cancel`, `mark-good`) and `denylist`,
+//! which works on the state directory directly.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -32,6 +32,9 @@ pub fn render_status(s: &AgentStatus) -> String {
     let _ = writeln!(out, "staged:            {}", dash(&s.staged_version));
     let _ = writeln!(out, "last check:        {}", dash(&s.last_check));
     let _ = writeln!(out, "reboot blocked by: {}", dash(&s.reboot_blocked_by));
+    if !s.trial_deadline.is_empty() {
+        let _ = writeln!(out, "trial deadline:    {}", s.trial_deadline);
+    }
     let _ = write!(out, "last error:        {}", dash(&s.last_error));
     out
 }
@@ -40,33 +43,39 @@ pub fn render_status(s: &AgentStatus) -> String {
 pub fn status(json: bool, follow: bool) -> anyhow::Result<()> {
     let bus = crate::dbus::system_bus().map_err(ClientError::Unreachable)?;
     let proxy = client::connect(&bus)?;
-    let print = |s: &AgentStatus| {
+    let print = |s: &AgentStatus| -> anyhow::Result<()> {
         if json {
             // One object per line when following.
-            match serde_json::to_string(s) {
-                Ok(j) => println!("{j}"),
-                Err(e) => eprintln!("update-agent: {e}"),
-            }
+            moho_cli::outln!("{}", serde_json::to_string(s)?)?;
         } else {
-            println!("{}\n", render_status(s));
+            moho_cli::outln!("{}\n", render_status(s))?;
         }
+        Ok(())
     };
     if follow {
-        client::follow(&proxy, |s| {
-            print(s);
-            true
+        // Follow until stdout fails (e.g. its reader went away).
+        let mut failed = None;
+        client::follow(&proxy, |s| match print(s) {
+            Ok(()) => true,
+            Err(e) => {
+                failed = Some(e);
+                false
+            }
         })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
     } else {
-        print(&client::status(&proxy)?);
+        print(&client::status(&proxy)?)?;
     }
     Ok(())
 }
 
-/// `update-agent check|reboot|rollback`.
+/// `update-agent check|reboot|rollback|cancel`.
 pub fn call(method: Method) -> anyhow::Result<()> {
     let bus = crate::dbus::system_bus().map_err(ClientError::Unreachable)?;
     let proxy = client::connect(&bus)?;
-    println!("{}", client::call(&proxy, method)?);
+    moho_cli::outln!("{}", client::call(&proxy, method)?)?;
     Ok(())
 }
 
@@ -82,7 +91,7 @@ pub fn mark_good(
 ) -> anyhow::Result<()> {
     match already_good() {
         Ok(Some(m)) => {
-            println!("{m}");
+            moho_cli::outln!("{m}")?;
             return Ok(());
         }
         Ok(None) => {}
@@ -96,10 +105,10 @@ pub fn mark_good(
             client::call(&proxy, Method::MarkGood)
         });
     match via_daemon {
-        Ok(m) => println!("{m}"),
+        Ok(m) => moho_cli::outln!("{m}")?,
         Err(ClientError::Unreachable(e)) => {
             tracing::info!(error = %e, "daemon not reachable; marking good directly");
-            println!("{}", local()?);
+            moho_cli::outln!("{}", local()?)?;
         }
         Err(e) => return Err(e.into()),
     }
@@ -111,22 +120,24 @@ pub fn denylist(state_dir: &Path, clear: Option<&str>, json: bool) -> anyhow::Re
     let mut list = DenyList::load(state_dir)?;
     if let Some(v) = clear {
         if list.clear(v)? {
-            println!("{v} removed from the deny list");
+            moho_cli::outln!("{v} removed from the deny list")?;
         } else {
             anyhow::bail!("{v} is not on the deny list");
         }
         return Ok(());
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&list.entries)?);
+        moho_cli::outln!("{}", serde_json::to_string_pretty(&list.entries)?)?;
     } else if list.entries.is_empty() {
-        println!("no denied versions");
+        moho_cli::outln!("no denied versions")?;
     } else {
         for (v, d) in &list.entries {
-            println!(
+            moho_cli::outln!(
                 "{v}: {} (failed {} time(s), last {})",
-                d.reason, d.count, d.last
-            );
+                d.reason,
+                d.count,
+                d.last
+            )?;
         }
     }
     Ok(())

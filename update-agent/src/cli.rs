@@ -4,15 +4,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use moho_core::selection::BootReason;
 use moho_core::slot_table::SlotName;
-use moho_core::transitions::FieldChange;
-use moho_disk::GptSlotDisk;
 
 use crate::dbus::client::Method;
-use crate::disk_locate::locate_disk;
-use crate::slots_cmd::SlotsContext;
-use crate::system::{LiveSystem, SystemView};
+use crate::system::LiveSystem;
 
 /// The Moho node agent.
 #[derive(Debug, Parser)]
@@ -33,6 +28,9 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub config_dirs: Vec<PathBuf>,
+    /// Logging flags (`--log-format`).
+    #[command(flatten)]
+    pub log: moho_cli::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -94,6 +92,10 @@ pub enum Command {
     /// Ask the daemon to boot the previous slot (it must be marked
     /// successful), rebooting per the strategy.
     Rollback,
+    /// Ask the daemon to withdraw the staged update: its slot is cleared
+    /// and never boots (on a trial boot: the trial is abandoned and the
+    /// node reboots into the previous release).
+    Cancel,
     /// Mark the booted slot good (run after boot-complete.target); through
     /// the daemon when it runs, else directly on the disk.
     MarkGood {
@@ -167,7 +169,7 @@ pub enum SlotsCommand {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Slots(args) => run_slots(cli.booted, args, &LiveSystem),
+        Command::Slots(args) => crate::slots_cmd::run(cli.booted, args, &LiveSystem),
         Command::Install {
             disk,
             version,
@@ -187,12 +189,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 &LiveSystem,
                 cli.booted,
                 progress.as_ref(),
-                &|_| {},
             )?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                moho_cli::outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
             } else {
-                println!("{}", crate::install_cmd::render(&outcome));
+                moho_cli::outln!("{outcome}")?;
             }
             Ok(())
         }
@@ -211,36 +212,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Check => crate::agent_cmds::call(Method::Check),
         Command::Reboot => crate::agent_cmds::call(Method::Reboot),
         Command::Rollback => crate::agent_cmds::call(Method::Rollback),
+        Command::Cancel => crate::agent_cmds::call(Method::Cancel),
         Command::MarkGood { disk } => {
-            let open = |writable: bool| -> anyhow::Result<GptSlotDisk> {
-                let dirs = crate::config::dirs_or_default(&cli.config_dirs);
-                let configured = crate::config::load(&dirs)
-                    .ok()
-                    .and_then(|(c, _)| c.node.disk);
-                let path = locate_disk(disk.as_deref().or(configured.as_deref()), &LiveSystem)?;
-                Ok(GptSlotDisk::open(&path, writable)?)
-            };
+            let path =
+                || crate::slots_cmd::mark_good_disk(disk.as_deref(), &cli.config_dirs, &LiveSystem);
             crate::agent_cmds::mark_good(
-                || {
-                    let mut d = open(false)?;
-                    let mut ctx = SlotsContext {
-                        disk: &mut d,
-                        system: &LiveSystem,
-                        booted_override: cli.booted,
-                    };
-                    Ok(ctx
-                        .booted_already_good()?
-                        .map(|s| format!("slot {s} is already marked good")))
-                },
-                || {
-                    let mut d = open(true)?;
-                    let mut ctx = SlotsContext {
-                        disk: &mut d,
-                        system: &LiveSystem,
-                        booted_override: cli.booted,
-                    };
-                    Ok(ctx.mark_good(None)?.to_string())
-                },
+                || crate::slots_cmd::already_good(&path()?, &LiveSystem, cli.booted),
+                || crate::slots_cmd::mark_good_local(&path()?, &LiveSystem, cli.booted),
             )
         }
         Command::Denylist { clear, json } => {
@@ -252,78 +230,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);
             let view = crate::config_cmd::describe(&dirs)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                moho_cli::outln!("{}", serde_json::to_string_pretty(&view)?)?;
             } else {
-                print!("{}", crate::config_cmd::render_text(&view)?);
+                moho_cli::out!("{}", crate::config_cmd::render_text(&view)?)?;
             }
             Ok(())
         }
     }
-}
-
-fn run_slots(
-    booted: Option<SlotName>,
-    args: SlotsArgs,
-    system: &dyn SystemView,
-) -> anyhow::Result<()> {
-    let path = locate_disk(args.disk.as_deref(), system)?;
-    let writable = args
-        .command
-        .as_ref()
-        .is_some_and(|c| !matches!(c, SlotsCommand::Next));
-    let mut disk = GptSlotDisk::open(&path, writable)?;
-    let health = {
-        use moho_disk::SlotDisk;
-        disk.health()
-    };
-    if health.needs_repair() {
-        eprintln!(
-            "update-agent: warning: {}: GPT {health}; the next write repairs it",
-            path.display()
-        );
-    }
-    let mut ctx = SlotsContext {
-        disk: &mut disk,
-        system,
-        booted_override: booted,
-    };
-    match args.command {
-        None => {
-            let view = ctx.show()?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                println!("{view}");
-            }
-        }
-        Some(SlotsCommand::Next) => println!("{}", ctx.next_boot()?),
-        Some(SlotsCommand::Boot) => {
-            let out = ctx.boot()?;
-            if out.reason == BootReason::FallbackLastGood {
-                eprintln!(
-                    "update-agent: WARNING: no slot is eligible; falling back to slot {}, \
-                     the last one that booted successfully",
-                    out.slot
-                );
-            }
-            println!("{}", out.slot);
-        }
-        Some(SlotsCommand::MarkGood { slot }) => println!("{}", ctx.mark_good(slot)?),
-        Some(SlotsCommand::Rollback) => println!("{}", ctx.rollback()?),
-        Some(SlotsCommand::Set {
-            slot,
-            priority,
-            tries,
-            successful,
-            force,
-        }) => {
-            let change = FieldChange {
-                priority,
-                tries,
-                successful,
-            };
-            println!("{}", ctx.set(slot, change, force)?);
-        }
-    }
-    Ok(())
 }

@@ -1,4 +1,5 @@
-//! `update-agent daemon`: builds the real [`Runtime`] (system bus, logind,
+//! `update-agent daemon`: builds the real [`Runtime`] (the disk opened
+//! once, the repository transport, the system bus with logind and systemd,
 //! the update server over HTTPS, FleetLock, sd_notify, the wall clock),
 //! serves `org.moho.Agent1`, and runs the loop until SIGTERM.
 
@@ -13,13 +14,15 @@ use crate::config::AgentConfig;
 use crate::config::types::RebootStrategy;
 use crate::daemon::clock::{Clock, SystemClock};
 use crate::daemon::commands::{Command, Request};
+use crate::daemon::health::systemd::SystemdHealth;
 use crate::daemon::login::dbus::LogindClient;
 use crate::daemon::notify::SystemdNotify;
-use crate::daemon::runner::{Daemon, Runtime};
+use crate::daemon::runner::{Daemon, Runtime, Systems};
 use crate::daemon::server::http::{HttpRebootLock, HttpUpdateServer, SignedClient};
 use crate::daemon::server::{RebootLock, UpdateServer};
 use crate::daemon::status::StatusHandle;
 use crate::node_identity::NodeIdentity;
+use crate::service::disk::NodeDisk;
 use crate::system::LiveSystem;
 
 /// Everything `run` needs besides the config.
@@ -52,6 +55,7 @@ pub fn runtime(
             s.url.clone(),
             s.ca_cert.as_deref(),
             Arc::clone(&identity),
+            Arc::clone(&clock),
         )?))),
         None => None,
     };
@@ -59,23 +63,38 @@ pub fn runtime(
         RebootStrategy::FleetLock { url, group } => {
             let ca = config.server.as_ref().and_then(|s| s.ca_cert.as_deref());
             Some(Box::new(HttpRebootLock {
-                client: SignedClient::new(url.clone(), ca, Arc::clone(&identity))?,
+                client: SignedClient::new(
+                    url.clone(),
+                    ca,
+                    Arc::clone(&identity),
+                    Arc::clone(&clock),
+                )?,
                 group: group.to_string(),
             }))
         }
         _ => None,
     };
+    let disk = NodeDisk::open(&disk, true)
+        .with_context(|| format!("opening {} for the daemon", disk.display()))?;
     Ok(Runtime {
-        clock,
-        login: Box::new(LogindClient::new(bus.clone())),
-        server,
-        lock,
-        notify: Arc::new(SystemdNotify),
-        system: Box::new(LiveSystem),
-        booted_override: args.booted,
         disk,
-        node_id: identity.id.clone(),
-        public_key: identity.public_key(),
+        systems: Systems {
+            clock,
+            transport: Arc::new(crate::fetch::repository_transport(config)?),
+            login: Box::new(LogindClient::new(bus.clone())),
+            health: Box::new(SystemdHealth::new(bus.clone())),
+            server,
+            lock,
+            notify: Arc::new(SystemdNotify),
+            system: Box::new(LiveSystem),
+            booted_override: args.booted,
+            node_id: identity.id.clone(),
+            public_key: identity.public_key(),
+            hostname: nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .filter(|h| moho_protocol::names::check_hostname(h).is_ok()),
+        },
     })
 }
 
@@ -88,7 +107,7 @@ pub fn run(config: AgentConfig, args: &DaemonArgs) -> anyhow::Result<()> {
     crate::dbus::service::serve(&bus, status.clone(), tx.clone())
         .context("serving org.moho.Agent1 on the system bus")?;
     stop_on_signal(tx)?;
-    tracing::info!(disk = %rt.disk.display(), node = %rt.node_id, "update agent started");
+    tracing::info!(disk = %rt.disk.path().display(), node = %rt.systems.node_id, "update agent started");
     Daemon::new(config, rt, status, rx)?.run()?;
     tracing::info!("update agent stopped");
     Ok(())

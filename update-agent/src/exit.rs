@@ -2,8 +2,9 @@
 
 use moho_disk::DiskError;
 
+use crate::dbus::client::ClientError;
 use crate::disk_locate::LocateError;
-use crate::slots_cmd::SlotsError;
+use crate::service::slots::SlotsError;
 
 /// Success.
 pub const OK: u8 = 0;
@@ -30,8 +31,9 @@ pub const UNTRUSTED: u8 = 8;
 /// The exit code table, for `--help`.
 pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; \
 3 disk missing, unreadable or not a Moho disk; 4 change refused by a slot invariant \
-(nothing written); 5 booted slot unknown (pass --booted); 6 no bootable slot; \
-7 invalid configuration; 8 release failed verification or does not apply to this node.";
+or a daemon command refused in its current state (nothing written); \
+5 booted slot unknown (pass --booted); 6 no bootable slot; 7 invalid configuration; \
+8 release failed verification or does not apply to this node.";
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -43,6 +45,9 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 SlotsError::Booted { .. } | SlotsError::BootedUnknown { .. } => BOOTED_UNKNOWN,
                 SlotsError::NoBootable { .. } => NO_BOOTABLE_SLOT,
             };
+        }
+        if let Some(ClientError::Refused { .. }) = cause.downcast_ref::<ClientError>() {
+            return REFUSED;
         }
         if let Some(d) = cause.downcast_ref::<DiskError>() {
             return disk_code(d);

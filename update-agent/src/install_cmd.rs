@@ -1,25 +1,27 @@
-//! `update-agent install`: runs the install path once against the
-//! configured repository, with the disk, booted slot and booted version of
-//! this machine (or the ones given on the command line).
+//! `update-agent install`: a CLI adapter over the install service. It finds
+//! and opens this machine's disk (or the one given), builds the repository
+//! transport from the configuration, owns the agent state for the run
+//! ([`StateKeeper`]), and hands each step of the install to it.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use moho_core::slot_table::SlotName;
-use moho_disk::{GptSlotDisk, SlotDisk};
 use semver::Version;
 
 use crate::booted::detect_booted;
 use crate::config::AgentConfig;
+use crate::daemon::clock::{Clock, SystemClock};
 use crate::disk_locate::locate_disk;
-use crate::fetch::SchemeTransport;
-use crate::fetch::http::HttpTransport;
 use crate::install::progress::Progress;
 use crate::install::stream::RetryPolicy;
-use crate::install::{InstallOutcome, InstallRequest, Installer};
+use crate::install::{InstallError, InstallRequest};
 use crate::repo_client::RepoClient;
-use crate::slots_cmd::SlotsError;
-use crate::state::machine::Report;
+use crate::service::disk::NodeDisk;
+use crate::service::install::{self as install_service, InstallOutcome, InstallService};
+use crate::service::slots::SlotsError;
+use crate::state::machine::Action;
+use crate::state::{Event, StateKeeper};
 use crate::system::SystemView;
 
 /// `update-agent install` arguments, resolved.
@@ -40,11 +42,10 @@ pub fn run(
     system: &dyn SystemView,
     booted_override: Option<SlotName>,
     progress: &dyn Progress,
-    report: &dyn Fn(&Report),
 ) -> anyhow::Result<InstallOutcome> {
     let disk_path = locate_disk(args.disk.as_deref().or(config.node.disk.as_deref()), system)?;
-    let mut disk = GptSlotDisk::open(&disk_path, true)?;
-    let table = disk.read_slots()?;
+    let mut disk = NodeDisk::open(&disk_path, true)?;
+    let table = disk.table().read_slots()?;
     let booted = detect_booted(system, booted_override, &table, &disk_path)
         .map_err(|source| SlotsError::Booted {
             disk: disk_path.display().to_string(),
@@ -56,19 +57,20 @@ pub fn run(
             needed_for: "install",
         })?;
     let booted_version = crate::os_release::booted_version(&config.node.os_release)?;
-    let ca = config.repository.ca_cert.as_deref();
-    let transport = SchemeTransport::new(HttpTransport::new(ca)?);
-    let mut installer = Installer {
+    let transport = crate::fetch::repository_transport(config)?;
+    let mut keeper = StateKeeper::load(&config.state_dir)?;
+    let state = keeper.state().clone();
+    let mut svc = InstallService {
         board: config.node.board.as_str(),
         channel: config.node.channel.as_str(),
         tries: config.update.tries,
-        repo: RepoClient {
-            transport: &transport,
-            metadata_url: &config.repository.metadata_url,
-            targets_url: &config.repository.targets_url,
-            shipped_root: &config.repository.root,
-            state_dir: &config.state_dir,
-        },
+        repo: RepoClient::new(
+            &transport,
+            &config.repository.metadata_url,
+            &config.repository.targets_url,
+            &config.repository.root,
+            &config.state_dir,
+        ),
         disk: &mut disk,
         booted,
         booted_version,
@@ -78,36 +80,24 @@ pub fn run(
             attempts: config.update.download_attempts,
             first_backoff: config.update.download_backoff,
         },
-        now: SystemTime::now(),
-        report,
+        now: SystemTime::from(SystemClock.now()),
     };
-    Ok(installer.run(&InstallRequest {
-        target: args.target.clone(),
-        version: args.version.clone(),
-    })?)
-}
-
-/// The human-readable result.
-pub fn render(outcome: &InstallOutcome) -> String {
-    match outcome {
-        InstallOutcome::NothingToInstall { booted_version } => format!(
-            "nothing to install: no release newer than {} for this node",
-            booted_version.as_deref().unwrap_or("(unknown)")
-        ),
-        InstallOutcome::AlreadyStaged { version, slot } => {
-            format!("{version} is already installed in slot {slot} and armed; reboot to try it")
+    // Without the daemon nobody reports to the server: the steps are logged.
+    let mut owner = |e: Event| -> Result<(), InstallError> {
+        for a in keeper.apply(e)? {
+            if let Action::Report(r) = a {
+                tracing::info!(report = ?r, "install step");
+            }
         }
-        InstallOutcome::Installed(r) => format!(
-            "installed {} ({}) into slot {}, armed with {} tries; reboot to try it\n  \
-             {} bytes: {} downloaded, {} copied from the booted slot, {} already in place",
-            r.version,
-            r.target,
-            r.slot,
-            r.tries,
-            r.image_bytes,
-            r.downloaded_bytes,
-            r.reused_bytes,
-            r.resumed_bytes
-        ),
-    }
+        Ok(())
+    };
+    Ok(install_service::run(
+        &mut svc,
+        &InstallRequest {
+            target: args.target.clone(),
+            version: args.version.clone(),
+        },
+        &state,
+        &mut owner,
+    )?)
 }

@@ -3,12 +3,13 @@
 //! - [`cli`]: the command-line surface and dispatch.
 //! - [`config`]: the TOML drop-in configuration (raw → merged → validated).
 //! - [`config_cmd`]: `update-agent config`, the resolved configuration and its sources.
-//! - [`slots_cmd`]: `update-agent slots ...`, reading and changing the slot table.
+//! - [`service`]: the service layer: slots, install, the disk handle.
+//! - [`slots_cmd`]: `update-agent slots ...` and local `mark-good` (CLI adapter).
 //! - [`slots_view`]: how the slot table is shown (text and JSON).
 //! - [`state`]: the agent state machine and its persisted copy.
 //! - [`atomic_file`]: crash-safe replacement of state files.
-//! - [`install`]: the install path (check, verify, stream, read back, arm).
-//! - [`install_cmd`]: `update-agent install`.
+//! - [`install`]: the install path's parts (choose, plan, stream, read back).
+//! - [`install_cmd`]: `update-agent install` (CLI adapter).
 //! - [`fetch`]: HTTPS / file transports for the repository.
 //! - [`repo_client`]: the TUF client and its persisted rollback protection.
 //! - [`denylist`]: versions this node will not install again.
@@ -18,7 +19,7 @@
 //! - [`disk_locate`]: which disk holds the slots when `--disk` is not given.
 //! - [`exit`]: exit codes.
 //! - [`daemon_cmd`]: `update-agent daemon`, wiring the daemon to the real system.
-//! - [`agent_cmds`]: `status`, `check`, `reboot`, `rollback`, `mark-good`, `denylist`.
+//! - [`agent_cmds`]: `status`, `check`, `reboot`, `rollback`, `cancel`, `mark-good`, `denylist`.
 //! - [`daemon`]: `update-agent daemon`, the node daemon (check, install, reboot, mark good).
 //! - [`dbus`]: our D-Bus interface `org.moho.Agent1` (service and client).
 //! - [`node_identity`]: the node's id, key and request counter.
@@ -43,6 +44,7 @@ pub mod install_cmd;
 pub mod node_identity;
 pub mod os_release;
 pub mod repo_client;
+pub mod service;
 pub mod slots_cmd;
 pub mod slots_view;
 pub mod state;

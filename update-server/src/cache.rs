@@ -1,6 +1,6 @@
 //! Short-lived caches of what every check-in reads: the rollouts of a scope
-//! with their counters (ticked on refresh, so auto-pause and ramp steps
-//! happen here), the line index of each rollout, releases and holds.
+//! with their counters, the line index of each rollout, releases and holds.
+//! Caches only read: rollouts move on in [`crate::jobs::rollouts`].
 //! Entries live for `stats_ttl` / `index_ttl` of the configured clock; with
 //! zero TTLs (tests) every read goes to the database.
 
@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use moho_protocol::admin::{HoldView, ReleaseView};
 use moho_rollout::line::LineIndex;
 use moho_rollout::state::RolloutStats;
-use moho_rollout::{Hold, TickEvent, place_in_line, tick};
+use moho_rollout::{Hold, place_in_line};
 
 use crate::config::ServerConfig;
 use crate::store::{Db, RolloutRecord, StoreError};
@@ -19,7 +19,7 @@ use crate::store::{Db, RolloutRecord, StoreError};
 /// A rollout with fresh counters.
 #[derive(Debug, Clone)]
 pub struct LiveRollout {
-    /// The record (state already ticked).
+    /// The record.
     pub record: RolloutRecord,
     /// Counters.
     pub stats: RolloutStats,
@@ -195,8 +195,7 @@ impl Caches {
         Ok(out)
     }
 
-    /// One rollout with fresh counters; ticks it (auto-pause, ramp steps)
-    /// and saves the new state when it changed.
+    /// One rollout with fresh counters (as stored: the ticker moves it on).
     pub async fn live(
         &self,
         db: &Db,
@@ -209,52 +208,12 @@ impl Caches {
         {
             return Ok(Some(l.clone()));
         }
-        let Some(mut record) = db.rollout(id).await? else {
+        let Some(record) = db.rollout(id).await? else {
             return Ok(None);
         };
-        let index = self.index(db, cfg, &record, now).await?;
+        let index = self.line_index(db, cfg, &record, now).await?;
         let mut stats = db.rollout_stats(&record, now).await?;
         stats.scope_size = index.len() as u64;
-        let (state, event) = tick(&record.policy, record.state, &stats, now);
-        if let Some(event) = event {
-            let mut tx = db.begin().await?;
-            if db
-                .save_rollout_state(Some(&mut tx), id, record.revision, &state)
-                .await?
-            {
-                let (action, detail) = match event {
-                    TickEvent::AutoPaused { failed, finished } => (
-                        "rollout.auto_pause",
-                        serde_json::json!({"failed": failed, "finished": finished}),
-                    ),
-                    TickEvent::Advanced { to } => {
-                        ("rollout.advance", serde_json::json!({"step": to}))
-                    }
-                };
-                let before = serde_json::to_value(record.state).ok();
-                let mut after = serde_json::to_value(state).unwrap_or_default();
-                after["cause"] = detail;
-                db.audit(
-                    &mut tx,
-                    "system",
-                    action,
-                    &format!("rollout/{id}"),
-                    before.as_ref(),
-                    Some(&after),
-                    now,
-                )
-                .await?;
-                tx.commit().await?;
-                tracing::info!(rollout = id, ?event, "rollout state changed");
-                record.state = state;
-                record.revision += 1;
-            } else {
-                // Another replica ticked first: read its result.
-                if let Some(r) = db.rollout(id).await? {
-                    record = r;
-                }
-            }
-        }
         let live = LiveRollout {
             record,
             stats,
@@ -264,7 +223,9 @@ impl Caches {
         Ok(Some(live))
     }
 
-    async fn index(
+    /// The line index of a rollout's scope: every node's place in line for
+    /// its release, rebuilt after `index_ttl`.
+    pub async fn line_index(
         &self,
         db: &Db,
         cfg: &ServerConfig,

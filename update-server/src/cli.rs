@@ -10,6 +10,9 @@ use moho_protocol::admin::Role;
 #[derive(Debug, Parser)]
 #[command(name = "update-server", version, about)]
 pub struct Cli {
+    /// Logging flags (`--log-format`).
+    #[command(flatten)]
+    pub log: moho_cli::LogArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -97,13 +100,29 @@ pub struct ServeArgs {
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,
+    /// Answer Flatcar Container Linux nodes over Omaha at /v1/update/
+    /// (their update_engine's SERVER=). Their reports are unsigned: they
+    /// can pause a rollout, never advance a health-gated one. With
+    /// --enrollment-token, every Omaha request must carry ?token=TOKEN.
+    #[arg(long)]
+    pub omaha: bool,
+    /// Omaha application id to answer (repeatable; implies --omaha).
+    /// Default: Flatcar's, e96281a6-d1af-4bde-9a0a-97b76e56dc57.
+    #[arg(long, value_name = "ID")]
+    pub omaha_app_id: Vec<String>,
 }
 
-/// `update-server token ...`
+/// `update-server token ...`: admin and viewer tokens, straight in the
+/// database (for the first token, and to recover when no admin token is
+/// left; day to day, use `moho-admin tokens`). Audited with actor `local`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create an admin API token and print it (shown only once).
+    /// Create an admin or viewer token and print it (shown only once).
     Create(TokenCreateArgs),
+    /// List live tokens (never their secrets).
+    List(TokenListArgs),
+    /// Revoke a token by id or name; it is refused from its next request.
+    Revoke(TokenRevokeArgs),
 }
 
 /// `update-server token create`.
@@ -115,9 +134,39 @@ pub struct TokenCreateArgs {
     /// admin (read and change) or viewer (read only).
     #[arg(long, value_parser = parse_role)]
     pub role: Role,
-    /// Name shown as the actor in the audit log.
+    /// Name shown as the actor in the audit log; unique among live tokens.
     #[arg(long, default_value = "operator")]
     pub name: String,
+    /// The token stops working after this long, e.g. 90d, 12h.
+    #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at")]
+    pub expires_in: Option<std::time::Duration>,
+    /// The token stops working at this time (RFC 3339, e.g. 2027-01-01T00:00:00Z).
+    #[arg(long)]
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+/// `update-server token list`.
+#[derive(Debug, Args)]
+pub struct TokenListArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Also list revoked and expired tokens.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON (`{"items": [...]}`) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `update-server token revoke`.
+#[derive(Debug, Args)]
+pub struct TokenRevokeArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The token's id (from `token list`) or its name.
+    pub token: String,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {

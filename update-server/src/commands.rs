@@ -6,12 +6,11 @@ use std::time::Duration;
 use axum_server::Handle;
 use jiff::SignedDuration;
 
-use crate::app::AppState;
-use crate::cli::{ServeArgs, TokenCreateArgs};
+use crate::cli::ServeArgs;
 use crate::clock::{Clock, SystemClock};
-use crate::config::ServerConfig;
-use crate::http::auth::create_token;
-use crate::serve::{ServeError, TlsFiles, refresher, retention, serve, ticker};
+use crate::config::{OmahaConfig, ServerConfig};
+use crate::serve::{ServeError, TlsFiles, serve};
+use crate::state::AppState;
 use crate::store::{Db, StoreError};
 
 /// A command that failed.
@@ -26,6 +25,9 @@ pub enum CommandError {
     /// Serving.
     #[error(transparent)]
     Serve(#[from] ServeError),
+    /// A token change that was refused.
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
     /// File system.
     #[error("{path}: {source}")]
     Io {
@@ -84,6 +86,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
     config.online_keys = args.online_keys.clone();
+    config.omaha = omaha_config(&args)?;
     config.node_retention = args
         .node_retention_days
         .map(|d| SignedDuration::from_hours(i64::from(d) * 24));
@@ -127,27 +130,33 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         tracing::info!("shutting down");
         stopper.graceful_shutdown(Some(Duration::from_secs(10)));
     });
-    let tick = tokio::spawn(ticker(state.clone(), Duration::from_secs(5)));
+    let jobs = crate::jobs::spawn(&state, crate::jobs::Schedule::default());
     let warm_state = state.clone();
     tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
-    let refresh = tokio::spawn(refresher(state.clone(), Duration::from_secs(600)));
-    let retain = tokio::spawn(retention(state.clone(), Duration::from_secs(3600)));
     let result = serve(listener, state, tls.as_ref(), handle).await;
-    tick.abort();
-    refresh.abort();
-    retain.abort();
+    jobs.stop().await;
     db.close().await;
     Ok(result?)
 }
 
-/// `update-server token create`: prints the secret on stdout.
-pub async fn run_token_create(args: TokenCreateArgs) -> Result<String, CommandError> {
-    std::fs::create_dir_all(&args.data.data_dir).map_err(|source| CommandError::Io {
-        path: args.data.data_dir.display().to_string(),
-        source,
-    })?;
-    let db = Db::connect(&args.data.database_url()).await?;
-    let token = create_token(&db, &args.name, args.role, SystemClock.now()).await?;
-    db.close().await;
-    Ok(token.secret)
+/// The Omaha settings from `--omaha` and `--omaha-app-id`.
+fn omaha_config(args: &ServeArgs) -> Result<Option<OmahaConfig>, CommandError> {
+    if !args.omaha && args.omaha_app_id.is_empty() {
+        return Ok(None);
+    }
+    if args.omaha_app_id.is_empty() {
+        return Ok(Some(OmahaConfig::default()));
+    }
+    let mut app_ids = Vec::new();
+    for id in &args.omaha_app_id {
+        let n = crate::omaha::request::normalize_app_id(id);
+        if uuid::Uuid::try_parse(&n).is_err() {
+            return Err(CommandError::Usage(format!(
+                "invalid --omaha-app-id {id:?}: use a UUID such as {}",
+                crate::omaha::request::FLATCAR_APP_ID
+            )));
+        }
+        app_ids.push(n);
+    }
+    Ok(Some(OmahaConfig { app_ids }))
 }

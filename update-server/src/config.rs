@@ -38,6 +38,24 @@ pub struct ServerConfig {
     pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
     pub tls: bool,
+    /// The Omaha endpoint for Flatcar nodes; `None`: off.
+    pub omaha: Option<OmahaConfig>,
+}
+
+/// Settings of the Omaha endpoint (`POST /v1/update/`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OmahaConfig {
+    /// Application ids answered, lower case without braces (Flatcar's by
+    /// default); others get `error-unknownApplication`.
+    pub app_ids: Vec<String>,
+}
+
+impl Default for OmahaConfig {
+    fn default() -> Self {
+        Self {
+            app_ids: vec![crate::omaha::request::FLATCAR_APP_ID.to_owned()],
+        }
+    }
 }
 
 impl ServerConfig {
@@ -58,6 +76,7 @@ impl ServerConfig {
             node_retention: None,
             max_upload: 64 << 30,
             tls: false,
+            omaha: None,
         }
     }
 }

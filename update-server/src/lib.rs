@@ -5,19 +5,23 @@
 //! `main.rs` only parses the command line; everything else is here so that
 //! tests run the real server in-process on loopback.
 
-pub mod app;
 pub mod cache;
 pub mod cli;
 pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
-pub mod decide;
 pub mod error;
 pub mod http;
-pub mod loadgen;
+pub mod jobs;
 pub mod metrics;
+pub mod offer;
+pub mod omaha;
 pub mod repository;
 pub mod rollout_ops;
+pub mod router;
 pub mod serve;
+pub mod state;
 pub mod store;
+pub mod token_cmd;
+pub mod tokens;

@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 type Labels = Vec<(String, String)>;
 
@@ -160,6 +160,7 @@ pub async fn render(State(app): State<AppState>) -> Response {
                 ("offered", l.stats.offered as f64),
                 ("in_flight", l.stats.in_flight as f64),
                 ("healthy", l.stats.healthy as f64),
+                ("unsigned_succeeded", l.stats.unsigned_succeeded as f64),
                 ("failed", l.stats.failed as f64),
                 (
                     "percent",

@@ -8,8 +8,8 @@
 use moho_rollout::policy::RolloutPolicy;
 use moho_rollout::state::{Action, RolloutState, apply_action};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 use crate::store::RolloutRecord;
 
 /// The wire name of an action (`pause`, ...).
@@ -49,28 +49,26 @@ pub async fn act(app: &AppState, actor: &str, id: i64, action: Action) -> Result
     let record = record(app, id).await?;
     let next = apply_action(record.state, action, now)
         .map_err(|e| ApiError::conflict("invalid_action", e.to_string()))?;
-    let mut tx = app.db.begin().await?;
+    let mut change = app
+        .db
+        .change(
+            actor,
+            &format!("rollout.{}", action_name(action)),
+            format!("rollout/{id}"),
+            now,
+        )
+        .await?;
     if !app
         .db
-        .save_rollout_state(Some(&mut tx), id, record.revision, &next)
+        .save_rollout_state(Some(change.tx()), id, record.revision, &next)
         .await?
     {
+        change.abandon().await?;
         return Err(concurrent(id));
     }
     let before = serde_json::to_value(record.state).ok();
     let after = serde_json::to_value(next).ok();
-    app.db
-        .audit(
-            &mut tx,
-            actor,
-            &format!("rollout.{}", action_name(action)),
-            &format!("rollout/{id}"),
-            before.as_ref(),
-            after.as_ref(),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(before.as_ref(), after.as_ref()).await?;
     app.caches.clear();
     Ok(())
 }
@@ -106,28 +104,21 @@ pub async fn change_policy(
         ));
     }
     let state = state_for_policy(record.state, &policy);
-    let mut tx = app.db.begin().await?;
+    let mut change = app
+        .db
+        .change(actor, "rollout.policy", format!("rollout/{id}"), now)
+        .await?;
     if !app
         .db
-        .save_rollout_policy(&mut tx, id, record.revision, &policy, &state)
+        .save_rollout_policy(change.tx(), id, record.revision, &policy, &state)
         .await?
     {
+        change.abandon().await?;
         return Err(concurrent(id));
     }
     let before = serde_json::json!({"policy": record.policy, "state": record.state});
     let after = serde_json::json!({"policy": policy, "state": state});
-    app.db
-        .audit(
-            &mut tx,
-            actor,
-            "rollout.policy",
-            &format!("rollout/{id}"),
-            Some(&before),
-            Some(&after),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(Some(&before), Some(&after)).await?;
     app.caches.clear();
     Ok(())
 }

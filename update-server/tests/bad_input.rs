@@ -158,6 +158,7 @@ async fn forged_and_replayed_reports_are_refused_and_store_nothing() {
             vec![EventKind::Rollback {
                 failed_version: "1.1.0".into(),
                 booted_version: "1.0.0".into(),
+                reason: None,
             }],
             s.now(),
         );

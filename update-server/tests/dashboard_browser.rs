@@ -211,25 +211,11 @@ async fn operators_see_and_steer_the_fleet_in_a_browser() {
             .await
             .unwrap();
         b.wait_for("tr[data-node=beta-0]").await;
-        assert_eq!(
-            b.client
-                .find_all(Locator::Css("tr[data-node]"))
-                .await
-                .unwrap()
-                .len(),
-            5
-        );
+        assert_eq!(b.count("tr[data-node]", 5).await, 5);
         b.open(&format!("{}/ui/nodes?channel=stable", s.base)).await;
         b.click("a[rel=next]").await;
         b.wait_for("tr[data-node=node-050]").await;
-        assert_eq!(
-            b.client
-                .find_all(Locator::Css("tr[data-node]"))
-                .await
-                .unwrap()
-                .len(),
-            10
-        );
+        assert_eq!(b.count("tr[data-node]", 10).await, 10);
 
         for (name, path, expect) in [
             ("09-releases", "/ui/releases", "tr[data-release=\"1.1.0\"]"),

@@ -1,13 +1,15 @@
 //! The node protocol end to end on loopback, on SQLite and PostgreSQL:
 //! registration on first check-in, signed requests, answers that follow the
-//! rollout, event reports that move the rollout's counters, revert, holds.
+//! rollout, event reports that move the rollout's counters, revert, holds,
+//! staged nodes that are never timed out and are told to cancel a withdrawn
+//! release.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::{TestNode, backends, start};
 use jiff::SignedDuration;
-use moho_protocol::node::EventKind;
+use moho_protocol::node::{AgentState, EventKind};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,11 +152,18 @@ async fn failures_pause_the_rollout_and_revert_sends_nodes_back() {
                     vec![EventKind::Rollback {
                         failed_version: "1.1.0".into(),
                         booted_version: "1.0.0".into(),
+                        reason: None,
                     }],
                 )
                 .await;
             assert_eq!(r.status, 200);
         }
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            r.body["state"]["status"], "active",
+            "{backend}: reports and reads do not move a rollout, the ticker does"
+        );
+        assert_eq!(s.tick().await, 1, "{backend}");
         let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
         assert_eq!(
             r.body["state"]["status"], "paused",
@@ -204,6 +213,167 @@ async fn failures_pause_the_rollout_and_revert_sends_nodes_back() {
         assert_eq!(revert["actor"], "alice");
         assert_eq!(revert["before"]["status"], "paused");
         assert_eq!(revert["after"]["status"], "reverted");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_node_is_not_failed_by_the_timeout_keeps_its_place_and_cancels_an_aborted_release()
+{
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        s.add_release("1.1.0", &["stable"]).await;
+        let id = s
+            .rollout(
+                "1.1.0",
+                json!({"steps": [{"percent": 100}], "max_in_flight": 1, "update_timeout": "2h",
+                       "auto_pause": {"max_failure_percent": 10, "min_sample": 1}}),
+            )
+            .await;
+        let mut staged = TestNode::new("staged-node");
+        assert_eq!(staged.check_in(&s).await.body["action"], "install");
+        let rep = staged
+            .report(
+                &s,
+                vec![
+                    EventKind::DownloadStarted {
+                        version: "1.1.0".into(),
+                    },
+                    EventKind::Installed {
+                        version: "1.1.0".into(),
+                    },
+                ],
+            )
+            .await;
+        assert_eq!(rep.status, 200, "{backend}: {:?}", rep.body);
+        staged.state = AgentState::Staged;
+        staged.staged_version = Some("1.1.0".into());
+
+        // Its window is days away: a week later it is still in flight, not
+        // failed, the rollout is not paused, and it holds its cap place.
+        s.clock.advance(SignedDuration::from_hours(7 * 24));
+        let a = staged.check_in(&s).await;
+        assert_eq!(a.body["action"], "install", "{backend}: {:?}", a.body);
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            (
+                r.body["stats"]["in_flight"].as_i64(),
+                r.body["stats"]["failed"].as_i64(),
+                r.body["state"]["status"].as_str()
+            ),
+            (Some(1), Some(0), Some("active")),
+            "{backend}: {:?}",
+            r.body
+        );
+        let mut other = TestNode::new("other-node");
+        assert_eq!(
+            other.check_in(&s).await.body["code"],
+            "capacity",
+            "{backend}: the staged node counts against max_in_flight"
+        );
+
+        let abort = s
+            .admin(
+                "POST",
+                &format!("/rollouts/{id}/actions"),
+                Some(json!({"action": "abort"})),
+            )
+            .await;
+        assert_eq!(abort.status, 200, "{backend}: {:?}", abort.body);
+        let a = staged.check_in(&s).await;
+        assert_eq!(a.body["action"], "cancel", "{backend}: {:?}", a.body);
+        assert_eq!(a.body["version"], "1.1.0");
+        assert!(
+            a.body["reason"].as_str().unwrap().contains("aborted"),
+            "{backend}: {:?}",
+            a.body
+        );
+        let rep = staged
+            .report(
+                &s,
+                vec![EventKind::Cancelled {
+                    version: "1.1.0".into(),
+                    reason: "the rollout of 1.1.0 was aborted".into(),
+                }],
+            )
+            .await;
+        assert_eq!(rep.status, 200, "{backend}: {:?}", rep.body);
+        staged.state = AgentState::Idle;
+        staged.staged_version = None;
+        let a = staged.check_in(&s).await;
+        assert_eq!(a.body["action"], "wait", "{backend}: {:?}", a.body);
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            (
+                r.body["stats"]["in_flight"].as_i64(),
+                r.body["stats"]["failed"].as_i64()
+            ),
+            (Some(0), Some(0)),
+            "{backend}: a cancel is not a failure: {:?}",
+            r.body
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_never_finishes_its_download_is_failed_by_the_timeout_and_a_held_one_cancels() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        s.add_release("1.1.0", &["stable"]).await;
+        let id = s
+            .rollout(
+                "1.1.0",
+                json!({"steps": [{"percent": 100}], "update_timeout": "1d"}),
+            )
+            .await;
+        let mut slow = TestNode::new("slow-node");
+        assert_eq!(slow.check_in(&s).await.body["action"], "install");
+        slow.report(
+            &s,
+            vec![EventKind::DownloadStarted {
+                version: "1.1.0".into(),
+            }],
+        )
+        .await;
+        let mut held = TestNode::new("held-node");
+        assert_eq!(held.check_in(&s).await.body["action"], "install");
+        held.report(
+            &s,
+            vec![EventKind::Installed {
+                version: "1.1.0".into(),
+            }],
+        )
+        .await;
+        held.state = AgentState::Staged;
+        held.staged_version = Some("1.1.0".into());
+        s.clock.advance(SignedDuration::from_hours(25));
+        let r = s.admin("GET", &format!("/rollouts/{id}"), None).await;
+        assert_eq!(
+            (
+                r.body["stats"]["in_flight"].as_i64(),
+                r.body["stats"]["failed"].as_i64()
+            ),
+            (Some(1), Some(1)),
+            "{backend}: the download timed out after 1d, the staged node did not: {:?}",
+            r.body
+        );
+        assert_eq!(slow.check_in(&s).await.body["code"], "attempt_failed");
+
+        let until = s.now().checked_add(SignedDuration::from_hours(48)).unwrap();
+        let h = s
+            .admin(
+                "POST",
+                "/holds",
+                Some(json!({"target": {"kind": "node", "name": "held-node"}, "type": "hold", "until": until})),
+            )
+            .await;
+        assert_eq!(h.status, 201, "{backend}: {:?}", h.body);
+        let a = held.check_in(&s).await;
+        assert_eq!(a.body["action"], "cancel", "{backend}: {:?}", a.body);
+        assert!(
+            a.body["reason"].as_str().unwrap().contains("held"),
+            "{backend}: {:?}",
+            a.body
+        );
     }
 }
 
@@ -354,13 +524,17 @@ async fn retention_forgets_nodes_not_seen_for_the_configured_time() {
         s.clock.advance(SignedDuration::from_hours(24 * 20));
         TestNode::new("here").check_in(&s).await;
         assert_eq!(
-            update_server::serve::prune_stale(&s.state).await.unwrap(),
+            update_server::jobs::retention::prune_stale(&s.state)
+                .await
+                .unwrap(),
             0,
             "{backend}: nobody is 30 days stale yet"
         );
         s.clock.advance(SignedDuration::from_hours(24 * 11));
         assert_eq!(
-            update_server::serve::prune_stale(&s.state).await.unwrap(),
+            update_server::jobs::retention::prune_stale(&s.state)
+                .await
+                .unwrap(),
             1,
             "{backend}"
         );
@@ -419,5 +593,59 @@ async fn concurrent_check_ins_are_all_recorded_and_a_concurrent_replay_is_refuse
             40,
             "{backend}"
         );
+    }
+}
+
+/// One batch mixes nodes whose facts are unchanged (the short UPDATE) with
+/// nodes that changed version or host name (the full one): every node's
+/// last-seen time moves on, every change is recorded, and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_records_changed_and_unchanged_check_ins_alike() {
+    for (backend, url) in backends().await {
+        let s = std::sync::Arc::new(start(&backend, &url, |_| {}).await);
+        let mut nodes: Vec<TestNode> = (0..30)
+            .map(|i| TestNode::new(&format!("m{i:02}")))
+            .collect();
+        for n in &mut nodes {
+            n.hostname = Some(format!("host-{}", n.id));
+            assert_eq!(n.check_in(&s).await.status, 200);
+        }
+        let before = s.now();
+        s.clock.advance(SignedDuration::from_secs(60));
+        let mut tasks = Vec::new();
+        for (i, n) in nodes.iter_mut().enumerate() {
+            match i % 3 {
+                0 => n.version = "1.0.1".into(),
+                1 => n.hostname = Some(format!("renamed-{}", n.id)),
+                _ => {}
+            }
+            let body = n.check_in_body();
+            let headers = n.signed("/v1/check-in", &body);
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                s.post_raw("/v1/check-in", &headers, body).await.status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 200, "{backend}");
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            let got = s.admin("GET", &format!("/nodes/{}", n.id), None).await;
+            assert_eq!(got.status, 200, "{backend}");
+            let (version, host) = match i % 3 {
+                0 => ("1.0.1".to_owned(), format!("host-{}", n.id)),
+                1 => ("1.0.0".to_owned(), format!("renamed-{}", n.id)),
+                _ => ("1.0.0".to_owned(), format!("host-{}", n.id)),
+            };
+            assert_eq!(got.body["version"], version.as_str(), "{backend} {}", n.id);
+            assert_eq!(got.body["hostname"], host.as_str(), "{backend} {}", n.id);
+            let seen: jiff::Timestamp = got.body["last_seen"].as_str().unwrap().parse().unwrap();
+            assert!(seen > before, "{backend} {}: last seen {seen}", n.id);
+        }
+        // The same signed request again changes nothing, whichever statement.
+        let mut n = TestNode::new("m02");
+        n.hostname = Some("host-m02".into());
+        n.counter = nodes[2].counter - 1;
+        assert_eq!(n.check_in(&s).await.status, 409, "{backend}");
     }
 }

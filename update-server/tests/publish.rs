@@ -9,11 +9,18 @@ mod common;
 mod release_fixture;
 
 use common::{TestNode, TestServer, start};
+use moho_release::layout::{Layout, target_path};
 use release_fixture::{Fixture, image};
 use serde_json::json;
 
-/// The files of a fixture publication: (repository path, bytes).
+/// The files of a fixture publication: (repository path, bytes), targets
+/// where the TUF specification puts them.
 fn repo_files(f: &mut Fixture) -> Vec<(String, Vec<u8>)> {
+    repo_files_in(f, Layout::Spec)
+}
+
+/// [`repo_files`] with the targets in `layout`.
+fn repo_files_in(f: &mut Fixture, layout: Layout) -> Vec<(String, Vec<u8>)> {
     let src = f.publish();
     let mut out: Vec<(String, Vec<u8>)> = src
         .files()
@@ -21,9 +28,21 @@ fn repo_files(f: &mut Fixture) -> Vec<(String, Vec<u8>)> {
         .collect();
     for (name, bytes) in &f.target_files {
         let digest = moho_release::Sha256Digest::of(bytes);
-        out.push((format!("targets/{digest}.{name}"), bytes.clone()));
+        let path = target_path(name, &digest, true, layout);
+        out.push((format!("targets/{path}"), bytes.clone()));
     }
     out
+}
+
+/// `GET /repo/<path>`: status and body.
+async fn served(s: &TestServer, path: &str) -> (u16, Vec<u8>) {
+    let r = s
+        .http
+        .get(format!("{}/repo/{path}", s.base))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
 }
 
 async fn upload(s: &TestServer, files: &[(String, Vec<u8>)]) -> common::Answer {
@@ -70,14 +89,12 @@ async fn verified_upload_is_served_and_offered() {
     assert_eq!(releases.body["items"][0]["present"], true);
 
     let digest = moho_release::Sha256Digest::of(&img);
-    let served = s
-        .http
-        .get(format!("{}/repo/targets/{digest}.{name}", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(served.status().as_u16(), 200);
-    assert_eq!(served.bytes().await.unwrap().as_ref(), img.as_slice());
+    let spec = target_path(&name, &digest, true, Layout::Spec);
+    assert_eq!(spec, format!("amd64-generic/1.1.0/{digest}.root.img"));
+    assert_eq!(
+        served(&s, &format!("targets/{spec}")).await,
+        (200, img.clone())
+    );
     let ts = s
         .http
         .get(format!("{}/repo/metadata/timestamp.json", s.base))
@@ -117,7 +134,7 @@ async fn tampered_incomplete_and_foreign_uploads_are_refused_and_change_nothing(
     let mut files = repo_files(&mut f);
     let img = files
         .iter_mut()
-        .find(|(p, _)| p.ends_with("1.2.0/root.img"))
+        .find(|(p, _)| p.contains("/1.2.0/") && p.ends_with(".root.img"))
         .unwrap();
     img.1[100] ^= 0xff;
     let r = upload(&s, &files).await;
@@ -135,7 +152,7 @@ async fn tampered_incomplete_and_foreign_uploads_are_refused_and_change_nothing(
     // The same release with its image missing (a half upload).
     let files: Vec<_> = repo_files(&mut f)
         .into_iter()
-        .filter(|(p, _)| !p.ends_with("1.2.0/root.img"))
+        .filter(|(p, _)| !(p.contains("/1.2.0/") && p.ends_with(".root.img")))
         .collect();
     let r = upload(&s, &files).await;
     assert_eq!(r.status, 422, "{:?}", r.body);
@@ -192,5 +209,94 @@ async fn without_a_trusted_root_nothing_can_be_published() {
             .as_str()
             .unwrap()
             .contains("--trusted-root")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repository_in_the_legacy_layout_is_accepted_and_served_at_both_paths() {
+    let mut f = Fixture::new();
+    let img = image(20_000, 3);
+    let name = f.add_release("amd64-generic", "1.1.0", &["stable"], &img);
+    let (s, _dir) = server_for(&f).await;
+    let done = upload(&s, &repo_files_in(&mut f, Layout::Legacy)).await;
+    assert_eq!(done.status, 200, "{:?}", done.body);
+    let digest = moho_release::Sha256Digest::of(&img);
+    for layout in [Layout::Legacy, Layout::Spec] {
+        let path = target_path(&name, &digest, true, layout);
+        assert_eq!(
+            served(&s, &format!("targets/{path}")).await,
+            (200, img.clone()),
+            "{path}"
+        );
+    }
+    // Only the TUF specification's shape is mapped: nothing else resolves.
+    assert_eq!(
+        served(&s, &format!("targets/amd64-generic/1.1.0/{digest}.other"))
+            .await
+            .0,
+        404
+    );
+}
+
+/// A release whose version makes target names nodes refuse: signed by the
+/// release keys (the fixture signs anything), but the commit applies the
+/// nodes' rules and the upload stores nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn releases_nodes_would_refuse_are_refused_by_the_commit_and_change_nothing() {
+    let mut f = Fixture::new();
+    f.add_release("amd64-generic", "1.1.0", &["stable"], &image(20_000, 7));
+    let (s, _dir) = server_for(&f).await;
+    assert_eq!(upload(&s, &repo_files(&mut f)).await.status, 200);
+    let files_before = s.admin("GET", "/repository/files", None).await.body;
+    let releases_before = s.admin("GET", "/releases", None).await.body;
+    let timestamp_before = served(&s, "metadata/timestamp.json").await;
+
+    // 240 characters: the image's target name is 266 bytes, over the 255 nodes accept.
+    let version = format!("9.0.0-{}", "a".repeat(240));
+    f.add_release("amd64-generic", &version, &["stable"], &image(20_000, 8));
+    let r = upload(&s, &repo_files(&mut f)).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("length 269 is outside 1..=255"),
+        "{message}"
+    );
+
+    // 300 characters: the version directory itself is longer than a file
+    // name may be; the upload of that path is refused by name.
+    let version = format!("9.0.0-{}", "a".repeat(300));
+    f.add_release("amd64-generic", &version, &["stable"], &image(20_000, 9));
+    let id = s.admin("POST", "/uploads", None).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (path, bytes) = repo_files(&mut f)
+        .into_iter()
+        .find(|(p, _)| p.contains(&version) && p.ends_with(".root.img"))
+        .unwrap();
+    let r = s
+        .http
+        .put(format!("{}/api/v1/uploads/{id}/files/{path}", s.base))
+        .bearer_auth(&s.admin)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("306 bytes"), "{message}");
+
+    assert_eq!(
+        s.admin("GET", "/repository/files", None).await.body,
+        files_before
+    );
+    assert_eq!(
+        s.admin("GET", "/releases", None).await.body,
+        releases_before
+    );
+    assert_eq!(
+        served(&s, "metadata/timestamp.json").await,
+        timestamp_before
     );
 }

@@ -1,5 +1,5 @@
 //! Re-signing before expiry: with the online keys, the server re-signs the
-//! snapshot and timestamp metadata of a repository made by `image-tools`
+//! snapshot and timestamp metadata of a repository made by `moho-repo`
 //! when the timestamp has less than 12 hours left (and not before), and
 //! serves the result.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -8,36 +8,36 @@ mod common;
 
 use std::time::Duration;
 
-use image_tools::cli::{KeygenArgs, OnlineExpiry, RepoInitArgs, RootExpiry, TargetsExpiry};
 use jiff::SignedDuration;
+use moho_repo::keys::{generate_pem, write_new_key};
+use moho_repo::{Expiries, KeyRing, RepoDir, Thresholds};
 use update_server::repository::sync::{refresh_if_due, sync};
 
-/// A signed, empty repository with one key per role.
+/// A signed, empty repository with one key per role, whose timestamp
+/// expires in 11 hours.
 fn make_repo(keys: &std::path::Path, repo: &std::path::Path) {
-    image_tools::keygen::run(&KeygenArgs {
-        out: keys.to_owned(),
-        root_keys: 1,
-        targets_keys: 1,
-    })
+    std::fs::create_dir_all(keys).unwrap();
+    for role in ["root", "targets", "snapshot", "timestamp"] {
+        write_new_key(
+            &keys.join(format!("{role}-1.pem")),
+            &generate_pem().unwrap(),
+        )
+        .unwrap();
+    }
+    let expiries = Expiries {
+        // Less than the 12-hour margin: due at once.
+        timestamp: Duration::from_secs(11 * 3600),
+        ..Expiries::default()
+    };
+    let now = std::time::SystemTime::now();
+    let (publication, _) = moho_repo::init(
+        &KeyRing::load(keys).unwrap(),
+        Thresholds::default(),
+        &expiries,
+        now,
+    )
     .unwrap();
-    image_tools::repo_init::run(&RepoInitArgs {
-        repo: repo.to_owned(),
-        keys: keys.to_owned(),
-        root_threshold: 1,
-        targets_threshold: 1,
-        root_expiry: RootExpiry {
-            root_expires: Duration::from_secs(365 * 86_400),
-        },
-        targets_expiry: TargetsExpiry {
-            targets_expires: Duration::from_secs(90 * 86_400),
-        },
-        online_expiry: OnlineExpiry {
-            snapshot_expires: Duration::from_secs(7 * 86_400),
-            // Less than the 12-hour margin: due at once.
-            timestamp_expires: Duration::from_secs(11 * 3600),
-        },
-    })
-    .unwrap();
+    RepoDir::new(repo).initialize(&publication, now).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,11 +45,7 @@ async fn online_metadata_is_re_signed_before_it_expires() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     let repo = dir.path().join("repo");
-    // image-tools runs its own runtime: call it from a plain thread.
-    let (k, r) = (keys.clone(), repo.clone());
-    std::thread::spawn(move || make_repo(&k, &r))
-        .join()
-        .unwrap();
+    make_repo(&keys, &repo);
     let root = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("db").display());
     let (repo_dir, keys_dir) = (repo.clone(), keys.clone());

@@ -93,7 +93,7 @@ async fn serves_https_with_the_given_certificate() {
     let db = update_server::store::Db::connect(&url).await.unwrap();
     let mut config = update_server::config::ServerConfig::new(dir.path().join("repo"));
     config.tls = true;
-    let state = update_server::app::AppState::new(
+    let state = update_server::state::AppState::new(
         db,
         std::sync::Arc::new(update_server::clock::SystemClock),
         config,

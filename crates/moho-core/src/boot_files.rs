@@ -164,16 +164,25 @@ impl fmt::Display for CmdlineTooLong {
 }
 
 /// The command line for booting `slot` (partition GUID `partuuid`) with the
-/// slot's own words `own`.
-pub fn slot_cmdline(own: &str, slot: SlotName, partuuid: Uuid) -> Result<String, CmdlineTooLong> {
+/// slot's own words `own`. For a trial boot, `watchdog` is the hardware
+/// watchdog timeout the selector armed: `moho.watchdog=N` tells the slot's
+/// initramfs to arm it again once its own drivers are loaded. Only the
+/// selector sets `root=`, `moho.slot=` and `moho.watchdog=`.
+pub fn slot_cmdline(
+    own: &str,
+    slot: SlotName,
+    partuuid: Uuid,
+    watchdog: Option<u32>,
+) -> Result<String, CmdlineTooLong> {
     let mut words = vec!["ro".to_owned(), format!("panic={DEFAULT_PANIC_SECONDS}")];
-    words.extend(
-        cmdline_words(own)
-            .into_iter()
-            .filter(|w| !w.starts_with("root=") && !w.starts_with("moho.slot=")),
-    );
+    words.extend(cmdline_words(own).into_iter().filter(|w| {
+        !w.starts_with("root=") && !w.starts_with("moho.slot=") && !w.starts_with("moho.watchdog=")
+    }));
     words.push(format!("root=PARTUUID={partuuid}"));
     words.push(format!("moho.slot={slot}"));
+    if let Some(secs) = watchdog {
+        words.push(format!("moho.watchdog={secs}"));
+    }
     let line = words.join(" ");
     if line.len() > MAX_CMDLINE_LEN {
         return Err(CmdlineTooLong { len: line.len() });
@@ -240,7 +249,7 @@ mod tests {
         let own = parse_cmdline_file(
             "# serial console\nconsole=ttyS0,115200\n\nroot=/dev/sda1 moho.slot=A quiet panic=1\n",
         );
-        let line = slot_cmdline(&own, SlotName::B, id).unwrap();
+        let line = slot_cmdline(&own, SlotName::B, id, None).unwrap();
         assert_eq!(
             line,
             "ro panic=10 console=ttyS0,115200 quiet panic=1 \
@@ -252,6 +261,18 @@ mod tests {
             (hints.slot, hints.root_partuuid),
             (Some(SlotName::B), Some(id))
         );
+        // A trial boot carries the armed watchdog's timeout; a slot cannot set it.
+        let own = parse_cmdline_file("moho.watchdog=1 quiet\n");
+        assert_eq!(
+            slot_cmdline(&own, SlotName::B, id, Some(60)).unwrap(),
+            "ro panic=10 quiet root=PARTUUID=7130c94a-213a-4e5a-8e26-6cce9662f132 moho.slot=B \
+             moho.watchdog=60"
+        );
+        assert!(
+            !slot_cmdline(&own, SlotName::B, id, None)
+                .unwrap()
+                .contains("watchdog")
+        );
     }
 
     #[test]
@@ -261,7 +282,7 @@ mod tests {
             ["a", r#"dyndbg="file x.c +p""#, "b"]
         );
         let long = "x".repeat(MAX_CMDLINE_LEN);
-        let e = slot_cmdline(&long, SlotName::A, Uuid::nil()).unwrap_err();
+        let e = slot_cmdline(&long, SlotName::A, Uuid::nil(), None).unwrap_err();
         assert!(e.len > MAX_CMDLINE_LEN, "{e}");
         assert!(e.to_string().contains("at most 2047"));
     }

@@ -79,6 +79,12 @@ pub enum TransitionError {
         /// Its successful bit.
         successful: bool,
     },
+    /// Abandon on a slot that is not on trial (it booted successfully).
+    #[error("refusing to abandon slot {slot}: it is marked successful, not on trial")]
+    NotOnTrial {
+        /// The booted slot.
+        slot: SlotName,
+    },
     /// Mark-good on a slot with priority 0: it may hold a half-written image.
     #[error(
         "refusing to mark slot {slot} good: it has priority 0 (cleared or never armed), \
@@ -203,6 +209,28 @@ pub fn cancel_armed(table: &SlotTable, booted: SlotName) -> Result<SlotTable, Tr
     Ok(next)
 }
 
+/// DESIGN §3.12: the booted slot's trial failed (a health check failed, the
+/// deadline passed, or the release was withdrawn). The trial slot is taken
+/// out of the running (priority 0, tries 0, unsuccessful, like a cleared
+/// slot), so no further try of it can follow however many tries it had, and
+/// the other slot, which must have booted successfully, boots next.
+/// Applying it twice gives the same table.
+pub fn abandon_trial(table: &SlotTable, booted: SlotName) -> Result<SlotTable, TransitionError> {
+    let fallback = booted.other();
+    let trial = table.attrs(booted);
+    if trial.successful() {
+        return Err(TransitionError::NotOnTrial { slot: booted });
+    }
+    let good = table.attrs(fallback);
+    if !good.successful() {
+        return Err(TransitionError::RollbackTargetNotSuccessful { target: fallback });
+    }
+    let mut next = table.clone();
+    next.get_mut(booted).attrs = cleared(trial);
+    next.get_mut(fallback).attrs = fields(fallback, good, NEXT_PRIORITY, 0, true)?;
+    Ok(next)
+}
+
 /// The fields `slots set` may change; `None` keeps the current value.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FieldChange {
@@ -278,6 +306,27 @@ mod tests {
     fn triple(t: &SlotTable, n: SlotName) -> (u8, u8, bool) {
         let a = t.attrs(n);
         (a.priority(), a.tries(), a.successful())
+    }
+
+    #[test]
+    fn an_abandoned_trial_never_boots_again_and_the_good_slot_boots_next() {
+        // B armed with three tries, booted once (one used), failed its check.
+        let t = table((1, 0, true), (2, 2, false));
+        let next = abandon_trial(&t, SlotName::B).unwrap();
+        assert_eq!(triple(&next, SlotName::B), (0, 0, false));
+        assert_eq!(triple(&next, SlotName::A), (2, 0, true));
+        assert_eq!(next_boot(&next).unwrap(), SlotName::A);
+        assert_eq!(abandon_trial(&next, SlotName::B).unwrap(), next);
+        // Not on a good slot, and not without a good fallback.
+        assert_eq!(
+            abandon_trial(&t, SlotName::A).unwrap_err(),
+            TransitionError::NotOnTrial { slot: SlotName::A }
+        );
+        let no_fallback = table((1, 0, false), (2, 0, false));
+        assert!(matches!(
+            abandon_trial(&no_fallback, SlotName::B),
+            Err(TransitionError::RollbackTargetNotSuccessful { .. })
+        ));
     }
 
     #[test]

@@ -13,7 +13,9 @@
 use moho_core::SlotAttributes;
 use moho_core::selection::{BootReason, select_boot};
 use moho_core::slot_table::{SlotEntry, SlotName, SlotTable};
-use moho_core::transitions::{arm_inactive, cancel_armed, clear_inactive, mark_good, rollback};
+use moho_core::transitions::{
+    abandon_trial, arm_inactive, cancel_armed, clear_inactive, mark_good, rollback,
+};
 use proptest::prelude::*;
 use uuid::Uuid;
 
@@ -33,6 +35,8 @@ enum Op {
     MarkGood,
     Rollback,
     Cancel,
+    /// The agent's self-rescue of a failed trial.
+    Abandon,
     Boot,
 }
 
@@ -121,6 +125,11 @@ impl Machine {
                     self.table = t;
                 }
             }
+            Op::Abandon => {
+                if let Ok(t) = abandon_trial(&self.table, booted) {
+                    self.table = t;
+                }
+            }
             Op::Boot => self.boot(),
         }
     }
@@ -150,6 +159,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::MarkGood),
         1 => Just(Op::Rollback),
         1 => Just(Op::Cancel),
+        1 => Just(Op::Abandon),
         4 => Just(Op::Boot),
     ]
 }
@@ -176,6 +186,19 @@ proptest! {
             prop_assert!(matches!(m.images[idx(n)], Image::Complete(_)));
         }
     }
+}
+
+#[test]
+fn an_abandoned_trial_falls_back_at_once_whatever_its_tries() {
+    let mut m = Machine::new();
+    m.apply(&Op::Install { steps: 4, tries: 3 });
+    m.boot();
+    assert_eq!(m.booted, SlotName::B);
+    m.apply(&Op::Abandon);
+    m.boot();
+    assert_eq!(m.booted, SlotName::A, "no second try of an abandoned trial");
+    m.boot();
+    assert_eq!(m.booted, SlotName::A);
 }
 
 #[test]

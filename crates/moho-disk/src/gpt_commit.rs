@@ -9,6 +9,11 @@
 //! 1. the other copy's entry array, 2. the other copy's header (its CRCs now
 //!    cover the new array), 3. the trusted copy's entry array, 4. its header.
 //!
+//! Both headers come from [`place_headers`]: on a disk larger than the one
+//! the table was made for, the backup copy is written at the disk's new
+//! last LBA (and the last usable LBA extended), in the same ordered,
+//! flushed steps; the primary, written last, is what makes the move final.
+//!
 //! "Trusted" is the copy the table was read from: the primary when it is
 //! valid, else the backup. Until step 2 completes the trusted copy is intact
 //! and still describes the old table; from then on the other copy is intact
@@ -20,10 +25,9 @@ use std::collections::BTreeMap;
 use std::io::SeekFrom;
 use std::path::Path;
 
-use gpt::header::{Header, HeaderBuilder};
-
 use crate::device::BlockIo;
 use crate::error::DiskError;
+use crate::gpt_place::{Placement, place_headers};
 use crate::gpt_read::{ATTR_OFFSET, ENTRY_SIZE, GptSnapshot, Which, lb_size};
 
 /// Applies `attrs` (partition number → new raw attribute field) to the
@@ -48,29 +52,23 @@ pub fn commit_attributes<D: BlockIo>(
         array[at..at + 8].copy_from_slice(&raw.to_le_bytes());
     }
 
-    let rebuild = |from: &Header, primary: bool| {
-        HeaderBuilder::from_header(from)
-            .primary(primary)
-            .build(lb)
-            .map_err(|e| DiskError::Gpt {
-                path: path.to_owned(),
-                op: "rebuilding a GPT header",
-                source: e.into(),
-            })
-    };
-    let (mut primary, mut backup) = match snap.trusted {
-        Which::Primary => (trusted.header.clone(), rebuild(&trusted.header, false)?),
-        Which::Backup => (rebuild(&trusted.header, true)?, trusted.header.clone()),
-    };
-    if backup.current_lba != snap.last_lba() {
-        return Err(DiskError::Unsupported {
-            path: path.to_owned(),
-            what: format!(
-                "backup GPT belongs at LBA {} but the disk ends at LBA {} (disk resized?)",
-                backup.current_lba,
-                snap.last_lba()
-            ),
-        });
+    let last_lba = snap.last_lba();
+    let ends = snap.partitions.iter().map(|(&n, p)| (n, p.last_lba));
+    let Placement {
+        mut primary,
+        mut backup,
+        relocated,
+    } = place_headers(&trusted.header, last_lba, lb, ends).map_err(|e| DiskError::Unsupported {
+        path: path.to_owned(),
+        what: e.to_string(),
+    })?;
+    if relocated {
+        tracing::info!(
+            disk = %path.display(),
+            from = if snap.trusted == Which::Primary { trusted.header.backup_lba } else { trusted.header.current_lba },
+            to = last_lba,
+            "moving the backup GPT to the end of the disk"
+        );
     }
 
     let order = match snap.trusted {

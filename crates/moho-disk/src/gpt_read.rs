@@ -5,7 +5,10 @@
 //! a 128-byte entry size, an entry array inside the disk, and the entry
 //! array's CRC (which the crate's header parser does not check). The primary
 //! copy is trusted when valid, else the backup; a damaged or diverging copy
-//! is reported in [`TableHealth`] and rewritten by the next commit.
+//! is reported in [`TableHealth`] and rewritten by the next commit. A
+//! backup that is not at the disk's last LBA because the disk is larger
+//! than the table was made for is reported as such, and moved there by the
+//! next commit (see [`crate::gpt_place`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -183,7 +186,17 @@ pub fn read_gpt<D: Read + Seek>(
     }
     let last_lba = disk_size / sector_size - 1;
     let primary = read_copy(dev, lb, Which::Primary, last_lba, disk_size);
-    let backup = read_copy(dev, lb, Which::Backup, last_lba, disk_size);
+    let mut backup = read_copy(dev, lb, Which::Backup, last_lba, disk_size);
+    if let (Ok(p), Err(why)) = (&primary, &mut backup)
+        && p.header.backup_lba != last_lba
+    {
+        // The usual case of a disk larger than its image, not damage.
+        *why = format!(
+            "not at the end of the disk: the table was made for a disk ending at LBA {}, \
+             this one ends at LBA {last_lba} (disk grown?); the next write moves it there",
+            p.header.backup_lba
+        );
+    }
     let trusted = match (&primary, &backup) {
         (Ok(_), _) => Which::Primary,
         (Err(_), Ok(_)) => Which::Backup,

@@ -4,6 +4,8 @@
 //!   logical sector size, flushing.
 //! - [`gpt_read`]: reading both GPT copies, checking each one's header and
 //!   entry-array CRCs, and choosing the copy to trust.
+//! - [`gpt_place`]: where both copies belong on a disk of a given size
+//!   (moving the backup to the end of a grown disk), pure.
 //! - [`gpt_commit`]: writing an edited table back so that a torn write always
 //!   leaves one valid copy (backup first, then primary, each flushed).
 //! - [`slot_disk`]: the narrow [`SlotDisk`] trait the agent uses, its GPT
@@ -20,6 +22,7 @@ pub mod create;
 pub mod device;
 pub mod error;
 pub mod gpt_commit;
+pub mod gpt_place;
 pub mod gpt_read;
 pub mod kernel;
 pub mod slot_disk;

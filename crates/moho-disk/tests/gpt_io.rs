@@ -334,3 +334,143 @@ proptest! {
         }
     }
 }
+
+const SMALL: u64 = 128 * MIB;
+const GROWN: u64 = 4 * SMALL;
+
+/// A disk image made for `SMALL` bytes, then grown to four times that (an image
+/// written to a bigger disk, a grown cloud volume).
+fn grown_mem_image() -> MemDisk {
+    let small = plan_disk(LayoutRequest {
+        disk_size: SMALL,
+        esp_size: 40 * MIB,
+        slot_size: 32 * MIB,
+        sector_size: 512,
+    })
+    .unwrap();
+    let mut disk = MemDisk::new(SMALL);
+    write_table(
+        &mut disk,
+        Path::new("mem"),
+        &small,
+        initial(),
+        DiskGuids::random(),
+    )
+    .unwrap();
+    disk.len = GROWN;
+    disk
+}
+
+#[test]
+fn a_grown_disk_is_read_from_its_primary_and_says_why_the_backup_is_missing() {
+    let mut disk = grown_mem_image();
+    let snap = read_gpt(&mut disk, Path::new("mem"), 512, GROWN).unwrap();
+    let h = snap.health();
+    assert_eq!(h.primary, CopyHealth::Valid);
+    assert!(
+        matches!(&h.backup, CopyHealth::Damaged(why)
+            if why.contains("not at the end of the disk")
+            && why.contains(&format!("ending at LBA {}", SMALL / 512 - 1))
+            && why.contains(&format!("ends at LBA {}", GROWN / 512 - 1))),
+        "{h}"
+    );
+    assert!(h.needs_repair());
+}
+
+#[test]
+fn a_commit_on_a_grown_disk_moves_the_backup_to_the_end() {
+    let base = grown_mem_image();
+    let mut dev = base.clone();
+    let snap = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    let before = snap.trusted_copy().clone();
+    commit_attributes(
+        &mut dev,
+        Path::new("mem"),
+        &snap,
+        &[(3u32, 7u64 << 48)].into(),
+    )
+    .unwrap();
+    let after = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    assert!(!after.health().needs_repair(), "{}", after.health());
+    let (p, b) = (
+        after.primary.as_ref().unwrap(),
+        after.backup.as_ref().unwrap(),
+    );
+    assert_eq!(p.header.backup_lba, GROWN / 512 - 1);
+    assert_eq!(b.header.current_lba, GROWN / 512 - 1);
+    assert_eq!(b.header.part_start, GROWN / 512 - 33);
+    assert_eq!(p.header.last_usable, GROWN / 512 - 34);
+    assert_eq!(p.header.disk_guid, before.header.disk_guid);
+    assert_eq!(after.partitions[&3].flags, 7 << 48);
+    // The partitions themselves are where they were.
+    for (n, part) in &snap.partitions {
+        let moved = &after.partitions[n];
+        assert_eq!(
+            (moved.first_lba, moved.last_lba, &moved.name),
+            (part.first_lba, part.last_lba, &part.name)
+        );
+    }
+}
+
+#[test]
+fn a_grown_disk_file_takes_slot_changes_and_ends_with_both_copies_at_its_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4 * DISK)
+        .unwrap();
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    assert!(disk.health().needs_repair(), "{}", disk.health());
+    let t = disk.read_slots().unwrap();
+    let cleared = clear_inactive(&t, SlotName::A).unwrap();
+    disk.commit_slots(&t, &cleared).unwrap();
+    let mut fresh = GptSlotDisk::open(&path, false).unwrap();
+    assert_eq!(fresh.read_slots().unwrap(), cleared);
+    assert!(!fresh.health().needs_repair(), "{}", fresh.health());
+    assert_eq!(
+        fresh.snapshot().primary.as_ref().unwrap().header.backup_lba,
+        4 * DISK / 512 - 1
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(16))]
+
+    /// Cut the commit that moves the backup of a grown disk after any
+    /// sector: the table read afterwards is the old or the new one, its
+    /// partitions are unchanged, and the next commit finishes the move.
+    #[test]
+    fn a_torn_relocation_leaves_old_or_new_and_the_next_commit_finishes_it(new_b in any::<u64>()) {
+        let base = grown_mem_image();
+        let old = attrs_of(&base).unwrap();
+        let snap = read_gpt(&mut base.clone(), Path::new("mem"), 512, GROWN).unwrap();
+        let change: BTreeMap<u32, u64> = [(3u32, new_b)].into();
+        for budget in 0.. {
+            let mut dev = base.torn_after(budget);
+            commit_attributes(&mut dev, Path::new("mem"), &snap, &change).unwrap();
+            let torn = read_gpt(&mut dev.clone(), Path::new("mem"), 512, GROWN)
+                .map_err(|e| TestCaseError::fail(format!("cut after {budget} sectors: {e}")))?;
+            let got = (torn.partitions[&2].flags, torn.partitions[&3].flags);
+            prop_assert!(got == old || got == (old.0, new_b), "cut after {} sectors: {:?}", budget, got);
+            for (n, part) in &snap.partitions {
+                prop_assert_eq!(torn.partitions[n].first_lba, part.first_lba);
+                prop_assert_eq!(torn.partitions[n].last_lba, part.last_lba);
+            }
+            // Whatever was cut, one more commit (the next boot's) heals it.
+            let mut healed = dev.clone();
+            healed.budget = usize::MAX;
+            let attrs: BTreeMap<u32, u64> = [(3u32, got.1)].into();
+            commit_attributes(&mut healed, Path::new("mem"), &torn, &attrs).unwrap();
+            let done = read_gpt(&mut healed, Path::new("mem"), 512, GROWN).unwrap();
+            prop_assert!(!done.health().needs_repair(), "after cut {}: {}", budget, done.health());
+            prop_assert_eq!(done.primary.as_ref().unwrap().header.backup_lba, GROWN / 512 - 1);
+            if dev.written < budget {
+                prop_assert_eq!(got, (old.0, new_b));
+                break;
+            }
+        }
+    }
+}

@@ -79,6 +79,36 @@ pub fn check_group(s: &str) -> Result<(), NameError> {
     check_label("group", s)
 }
 
+/// Actor names the server itself writes into the audit log; no token may
+/// take them.
+pub const RESERVED_ACTORS: &[&str] = &["system", "local"];
+
+/// Admin and viewer token names (the audit log's actor): 1-64 characters of
+/// `A-Z a-z 0-9 . _ @ -`, starting with a letter or digit (`alice`,
+/// `ci-deploy`, `bob@example.org`), and not one of [`RESERVED_ACTORS`].
+pub fn check_token_name(s: &str) -> Result<(), NameError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@-".contains(&b));
+    if !ok {
+        return Err(NameError {
+            what: "token name",
+            value: s.chars().take(80).collect(),
+            rule: "use 1-64 characters of A-Z a-z 0-9 . _ @ -, starting with a letter or digit",
+        });
+    }
+    if RESERVED_ACTORS.contains(&s) {
+        return Err(NameError {
+            what: "token name",
+            value: s.to_owned(),
+            rule: "this name is reserved for the server's own audit entries",
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +131,11 @@ mod tests {
         assert!(check_hostname("<b>web-01</b> \u{e9}").is_ok());
         assert!(check_hostname("a\nb").is_err());
         assert!(check_hostname(&"x".repeat(256)).is_err());
+        assert!(check_token_name("bob@example.org").is_ok());
+        assert!(check_token_name("ci-deploy_2").is_ok());
+        assert!(check_token_name("system").is_err());
+        assert!(check_token_name("-x").is_err());
+        assert!(check_token_name("a b").is_err());
+        assert!(check_token_name(&"a".repeat(65)).is_err());
     }
 }

@@ -38,10 +38,14 @@ pub enum AgentState {
     Idle,
     /// Downloading and writing the inactive slot.
     Updating,
-    /// An update is written and armed; waiting for the reboot strategy.
+    /// An update is written and armed; waiting for the node's own reboot
+    /// strategy (a window, the FleetLock, an operator). Not a failure.
     Staged,
     /// Rebooting into the new slot.
     Rebooting,
+    /// The new slot booted and is on trial until its health checks pass
+    /// (or fail, or the node's health deadline passes).
+    Trial,
     /// The last attempt failed (details are in an error event).
     Error,
 }
@@ -54,6 +58,7 @@ impl AgentState {
             AgentState::Updating => "updating",
             AgentState::Staged => "staged",
             AgentState::Rebooting => "rebooting",
+            AgentState::Trial => "trial",
             AgentState::Error => "error",
         }
     }
@@ -81,6 +86,10 @@ pub struct CheckIn {
     pub fallback_version: Option<String>,
     /// What the agent is doing.
     pub state: AgentState,
+    /// The version staged (state `staged`) or on trial (state `trial`), so
+    /// that the server can cancel a release it withdrew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged_version: Option<String>,
     /// The machine's host name, shown to operators beside the id
     /// ([`crate::names::check_hostname`]; free text, escaped wherever shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +140,16 @@ pub enum NodeAction {
     Revert {
         /// The version being reverted.
         from_version: String,
+    },
+    /// The release the node staged (or has on trial) was withdrawn: the
+    /// rollout was aborted or reverted, or the node's group is held. A
+    /// staged node clears its armed slot before any reboot; a node on trial
+    /// reboots into its fallback.
+    Cancel {
+        /// The staged version.
+        version: String,
+        /// Why (e.g. "the rollout of 1.2.0 was aborted").
+        reason: String,
     },
     /// Nothing now; ask again after `retry_after_secs`.
     Wait {
@@ -193,6 +212,28 @@ pub enum EventKind {
         failed_version: String,
         /// The version booted now.
         booted_version: String,
+        /// Why, as far as the node knows (the failed health check, ...).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The trial of the new version failed; the node reboots into its
+    /// fallback at once (a `rollback` follows from there).
+    TrialFailed {
+        /// The version on trial.
+        version: String,
+        /// The failed unit, when a health check failed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        unit: Option<String>,
+        /// What happened (the unit's status, the deadline, the withdrawal).
+        detail: String,
+    },
+    /// The staged version was cancelled before any reboot (the server's
+    /// "cancel", or `update-agent cancel`); its slot is cleared.
+    Cancelled {
+        /// The version.
+        version: String,
+        /// Why.
+        reason: String,
     },
     /// Something went wrong.
     Error {
@@ -217,6 +258,8 @@ impl EventKind {
             EventKind::BootedNewVersion { .. } => "booted_new_version",
             EventKind::Healthy { .. } => "healthy",
             EventKind::Rollback { .. } => "rollback",
+            EventKind::TrialFailed { .. } => "trial_failed",
+            EventKind::Cancelled { .. } => "cancelled",
             EventKind::Error { .. } => "error",
         }
     }
@@ -229,7 +272,9 @@ impl EventKind {
             | EventKind::Installed { version }
             | EventKind::Rebooting { version }
             | EventKind::BootedNewVersion { version }
-            | EventKind::Healthy { version } => Some(version),
+            | EventKind::Healthy { version }
+            | EventKind::TrialFailed { version, .. }
+            | EventKind::Cancelled { version, .. } => Some(version),
             EventKind::Rollback { failed_version, .. } => Some(failed_version),
             EventKind::Error { version, .. } => version.as_deref(),
         }
@@ -284,6 +329,24 @@ mod tests {
         .unwrap();
         assert_eq!(ev.kind.version(), Some("1.2.0"));
         assert_eq!(ev.kind.type_name(), "rollback");
+        let cancel: CheckInResponse = serde_json::from_value(serde_json::json!({
+            "action": "cancel", "version": "1.2.0", "reason": "the rollout was aborted",
+            "repository_url": "https://u.example/repo"
+        }))
+        .unwrap();
+        assert!(
+            matches!(cancel.action, NodeAction::Cancel { ref version, .. } if version == "1.2.0")
+        );
+        let failed: Event = serde_json::from_value(serde_json::json!({
+            "at": "2026-01-01T00:00:00Z", "type": "trial_failed", "version": "1.2.0",
+            "unit": "moho-health-check.service", "detail": "exit-code"
+        }))
+        .unwrap();
+        assert_eq!(failed.kind.type_name(), "trial_failed");
+        assert_eq!(
+            serde_json::to_value(AgentState::Trial).unwrap(),
+            serde_json::json!("trial")
+        );
         let bad = serde_json::from_value::<Event>(serde_json::json!({
             "at": "2026-01-01T00:00:00Z", "type": "exploded"
         }));

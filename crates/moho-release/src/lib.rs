@@ -24,12 +24,16 @@
 //! - [`release`] — the release descriptor and image/chunk checks.
 //! - [`chunk_index`] — the chunk index format.
 //! - [`target_name`] — the `<board>/<version>/<file>` rule.
+//! - [`layout`] — where a target's file is (`dir/HASH.basename`, and the legacy layout).
+//! - [`content_range`] — the `206` answer a range request accepts.
 //! - [`digest`] — SHA-256.
 //! - [`error`] — the refusals.
 
 pub mod chunk_index;
+pub mod content_range;
 pub mod digest;
 pub mod error;
+pub mod layout;
 pub mod load;
 pub mod release;
 pub mod repository;
@@ -38,10 +42,16 @@ pub mod source;
 pub mod target_name;
 
 pub use chunk_index::{ChunkIndex, ChunkIndexError};
+pub use content_range::{ContentRangeError, check_partial_content};
 pub use digest::Sha256Digest;
 pub use error::{FetchError, VerifyError};
+pub use layout::Layout;
 pub use load::{Limits, LoadStep, MetadataRequest, RepositoryLoad};
 pub use release::{NodeContext, VerifiedChunkIndex, VerifiedRelease};
-pub use repository::{Expiry, ReleaseTarget, TargetInfo, TrustedState, VerifiedRepository};
-pub use source::{MemorySource, MetadataSource, load_repository};
+pub use repository::{
+    Expiry, ReleaseTarget, TargetInfo, TrustedMetadata, TrustedState, VerifiedRepository,
+};
+pub use source::{
+    MemorySource, MetadataSource, load_for_publishing, load_repository, load_repository_with,
+};
 pub use target_name::{TargetNameError, validate_target_name};

@@ -17,6 +17,14 @@
 //! before a file's content is believed, rollback against the caller's
 //! [`TrustedState`], expiry against `now`.
 //!
+//! Given the files the last load accepted ([`TrustedMetadata`],
+//! [`RepositoryLoad::start_with_metadata`]), it behaves as the
+//! specification asks of a client that keeps them: a timestamp of the
+//! trusted version is discarded for the trusted one (§5.4.3, "nothing
+//! changed"), and a snapshot or targets file that still is the listed one
+//! is taken from them instead of requested (§5.5, §5.6). Kept files pass
+//! the same checks as downloaded ones; one that fails is requested.
+//!
 //! An async caller (the agent fetching over HTTPS) drives it like this; a
 //! synchronous one can use [`load_repository`](crate::load_repository):
 //!
@@ -45,7 +53,7 @@ use tough::schema::{Metafile, RoleType, Root, Signed, Snapshot, Targets, Timesta
 
 use crate::digest::Sha256Digest;
 use crate::error::VerifyError;
-use crate::repository::{TrustedState, VerifiedRepository};
+use crate::repository::{TrustedMetadata, TrustedState, VerifiedRepository};
 use crate::signatures::{self, Parsed};
 
 /// Size limits against endless-data attacks (the same defaults as `tough`).
@@ -106,9 +114,14 @@ impl LoadStep {
 /// A repository load in progress (see the module documentation).
 #[derive(Debug)]
 pub struct RepositoryLoad {
-    now: Instant,
+    /// `None`: a publisher's load, which does not judge expiry.
+    now: Option<Instant>,
     limits: Limits,
     trusted: TrustedState,
+    /// The files accepted last time, re-used where still current.
+    cached: TrustedMetadata,
+    /// The files accepted by this load so far.
+    accepted: TrustedMetadata,
     original_timestamp_keys: Vec<Key>,
     original_snapshot_keys: Vec<Key>,
     root: Signed<Root>,
@@ -158,15 +171,64 @@ impl RepositoryLoad {
         now: SystemTime,
         limits: Limits,
     ) -> Result<Self, VerifyError> {
+        // A clock beyond jiff's range (year 9999) makes everything expired.
+        let now = Instant::try_from(now).unwrap_or(Instant::MAX);
+        Self::begin(
+            trusted_root,
+            trusted,
+            TrustedMetadata::default(),
+            Some(now),
+            limits,
+        )
+    }
+
+    /// [`start`](Self::start) with the metadata files the last load
+    /// accepted ([`VerifiedRepository::trusted_metadata`]): a timestamp of
+    /// the trusted version is discarded and the trusted one kept
+    /// (specification §5.4.3), and a snapshot or targets file that is still
+    /// the one listed is taken from `cached` instead of requested. A cached
+    /// file is checked like a downloaded one; one that fails is requested.
+    pub fn start_with_metadata(
+        trusted_root: &[u8],
+        trusted: &TrustedState,
+        cached: TrustedMetadata,
+        now: SystemTime,
+    ) -> Result<Self, VerifyError> {
+        let now = Instant::try_from(now).unwrap_or(Instant::MAX);
+        Self::begin(trusted_root, trusted, cached, Some(now), Limits::default())
+    }
+
+    /// A load for a publishing tool, which must read a repository whose
+    /// metadata expired in order to renew it: every check of
+    /// [`start`](Self::start) except expiry, with nothing trusted yet. A node
+    /// never uses this (the result would let expired metadata through).
+    pub fn start_for_publishing(trusted_root: &[u8]) -> Result<Self, VerifyError> {
+        Self::begin(
+            trusted_root,
+            &TrustedState::default(),
+            TrustedMetadata::default(),
+            None,
+            Limits::default(),
+        )
+    }
+
+    fn begin(
+        trusted_root: &[u8],
+        trusted: &TrustedState,
+        cached: TrustedMetadata,
+        now: Option<Instant>,
+        limits: Limits,
+    ) -> Result<Self, VerifyError> {
         let parsed: Parsed<Root> = signatures::parse(TRUSTED_ROOT, trusted_root)?;
         signatures::check(&parsed.signed.signed, RoleType::Root, TRUSTED_ROOT, &parsed)?;
         let root = parsed.signed;
         let next = root.signed.version.get().saturating_add(1);
         Ok(Self {
-            // A clock beyond jiff's range (year 9999) makes everything expired.
-            now: Instant::try_from(now).unwrap_or(Instant::MAX),
+            now,
             limits,
             trusted: *trusted,
+            cached,
+            accepted: TrustedMetadata::default(),
             original_timestamp_keys: root.signed.keys(RoleType::Timestamp).cloned().collect(),
             original_snapshot_keys: root.signed.keys(RoleType::Snapshot).cloned().collect(),
             root,
@@ -205,14 +267,14 @@ impl RepositoryLoad {
             (Stage::Root, None) => self.root_chain_done(),
             (_, None) => Err(VerifyError::MissingMetadata { file }),
             (Stage::Timestamp, Some(bytes)) => self.timestamp(&file, &bytes),
-            (Stage::Snapshot { timestamp }, Some(bytes)) => self.snapshot(&file, &bytes, timestamp),
+            (Stage::Snapshot { timestamp }, Some(bytes)) => self.snapshot(&file, bytes, timestamp),
             (
                 Stage::Targets {
                     timestamp,
                     snapshot,
                 },
                 Some(bytes),
-            ) => self.targets(&file, &bytes, *timestamp, *snapshot),
+            ) => self.targets(&file, bytes, *timestamp, *snapshot),
         }
     }
 
@@ -279,16 +341,25 @@ impl RepositoryLoad {
                 .eq(self.root.signed.keys(RoleType::Snapshot));
         if rotated {
             self.trusted = TrustedState::default();
+            self.cached = TrustedMetadata::default();
         }
         let max = self.limits.max_timestamp_size;
         self.need(Stage::Timestamp, "timestamp.json".to_owned(), max, false)
     }
 
-    /// §5.4.
-    fn timestamp(self, file: &str, bytes: &[u8]) -> Result<LoadStep, VerifyError> {
+    /// §5.4. A timestamp of the trusted version is discarded for the
+    /// trusted one when the caller kept it (§5.4.3: nothing changed).
+    fn timestamp(mut self, file: &str, bytes: &[u8]) -> Result<LoadStep, VerifyError> {
         let parsed: Parsed<Timestamp> = signatures::parse(file, bytes)?;
         signatures::check(&self.root.signed, RoleType::Timestamp, file, &parsed)?;
-        let timestamp = parsed.signed;
+        let mut timestamp = parsed.signed;
+        let mut timestamp_json = bytes.to_vec();
+        if timestamp.signed.version.get() == self.trusted.timestamp_version()
+            && let Some((trusted, json)) = self.cached_timestamp(file)
+        {
+            timestamp = trusted;
+            timestamp_json = json;
+        }
         let meta = match timestamp.signed.meta.get("snapshot.json") {
             Some(meta) if timestamp.signed.meta.len() == 1 => meta.clone(),
             _ => {
@@ -309,8 +380,16 @@ impl RepositoryLoad {
             meta.version.get(),
         )?;
         self.check_expiry(RoleType::Timestamp, timestamp.signed.expires)?;
+        self.accepted.timestamp = Some(timestamp_json);
         let name = self.versioned("snapshot.json", meta.version.get());
         let max = signed_limit(&name, meta.length, self.limits.max_snapshot_size)?;
+        if let Some(cached) = self.cached.snapshot.take()
+            && cached.len() as u64 <= max
+            && let Ok(snapshot) = self.check_snapshot(&name, &cached, &timestamp)
+        {
+            self.accepted.snapshot = Some(cached);
+            return self.after_snapshot(timestamp, snapshot);
+        }
         let signed = meta.length.is_some();
         let mut step = self.need(
             Stage::Snapshot {
@@ -324,13 +403,34 @@ impl RepositoryLoad {
         Ok(step)
     }
 
+    /// The trusted timestamp the caller kept, if it still verifies under
+    /// the current root and is of the trusted version.
+    fn cached_timestamp(&mut self, file: &str) -> Option<(Signed<Timestamp>, Vec<u8>)> {
+        let json = self.cached.timestamp.take()?;
+        let parsed: Parsed<Timestamp> = signatures::parse(file, &json).ok()?;
+        signatures::check(&self.root.signed, RoleType::Timestamp, file, &parsed).ok()?;
+        (parsed.signed.signed.version.get() == self.trusted.timestamp_version())
+            .then_some((parsed.signed, json))
+    }
+
     /// §5.5.
     fn snapshot(
-        self,
+        mut self,
         file: &str,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         timestamp: Box<Signed<Timestamp>>,
     ) -> Result<LoadStep, VerifyError> {
+        let snapshot = self.check_snapshot(file, &bytes, &timestamp)?;
+        self.accepted.snapshot = Some(bytes);
+        self.after_snapshot(*timestamp, snapshot)
+    }
+
+    fn check_snapshot(
+        &self,
+        file: &str,
+        bytes: &[u8],
+        timestamp: &Signed<Timestamp>,
+    ) -> Result<Signed<Snapshot>, VerifyError> {
         let meta = &timestamp.signed.meta["snapshot.json"];
         check_listed(file, "timestamp.json", meta, bytes)?;
         let parsed: Parsed<Snapshot> = signatures::parse(file, bytes)?;
@@ -349,12 +449,30 @@ impl RepositoryLoad {
             targets_meta.version.get(),
         )?;
         self.check_expiry(RoleType::Snapshot, snapshot.signed.expires)?;
+        Ok(snapshot)
+    }
+
+    /// The targets file the snapshot lists: the cached one if it is that
+    /// file, else a request.
+    fn after_snapshot(
+        mut self,
+        timestamp: Signed<Timestamp>,
+        snapshot: Signed<Snapshot>,
+    ) -> Result<LoadStep, VerifyError> {
+        let targets_meta = &snapshot.signed.meta["targets.json"];
         let name = self.versioned("targets.json", targets_meta.version.get());
         let max = signed_limit(&name, targets_meta.length, self.limits.max_targets_size)?;
         let signed = targets_meta.length.is_some();
+        if let Some(cached) = self.cached.targets.take()
+            && cached.len() as u64 <= max
+            && let Ok(targets) = self.check_targets(&name, &cached, &snapshot)
+        {
+            self.accepted.targets = Some(cached);
+            return self.done(timestamp, snapshot, targets);
+        }
         let mut step = self.need(
             Stage::Targets {
-                timestamp,
+                timestamp: Box::new(timestamp),
                 snapshot: Box::new(snapshot),
             },
             name,
@@ -367,12 +485,23 @@ impl RepositoryLoad {
 
     /// §5.6 (without delegations, which Moho does not use).
     fn targets(
-        self,
+        mut self,
         file: &str,
-        bytes: &[u8],
+        bytes: Vec<u8>,
         timestamp: Signed<Timestamp>,
         snapshot: Signed<Snapshot>,
     ) -> Result<LoadStep, VerifyError> {
+        let targets = self.check_targets(file, &bytes, &snapshot)?;
+        self.accepted.targets = Some(bytes);
+        self.done(timestamp, snapshot, targets)
+    }
+
+    fn check_targets(
+        &self,
+        file: &str,
+        bytes: &[u8],
+        snapshot: &Signed<Snapshot>,
+    ) -> Result<Signed<Targets>, VerifyError> {
         let meta = &snapshot.signed.meta["targets.json"];
         check_listed(file, "snapshot.json", meta, bytes)?;
         let parsed: Parsed<Targets> = signatures::parse(file, bytes)?;
@@ -390,8 +519,23 @@ impl RepositoryLoad {
                 file: file.to_owned(),
             });
         }
-        let repo =
-            VerifiedRepository::new(self.root_json, self.root, timestamp, snapshot, targets)?;
+        Ok(targets)
+    }
+
+    fn done(
+        self,
+        timestamp: Signed<Timestamp>,
+        snapshot: Signed<Snapshot>,
+        targets: Signed<Targets>,
+    ) -> Result<LoadStep, VerifyError> {
+        let repo = VerifiedRepository::new(
+            self.root_json,
+            self.root,
+            timestamp,
+            snapshot,
+            targets,
+            self.accepted,
+        )?;
         Ok(LoadStep::Done(Box::new(repo)))
     }
 
@@ -404,11 +548,13 @@ impl RepositoryLoad {
     }
 
     fn check_expiry(&self, role: RoleType, expires: Instant) -> Result<(), VerifyError> {
-        if expires <= self.now {
+        if let Some(now) = self.now
+            && expires <= now
+        {
             return Err(VerifyError::Expired {
                 role,
                 expires: expires.to_string(),
-                now: self.now.to_string(),
+                now: now.to_string(),
             });
         }
         Ok(())

@@ -18,8 +18,31 @@ use tough::schema::{Root, Signed, Snapshot, Target, Targets, Timestamp};
 use crate::chunk_index::chunk_size_is_valid;
 use crate::digest::Sha256Digest;
 use crate::error::VerifyError;
+use crate::layout::{Layout, target_path};
 use crate::release::{NodeContext, VerifiedRelease};
 use crate::target_name::{validate_component, validate_target_name};
+
+/// The timestamp, snapshot and targets metadata a client accepted last, byte
+/// for byte ([`VerifiedRepository::trusted_metadata`]).
+///
+/// Persist it beside the trusted root and hand it to the next load
+/// ([`RepositoryLoad::start_with_metadata`](crate::RepositoryLoad::start_with_metadata)),
+/// which then does what the TUF specification asks of a client: a
+/// `timestamp.json` of the same version as the trusted one is discarded
+/// and the trusted metadata kept (§5.4.3: nothing changed, nothing is
+/// fetched), and a snapshot or targets file that is still the one listed is
+/// re-used from here instead of downloaded. Each file is still checked
+/// against the current root before it is used (it comes from a disk), and
+/// one that fails is fetched as if it were absent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustedMetadata {
+    /// `timestamp.json`.
+    pub timestamp: Option<Vec<u8>>,
+    /// `N.snapshot.json`.
+    pub snapshot: Option<Vec<u8>>,
+    /// `N.targets.json`.
+    pub targets: Option<Vec<u8>>,
+}
 
 /// What a node remembers between two loads to detect rollback (replay) attacks.
 ///
@@ -79,7 +102,7 @@ pub struct TargetInfo {
     name: String,
     length: u64,
     sha256: Sha256Digest,
-    path: String,
+    consistent: bool,
 }
 
 impl TargetInfo {
@@ -98,10 +121,28 @@ impl TargetInfo {
         self.sha256
     }
 
-    /// Path of the file relative to the repository's targets base URL
-    /// (`<sha256>.<name>` when the repository uses consistent snapshots).
-    pub fn path(&self) -> &str {
-        &self.path
+    /// Path of the file relative to the repository's targets base URL, as
+    /// the TUF specification places it: `<dir>/<sha256>.<basename>` when the
+    /// repository uses consistent snapshots, else the name.
+    pub fn path(&self) -> String {
+        self.path_in(Layout::Spec)
+    }
+
+    /// Path of the file in `layout` (see [`crate::layout`]).
+    pub fn path_in(&self, layout: Layout) -> String {
+        target_path(&self.name, &self.sha256, self.consistent, layout)
+    }
+
+    /// The paths a reader tries, in order: the specification's, then the
+    /// legacy one (`<sha256>.<name>`) of repositories made before it, when
+    /// that differs.
+    pub fn paths(&self) -> Vec<String> {
+        let mut paths = vec![self.path_in(Layout::Spec)];
+        let legacy = self.path_in(Layout::Legacy);
+        if legacy != paths[0] {
+            paths.push(legacy);
+        }
+        paths
     }
 
     /// Checks target bytes against the signed length and hash.
@@ -164,6 +205,7 @@ pub struct VerifiedRepository {
     timestamp: Signed<Timestamp>,
     snapshot: Signed<Snapshot>,
     targets: Signed<Targets>,
+    metadata: TrustedMetadata,
     plain: BTreeMap<String, TargetInfo>,
     releases: BTreeMap<String, ReleaseTarget>,
 }
@@ -176,6 +218,7 @@ impl VerifiedRepository {
         timestamp: Signed<Timestamp>,
         snapshot: Signed<Snapshot>,
         targets: Signed<Targets>,
+        metadata: TrustedMetadata,
     ) -> Result<Self, VerifyError> {
         let consistent = root.signed.consistent_snapshot;
         let mut plain = BTreeMap::new();
@@ -201,9 +244,16 @@ impl VerifiedRepository {
             timestamp,
             snapshot,
             targets,
+            metadata,
             plain,
             releases,
         })
+    }
+
+    /// The timestamp, snapshot and targets files as accepted, byte for
+    /// byte: persist them for the next load (see [`TrustedMetadata`]).
+    pub fn trusted_metadata(&self) -> &TrustedMetadata {
+        &self.metadata
     }
 
     /// The newest trusted root, byte for byte as signed: persist it as the
@@ -236,9 +286,29 @@ impl VerifiedRepository {
         }
     }
 
-    /// Whether target files are stored under `<sha256>.<name>`.
+    /// Whether target file names carry their hash (consistent snapshots).
     pub fn consistent_snapshot(&self) -> bool {
         self.root.signed.consistent_snapshot
+    }
+
+    /// The newest root, as signed.
+    pub fn signed_root(&self) -> &Signed<Root> {
+        &self.root
+    }
+
+    /// The targets metadata, as signed.
+    pub fn signed_targets(&self) -> &Signed<Targets> {
+        &self.targets
+    }
+
+    /// The snapshot metadata, as signed.
+    pub fn signed_snapshot(&self) -> &Signed<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The timestamp metadata, as signed.
+    pub fn signed_timestamp(&self) -> &Signed<Timestamp> {
+        &self.timestamp
     }
 
     /// Every OS image target with its release metadata, by target name.
@@ -311,16 +381,11 @@ fn target_info(name: &str, target: &Target, consistent: bool) -> Result<TargetIn
             ),
         }
     })?;
-    let path = if consistent {
-        format!("{sha256}.{name}")
-    } else {
-        name.to_owned()
-    };
     Ok(TargetInfo {
         name: name.to_owned(),
         length: target.length,
         sha256,
-        path,
+        consistent,
     })
 }
 

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 use crate::error::{FetchError, VerifyError};
 use crate::load::{LoadStep, RepositoryLoad};
-use crate::repository::{TrustedState, VerifiedRepository};
+use crate::repository::{TrustedMetadata, TrustedState, VerifiedRepository};
 
 /// Delivers repository metadata files by name (relative to the metadata base URL).
 pub trait MetadataSource {
@@ -28,7 +28,37 @@ pub fn load_repository(
     trusted: &TrustedState,
     now: SystemTime,
 ) -> Result<VerifiedRepository, VerifyError> {
-    let mut load = RepositoryLoad::start(trusted_root, trusted, now)?;
+    drive(source, RepositoryLoad::start(trusted_root, trusted, now)?)
+}
+
+/// [`load_repository`] re-using the metadata the client accepted last
+/// (see [`TrustedMetadata`] and [`RepositoryLoad::start_with_metadata`]).
+pub fn load_repository_with(
+    source: &dyn MetadataSource,
+    trusted_root: &[u8],
+    trusted: &TrustedState,
+    metadata: &TrustedMetadata,
+    now: SystemTime,
+) -> Result<VerifiedRepository, VerifyError> {
+    drive(
+        source,
+        RepositoryLoad::start_with_metadata(trusted_root, trusted, metadata.clone(), now)?,
+    )
+}
+
+/// Loads a repository for a publishing tool: every check of
+/// [`load_repository`] except expiry (see [`RepositoryLoad::start_for_publishing`]).
+pub fn load_for_publishing(
+    source: &dyn MetadataSource,
+    trusted_root: &[u8],
+) -> Result<VerifiedRepository, VerifyError> {
+    drive(source, RepositoryLoad::start_for_publishing(trusted_root)?)
+}
+
+fn drive(
+    source: &dyn MetadataSource,
+    mut load: RepositoryLoad,
+) -> Result<VerifiedRepository, VerifyError> {
     loop {
         let request = load.request();
         let bytes = source

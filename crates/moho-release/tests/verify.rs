@@ -52,10 +52,19 @@ fn a_good_repository_yields_a_verified_release_and_image() {
         .unwrap();
     assert_eq!(release.version().to_string(), "1.1.0");
     assert_eq!(release.image().length(), img.len() as u64);
-    // Consistent snapshots: files live under <sha256>.<name>.
+    // Consistent snapshots: files live under <dir>/<sha256>.<basename> (TUF
+    // specification §5.7.3); readers fall back to the legacy <sha256>.<name>.
+    let sha = release.image().sha256();
     assert_eq!(
         release.image().path(),
-        format!("{}.{name}", release.image().sha256())
+        format!("{BOARD}/1.1.0/{sha}.root.img")
+    );
+    assert_eq!(
+        release.image().paths(),
+        vec![
+            format!("{BOARD}/1.1.0/{sha}.root.img"),
+            format!("{sha}.{name}")
+        ]
     );
 
     let index_bytes = &fx.target_files[release.chunk_index().name()];

@@ -30,7 +30,7 @@ pub fn failure_rate_exceeded(policy: &RolloutPolicy, stats: &RolloutStats) -> bo
     let Some(ap) = policy.auto_pause else {
         return false;
     };
-    let finished = stats.healthy + stats.failed;
+    let finished = stats.finished();
     finished >= u64::from(ap.min_sample) && ap.max_failure.exceeded_by(stats.failed, finished)
 }
 
@@ -55,7 +55,7 @@ pub fn tick(
         return (state, None);
     }
     if failure_rate_exceeded(policy, stats) {
-        let finished = stats.healthy + stats.failed;
+        let finished = stats.finished();
         let reason = PauseReason::FailureRate {
             failed: stats.failed,
             finished,
@@ -181,5 +181,33 @@ mod tests {
         ));
         // A paused rollout does not tick.
         assert_eq!(tick(&p, s2, &RolloutStats::default(), now).1, None);
+    }
+
+    #[test]
+    fn unsigned_successes_count_as_finished_but_never_open_the_health_gate() {
+        let p = policy();
+        let s = RolloutState::new(ts("2026-01-01T00:00:00Z"));
+        let later = ts("2026-01-01T02:00:00Z");
+        // The whole cohort reported success over Omaha: no signed health.
+        let st = RolloutStats {
+            scope_size: 1000,
+            offered: 100,
+            unsigned_succeeded: 100,
+            ..Default::default()
+        };
+        assert_eq!(tick(&p, s, &st, later).1, None, "the gate stays shut");
+        // 3 failures among 17 unsigned successes and 3 failures: 15 %.
+        let st = RolloutStats {
+            unsigned_succeeded: 17,
+            failed: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            tick(&p, s, &st, later).1,
+            Some(TickEvent::AutoPaused {
+                failed: 3,
+                finished: 20
+            })
+        );
     }
 }

@@ -31,11 +31,30 @@ pub enum Attempt {
     InFlight {
         /// When the offer was made.
         started: Timestamp,
+        /// How far the node got.
+        phase: InFlightPhase,
     },
+    /// The node cancelled the release it had staged (the rollout was
+    /// withdrawn, or an operator ran `update-agent cancel`): not a failure,
+    /// and only a new rollout offers the release again.
+    Cancelled,
     /// Reported healthy on the release.
     Healthy,
     /// Reported an error or a rollback (or timed out).
     Failed,
+}
+
+/// How far an attempt in flight got. Only downloading and installing is
+/// timed by the policy's `update_timeout`: a node that staged the release
+/// waits for its own reboot policy (a window days away, the FleetLock, an
+/// operator), which is not a failure, and a node on trial is timed by its
+/// own health deadline (it reports the failure itself).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InFlightPhase {
+    /// Offered, downloading or writing the slot.
+    Installing,
+    /// Written and armed, waiting for the reboot, or booted on trial.
+    Staged,
 }
 
 /// What the rollout knows about one node.
@@ -70,6 +89,8 @@ pub enum WaitReason {
     UpToDate,
     /// The node's attempt at this release failed; it is not offered again.
     AttemptFailed,
+    /// The node cancelled this release; only a new rollout offers it again.
+    Cancelled,
     /// The rollout is paused.
     Paused,
     /// The rollout was aborted.
@@ -116,9 +137,44 @@ pub enum NodeDecision {
     Wait(WaitReason),
 }
 
-/// Whether an attempt started at `started` has run past the policy's timeout.
-pub fn attempt_timed_out(policy: &RolloutPolicy, started: Timestamp, now: Timestamp) -> bool {
-    now.duration_since(started) >= policy.update_timeout
+/// Whether an attempt started at `started` has run past the policy's timeout
+/// (only while installing: see [`InFlightPhase`]).
+pub fn attempt_timed_out(
+    policy: &RolloutPolicy,
+    started: Timestamp,
+    phase: InFlightPhase,
+    now: Timestamp,
+) -> bool {
+    phase == InFlightPhase::Installing && now.duration_since(started) >= policy.update_timeout
+}
+
+/// Why a node that staged (or has on trial) this rollout's release must
+/// cancel it (DESIGN §3.13), or `None` when the release still stands:
+/// the rollout was aborted or reverted, or a hold on the node or its group
+/// that does not allow the release runs until `held_until`.
+pub fn withdrawn(state: &RolloutState, held_until: Option<Timestamp>) -> Option<Withdrawal> {
+    match (state.status, held_until) {
+        (RolloutStatus::Aborted, _) => Some(Withdrawal::Aborted),
+        (RolloutStatus::Reverted, _) => Some(Withdrawal::Reverted),
+        (RolloutStatus::Active | RolloutStatus::Paused { .. }, Some(until)) => {
+            Some(Withdrawal::Held { until })
+        }
+        (RolloutStatus::Active | RolloutStatus::Paused { .. }, None) => None,
+    }
+}
+
+/// Why a staged release is withdrawn ([`withdrawn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Withdrawal {
+    /// The rollout was aborted.
+    Aborted,
+    /// The rollout was reverted.
+    Reverted,
+    /// A hold on the node or its group does not allow the release.
+    Held {
+        /// When the hold ends.
+        until: Timestamp,
+    },
 }
 
 /// Decides for one node at `now`.
@@ -141,9 +197,10 @@ pub fn decide(view: &RolloutView<'_>, node: &NodeFacts, now: Timestamp) -> NodeD
     }
     match node.attempt {
         Attempt::Failed => return Wait(WaitReason::AttemptFailed),
+        Attempt::Cancelled => return Wait(WaitReason::Cancelled),
         // Took the release and went back (reverted by hand): not offered again.
         Attempt::Healthy => return Wait(WaitReason::UpToDate),
-        Attempt::InFlight { started } if attempt_timed_out(policy, started, now) => {
+        Attempt::InFlight { started, phase } if attempt_timed_out(policy, started, phase, now) => {
             return Wait(WaitReason::AttemptFailed);
         }
         Attempt::InFlight { .. } => return Install { new_attempt: false },
@@ -294,7 +351,10 @@ mod tests {
             NodeDecision::Wait(WaitReason::Paused)
         );
         let updating = NodeFacts {
-            attempt: Attempt::InFlight { started: now },
+            attempt: Attempt::InFlight {
+                started: now,
+                phase: InFlightPhase::Installing,
+            },
             ..older(1)
         };
         assert_eq!(
@@ -306,6 +366,72 @@ mod tests {
             decide(&view, &updating, late),
             NodeDecision::Wait(WaitReason::AttemptFailed)
         );
+    }
+
+    #[test]
+    fn a_staged_node_waiting_for_its_window_is_never_timed_out_nor_a_cancelled_one_offered_again() {
+        let now = ts("2026-01-05T12:00:00Z");
+        let policy = RolloutPolicy::immediate();
+        let state = RolloutState::new(now);
+        let stats = RolloutStats::default();
+        let view = RolloutView {
+            policy: &policy,
+            state: &state,
+            stats: &stats,
+            cutoff: Cutoff::EVERYONE,
+        };
+        let staged = NodeFacts {
+            attempt: Attempt::InFlight {
+                started: now,
+                phase: InFlightPhase::Staged,
+            },
+            ..older(1)
+        };
+        let week_later = ts("2026-01-12T12:00:00Z");
+        assert_eq!(
+            decide(&view, &staged, week_later),
+            NodeDecision::Install { new_attempt: false }
+        );
+        assert!(!attempt_timed_out(
+            &policy,
+            now,
+            InFlightPhase::Staged,
+            week_later
+        ));
+        assert!(attempt_timed_out(
+            &policy,
+            now,
+            InFlightPhase::Installing,
+            week_later
+        ));
+        let cancelled = NodeFacts {
+            attempt: Attempt::Cancelled,
+            ..older(1)
+        };
+        assert_eq!(
+            decide(&view, &cancelled, now),
+            NodeDecision::Wait(WaitReason::Cancelled)
+        );
+    }
+
+    #[test]
+    fn a_staged_release_is_withdrawn_by_abort_revert_or_a_hold_but_not_by_a_pause() {
+        let now = ts("2026-01-05T12:00:00Z");
+        let mut state = RolloutState::new(now);
+        let until = ts("2026-02-01T00:00:00Z");
+        assert_eq!(withdrawn(&state, None), None);
+        assert_eq!(
+            withdrawn(&state, Some(until)),
+            Some(Withdrawal::Held { until })
+        );
+        state.status = RolloutStatus::Paused {
+            reason: PauseReason::Operator,
+        };
+        assert_eq!(withdrawn(&state, None), None);
+        state.status = RolloutStatus::Aborted;
+        assert_eq!(withdrawn(&state, None), Some(Withdrawal::Aborted));
+        state.status = RolloutStatus::Reverted;
+        assert_eq!(withdrawn(&state, None), Some(Withdrawal::Reverted));
     }
 
     #[test]

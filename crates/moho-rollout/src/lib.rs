@@ -10,7 +10,8 @@
 //! - [`policy`]: ramp steps, caps, windows, auto-pause, health gate.
 //! - [`state`]: rollout lifecycle, counters and operator actions.
 //! - [`advance`]: auto-pause and ramp advancement over time.
-//! - [`decide`]: install / revert / wait for one node.
+//! - [`decide`]: install / revert / wait for one node and one rollout.
+//! - [`offer`]: what a node is offered over every rollout of its scope.
 //! - [`holds`]: holds and pins on groups and nodes.
 //! - [`version`]: semantic version comparison.
 
@@ -18,6 +19,7 @@ pub mod advance;
 pub mod decide;
 pub mod holds;
 pub mod line;
+pub mod offer;
 pub mod policy;
 pub mod state;
 pub mod version;
@@ -25,10 +27,12 @@ pub mod window;
 
 pub use advance::{TickEvent, tick};
 pub use decide::{
-    Attempt, NodeDecision, NodeFacts, RolloutView, VersionRelation, WaitReason, decide,
+    Attempt, InFlightPhase, NodeDecision, NodeFacts, RolloutView, VersionRelation, WaitReason,
+    Withdrawal, decide, withdrawn,
 };
 pub use holds::{Hold, HoldKind, HoldTarget, effective_hold};
 pub use line::{Cutoff, LineIndex, Share, place_in_line};
+pub use offer::{Candidate, NodeInfo, Offer, OfferFacts, ReleaseFacts, WaitWhy, choose};
 pub use policy::RolloutPolicy;
 pub use state::{Action, PauseReason, RolloutState, RolloutStats, RolloutStatus, apply_action};
 pub use window::{Window, WindowSpec, WindowState, Windows};

@@ -37,7 +37,7 @@ pub enum PolicyError {
     #[error("ramp step {0} is 0%: every step must offer the update to some nodes")]
     ZeroStep(usize),
     /// A duration that does not parse or is negative.
-    #[error("invalid duration {value:?} for {field}: use e.g. 30m, 2h, 48h")]
+    #[error("invalid duration {value:?} for {field}: use e.g. 30m, 2h, 7d")]
     BadDuration {
         /// Which field.
         field: &'static str,
@@ -229,7 +229,16 @@ fn duration(field: &'static str, value: &str) -> Result<SignedDuration, PolicyEr
         field,
         value: value.to_owned(),
     };
-    let d: SignedDuration = value.trim().parse().map_err(|_| bad())?;
+    let value = value.trim();
+    // Days and weeks are 24 h and 7 days here: rollout timeouts and holds
+    // are spans of elapsed time, not calendar dates ("7d" = "168h").
+    let d = match value.parse::<SignedDuration>() {
+        Ok(d) => d,
+        Err(_) => value
+            .parse::<jiff::Span>()
+            .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()))
+            .map_err(|_| bad())?,
+    };
     if d.is_negative() { Err(bad()) } else { Ok(d) }
 }
 
@@ -345,6 +354,31 @@ mod tests {
         let back: RolloutPolicy =
             serde_json::from_value(serde_json::to_value(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+    }
+
+    #[test]
+    fn durations_accept_days_and_weeks() {
+        let p: RolloutPolicy = serde_json::from_value(serde_json::json!({
+            "steps": [{"percent": 10, "hold": "1w"}, {"percent": 100}],
+            "update_timeout": "7d"
+        }))
+        .unwrap();
+        assert_eq!(p.update_timeout, SignedDuration::from_hours(7 * 24));
+        assert_eq!(p.steps[0].hold, SignedDuration::from_hours(7 * 24));
+        let err = serde_json::from_value::<RolloutPolicy>(serde_json::json!({
+            "steps": [{"percent": 100}],
+            "update_timeout": "2 fortnights"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("\"2 fortnights\" for update_timeout"), "{err}");
+        let err = serde_json::from_value::<RolloutPolicy>(serde_json::json!({
+            "steps": [{"percent": 100}],
+            "update_timeout": "1 month"
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("update_timeout"), "{err}");
     }
 
     #[test]

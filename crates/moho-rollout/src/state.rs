@@ -71,10 +71,25 @@ pub struct RolloutStats {
     pub in_flight: u64,
     /// Attempts started within the policy's period (for the period cap).
     pub started_in_period: u64,
-    /// Nodes that reported healthy on the release.
+    /// Nodes that reported healthy on the release (signed reports: the
+    /// only ones a health gate counts).
     pub healthy: u64,
+    /// Attempts that unsigned reports (Omaha) say finished well: they count
+    /// as finished for the failure rate, never toward a health gate.
+    #[serde(default)]
+    pub unsigned_succeeded: u64,
     /// Attempts that failed, rolled back, or timed out.
     pub failed: u64,
+}
+
+impl RolloutStats {
+    /// Attempts that ended, well or not: the failure rate's denominator.
+    /// Unsigned successes (Omaha) count here like signed ones — a node that
+    /// finished is a node that did not fail — but never toward a health
+    /// gate, which reads only [`RolloutStats::healthy`].
+    pub fn finished(&self) -> u64 {
+        self.healthy + self.unsigned_succeeded + self.failed
+    }
 }
 
 /// An operator action on a rollout.

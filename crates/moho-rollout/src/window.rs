@@ -49,6 +49,11 @@ pub enum WindowError {
     /// A time zone name the bundled IANA database does not know.
     #[error("unknown time zone {0:?}: use an IANA name such as Europe/Berlin or UTC")]
     UnknownTimeZone(String),
+    /// A one-line window that is not four words.
+    #[error(
+        "invalid window {0:?}: use \"DAYS START LENGTH TIME_ZONE\", e.g. \"mon-fri 02:00 3h Europe/Berlin\""
+    )]
+    BadLine(String),
 }
 
 /// The serialised form of a window, as written in config files and the admin
@@ -65,6 +70,36 @@ pub struct WindowSpec {
     pub length: String,
     /// IANA time zone name, e.g. `Europe/Berlin`, `America/New_York`, `UTC`.
     pub time_zone: String,
+}
+
+impl WindowSpec {
+    /// The one-line form operators type (CLI flags, dashboard fields):
+    /// `DAYS START LENGTH TIME_ZONE`, days comma-separated, e.g.
+    /// `mon-fri 02:00 3h Europe/Berlin` or `sat,sun 00:00 1d UTC`. Only the
+    /// shape is checked here; [`Window::from_spec`] checks the values.
+    pub fn parse_line(line: &str) -> Result<Self, WindowError> {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let [days, start, length, time_zone] = parts[..] else {
+            return Err(WindowError::BadLine(line.to_owned()));
+        };
+        Ok(WindowSpec {
+            days: days.split(',').map(str::to_owned).collect(),
+            start: start.to_owned(),
+            length: length.to_owned(),
+            time_zone: time_zone.to_owned(),
+        })
+    }
+
+    /// The one-line form ([`WindowSpec::parse_line`] reads it back).
+    pub fn to_line(&self) -> String {
+        format!(
+            "{} {} {} {}",
+            self.days.join(","),
+            self.start,
+            self.length.replace(' ', ""),
+            self.time_zone
+        )
+    }
 }
 
 /// A half-open interval of absolute time, `[start, end)`.
@@ -493,6 +528,21 @@ mod tests {
         );
         let back: Window = serde_json::from_value(json).unwrap();
         assert_eq!(back, w);
+    }
+
+    #[test]
+    fn the_one_line_form_round_trips_and_names_a_bad_line() {
+        let w = window(&["fri-mon"], "23:30", "90m", "Asia/Kolkata");
+        let line = w.to_spec().to_line();
+        assert_eq!(line, "mon,fri,sat,sun 23:30:00 1h30m Asia/Kolkata");
+        let back = Window::from_spec(&WindowSpec::parse_line(&line).unwrap()).unwrap();
+        assert_eq!(back, w);
+        let typed = WindowSpec::parse_line("  mon-fri 02:00  3h Europe/Berlin ").unwrap();
+        assert_eq!(typed, spec(&["mon-fri"], "02:00", "3h", "Europe/Berlin"));
+        let err = WindowSpec::parse_line("mon-fri 02:00 3h")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"mon-fri 02:00 3h\""), "{err}");
     }
 
     proptest::proptest! {

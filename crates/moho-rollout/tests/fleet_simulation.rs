@@ -14,7 +14,9 @@ use moho_rollout::decide::VersionRelation;
 use moho_rollout::line::{LineIndex, place_in_line};
 use moho_rollout::policy::RolloutPolicy;
 use moho_rollout::state::{Action, RolloutState, RolloutStats, RolloutStatus, apply_action};
-use moho_rollout::{Attempt, NodeDecision, NodeFacts, RolloutView, TickEvent, decide, tick};
+use moho_rollout::{
+    Attempt, InFlightPhase, NodeDecision, NodeFacts, RolloutView, TickEvent, decide, tick,
+};
 
 const NODES: usize = 10_000;
 const OLD: &str = "1.0.0";
@@ -177,7 +179,10 @@ impl Sim {
                         done,
                         fails: n.fails,
                     });
-                    n.attempt = Attempt::InFlight { started: now };
+                    n.attempt = Attempt::InFlight {
+                        started: now,
+                        phase: InFlightPhase::Installing,
+                    };
                     self.stats.offered += 1;
                     self.stats.in_flight += 1;
                     self.max_in_flight_seen = self.max_in_flight_seen.max(self.stats.in_flight);

@@ -15,6 +15,10 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod legacy;
+#[allow(unused_imports)]
+pub use legacy::to_legacy_layout;
+
 pub const BOARD: &str = "amd64-generic";
 pub const EPOCH: &str = "1700000000";
 
@@ -129,20 +133,22 @@ impl Published {
         ]
     }
 
-    /// The repository file of a target (consistent snapshot naming).
+    /// The repository file of a target (consistent snapshots, the TUF
+    /// specification's layout: `board/version/HASH.file`).
     pub fn target_file(&self, name: &str) -> PathBuf {
-        let targets = self.path("repo/targets");
-        for e in fs::read_dir(&targets).unwrap() {
+        let (dir, file) = name.rsplit_once('/').unwrap();
+        let dir = self.path("repo/targets").join(dir);
+        for e in fs::read_dir(&dir).unwrap() {
             let e = e.unwrap();
-            let candidate = e.path().join(name.split_once('/').unwrap().1);
-            let dir_name = e.file_name().into_string().unwrap();
-            if dir_name.ends_with(&format!(".{}", name.split('/').next().unwrap()))
-                && candidate.exists()
+            let entry = e.file_name().into_string().unwrap();
+            if let Some((hash, rest)) = entry.split_once('.')
+                && rest == file
+                && hash.len() == 64
             {
-                return candidate;
+                return e.path();
             }
         }
-        panic!("no file for target {name}");
+        panic!("no file for target {name} in {}", dir.display());
     }
 }
 
@@ -194,4 +200,41 @@ pub fn published(targets_keys: u32) -> Published {
         "beta",
     ]);
     Published { dir }
+}
+
+/// Builds an erofs image of `version` from the test tree into `out`.
+pub fn build_image(p: &Published, version: &str, out: &str) {
+    ok(&[
+        "build",
+        "--rootfs",
+        s(&p.path("tree")),
+        "--version",
+        version,
+        "--board",
+        BOARD,
+        "--out",
+        s(&p.path(out)),
+        "--fs",
+        "erofs",
+        "--chunk-size",
+        "64KiB",
+        "--source-date-epoch",
+        EPOCH,
+    ]);
+}
+
+/// `repo add` of a built image on `channel`.
+pub fn add_image(p: &Published, image: &str, channel: &str) -> String {
+    ok(&[
+        "repo",
+        "add",
+        "--repo",
+        s(&p.repo()),
+        "--keys",
+        s(&p.path("keys")),
+        "--image",
+        s(&p.path(image)),
+        "--channel",
+        channel,
+    ])
 }

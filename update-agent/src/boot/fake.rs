@@ -47,6 +47,10 @@ pub enum FakeCall {
         /// The init program.
         init: String,
     },
+    /// `arm_watchdog`.
+    ArmWatchdog(u32),
+    /// `disarm_watchdog`.
+    DisarmWatchdog,
     /// `sleep`.
     Sleep(Duration),
 }
@@ -70,6 +74,8 @@ pub struct FakeBoot {
     pub bad_kexec_reboot: bool,
     /// `switch_root` fails.
     pub bad_switch_root: bool,
+    /// The machine has no hardware watchdog.
+    pub no_watchdog: bool,
     /// What is mounted: mount point → device.
     pub mounted: BTreeMap<PathBuf, PathBuf>,
     disk_asks: u32,
@@ -92,6 +98,14 @@ impl FakeBoot {
             }),
             ..Self::default()
         }
+    }
+
+    /// The watchdog calls, in order.
+    pub fn watchdog_calls(&self) -> Vec<&FakeCall> {
+        self.calls
+            .iter()
+            .filter(|c| matches!(c, FakeCall::ArmWatchdog(_) | FakeCall::DisarmWatchdog))
+            .collect()
     }
 
     /// Whether some console line starts with `prefix`.
@@ -229,6 +243,23 @@ impl BootSystem for FakeBoot {
                 source: nix::Error::ENOENT,
             });
         }
+        Ok(())
+    }
+
+    fn arm_watchdog(&mut self, timeout_secs: u32) -> Result<(), BootError> {
+        if self.no_watchdog {
+            return Err(BootError::Watchdog {
+                device: PathBuf::from("/dev/watchdog"),
+                op: "open",
+                source: io::Error::new(io::ErrorKind::NotFound, "no such device"),
+            });
+        }
+        self.calls.push(FakeCall::ArmWatchdog(timeout_secs));
+        Ok(())
+    }
+
+    fn disarm_watchdog(&mut self) -> Result<(), BootError> {
+        self.calls.push(FakeCall::DisarmWatchdog);
         Ok(())
     }
 

@@ -1,9 +1,10 @@
 //! The real [`BootSystem`]: sysfs, `mount(2)`, `kexec_file_load(2)`,
-//! `reboot(2)` and a `switch_root` like util-linux's.
+//! `reboot(2)`, a `switch_root` like util-linux's, and the Linux watchdog
+//! API on `/dev/watchdog` (`WDIOC_SETTIMEOUT`, `WDIOC_KEEPALIVE`, magic close).
 
 use std::ffi::CString;
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,20 @@ const PREFERRED_FS: [&str; 2] = ["ext4", "erofs"];
 /// Mounts carried over to the new root by `switch_root`.
 const MOVED_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
 
+/// The watchdog device.
+const WATCHDOG: &str = "/dev/watchdog";
+
+nix::ioctl_read!(wdioc_keepalive, b'W', 5, nix::libc::c_int);
+nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, nix::libc::c_int);
+
+fn watchdog_err(op: &'static str) -> impl Fn(io::Error) -> BootError {
+    move |source| BootError::Watchdog {
+        device: PathBuf::from(WATCHDOG),
+        op,
+        source,
+    }
+}
+
 /// The running machine.
 #[derive(Debug, Default)]
 pub struct LiveBoot {
@@ -36,7 +51,7 @@ pub struct LiveBoot {
 
 impl BootSystem for LiveBoot {
     fn say(&mut self, line: &str) {
-        let mut err = std::io::stderr().lock();
+        let mut err = io::stderr().lock();
         let _ = writeln!(err, "moho-boot: {line}");
         let _ = err.flush();
     }
@@ -243,6 +258,38 @@ impl BootSystem for LiveBoot {
             Ok(never) => match never {},
             Err(e) => Err(fail("execv", e)),
         }
+    }
+
+    fn arm_watchdog(&mut self, timeout_secs: u32) -> Result<(), BootError> {
+        let dev = fs::OpenOptions::new()
+            .write(true)
+            .open(WATCHDOG)
+            .map_err(watchdog_err("open"))?;
+        let mut t = nix::libc::c_int::try_from(timeout_secs).unwrap_or(nix::libc::c_int::MAX);
+        // SAFETY: WDIOC_SETTIMEOUT reads and writes one int through the
+        // pointer, which points to a live, aligned c_int on this stack frame;
+        // the fd is open for the call's duration.
+        #[allow(unsafe_code)]
+        let set = unsafe { wdioc_settimeout(dev.as_raw_fd(), &raw mut t) };
+        set.map_err(|e| watchdog_err("WDIOC_SETTIMEOUT")(e.into()))?;
+        let mut dummy: nix::libc::c_int = 0;
+        // SAFETY: WDIOC_KEEPALIVE writes at most one int, as above.
+        #[allow(unsafe_code)]
+        let fed = unsafe { wdioc_keepalive(dev.as_raw_fd(), &raw mut dummy) };
+        fed.map_err(|e| watchdog_err("WDIOC_KEEPALIVE")(e.into()))?;
+        // Closed without the magic 'V': the driver keeps the timer running.
+        drop(dev);
+        Ok(())
+    }
+
+    fn disarm_watchdog(&mut self) -> Result<(), BootError> {
+        let mut dev = fs::OpenOptions::new()
+            .write(true)
+            .open(WATCHDOG)
+            .map_err(watchdog_err("open"))?;
+        dev.write_all(b"V").map_err(watchdog_err("magic close"))?;
+        drop(dev);
+        Ok(())
     }
 
     fn sleep(&mut self, time: Duration) {

@@ -64,6 +64,9 @@ pub fn run_as_init(init_args: Vec<String>) -> ! {
                 wait_attempts: attempts,
                 wait_interval: WAIT_INTERVAL,
                 mount_point: PathBuf::from(SLOT_MOUNT_POINT),
+                watchdog_secs: params
+                    .watchdog_secs
+                    .unwrap_or(params::DEFAULT_WATCHDOG_SECS),
             };
             match run_selector(&mut sys, &cfg) {
                 SelectorOutcome::Booted(slot) => format!("the reboot into slot {slot} returned"),
@@ -79,6 +82,7 @@ pub fn run_as_init(init_args: Vec<String>) -> ! {
                 wait_attempts: attempts,
                 wait_interval: WAIT_INTERVAL,
                 new_root: PathBuf::from(NEW_ROOT),
+                watchdog_secs: params.watchdog_secs,
             };
             match run_slot_init(&mut sys, &cfg) {
                 Ok(()) => "switch_root returned".to_owned(),

@@ -10,6 +10,7 @@
 //! | `moho.wait=SECONDS` | how long to wait for the disk to appear | 30 |
 //! | `moho.disk=/dev/NAME` | selector role: the disk holding the slots | the only disk with Moho slots |
 //! | `moho.retry=SECONDS` | after giving up: wait this long, then reset the machine | 30 |
+//! | `moho.watchdog=SECONDS` | selector: hardware watchdog timeout armed for a trial boot (0: never arm); slot role: set by the selector on a trial boot, the watchdog is armed again with it | 60 (selector), absent (slot) |
 
 use std::path::PathBuf;
 
@@ -46,6 +47,8 @@ pub struct BootParams {
     pub disk: Option<PathBuf>,
     /// `moho.retry=`, seconds.
     pub retry_secs: u32,
+    /// `moho.watchdog=`, seconds, if given.
+    pub watchdog_secs: Option<u32>,
     /// Values that made no sense and were ignored, for the console.
     pub warnings: Vec<String>,
 }
@@ -56,6 +59,9 @@ pub const DEFAULT_WAIT_SECS: u32 = 30;
 pub const DEFAULT_RETRY_SECS: u32 = 30;
 /// Default `init=`.
 pub const DEFAULT_INIT: &str = "/sbin/init";
+/// Default `moho.watchdog=` of the selector: long enough for a slot kernel
+/// to boot and its systemd to take the watchdog over (`RuntimeWatchdogSec`).
+pub const DEFAULT_WATCHDOG_SECS: u32 = 60;
 
 /// Reads the options from a kernel command line; the last occurrence wins.
 pub fn parse(cmdline: &str) -> BootParams {
@@ -68,6 +74,7 @@ pub fn parse(cmdline: &str) -> BootParams {
         wait_secs: DEFAULT_WAIT_SECS,
         disk: None,
         retry_secs: DEFAULT_RETRY_SECS,
+        watchdog_secs: None,
         warnings: Vec::new(),
     };
     for word in cmdline_words(cmdline) {
@@ -88,8 +95,18 @@ pub fn parse(cmdline: &str) -> BootParams {
             },
             "rootfstype" => p.rootfstype = Some(value.to_owned()),
             "init" => p.init = value.to_owned(),
-            "moho.wait" => seconds(&mut p.warnings, key, value, &mut p.wait_secs),
-            "moho.retry" => seconds(&mut p.warnings, key, value, &mut p.retry_secs),
+            "moho.wait" => {
+                seconds(&mut p.warnings, key, value, &mut p.wait_secs);
+            }
+            "moho.retry" => {
+                seconds(&mut p.warnings, key, value, &mut p.retry_secs);
+            }
+            "moho.watchdog" => {
+                let mut secs = p.watchdog_secs.unwrap_or(DEFAULT_WATCHDOG_SECS);
+                if seconds(&mut p.warnings, key, value, &mut secs) {
+                    p.watchdog_secs = Some(secs);
+                }
+            }
             "moho.disk" => p.disk = Some(PathBuf::from(value)),
             _ => {}
         }
@@ -103,12 +120,18 @@ pub fn parse(cmdline: &str) -> BootParams {
     p
 }
 
-fn seconds(warnings: &mut Vec<String>, key: &str, value: &str, into: &mut u32) {
+fn seconds(warnings: &mut Vec<String>, key: &str, value: &str, into: &mut u32) -> bool {
     match value.parse::<u32>() {
-        Ok(v) if v <= 3600 => *into = v,
-        _ => warnings.push(format!(
-            "{key}={value:?} is not a number of seconds (0-3600); using {into}"
-        )),
+        Ok(v) if v <= 3600 => {
+            *into = v;
+            true
+        }
+        _ => {
+            warnings.push(format!(
+                "{key}={value:?} is not a number of seconds (0-3600); using {into}"
+            ));
+            false
+        }
     }
 }
 
@@ -139,6 +162,16 @@ mod tests {
         );
         assert_eq!(p.rootfstype.as_deref(), Some("ext4"));
         assert_eq!(p.init, "/usr/lib/systemd/systemd");
+    }
+
+    #[test]
+    fn the_watchdog_timeout_is_read_and_absent_by_default() {
+        assert_eq!(parse("console=ttyS0").watchdog_secs, None);
+        assert_eq!(parse("moho.watchdog=120").watchdog_secs, Some(120));
+        assert_eq!(parse("moho.watchdog=0").watchdog_secs, Some(0));
+        let p = parse("moho.watchdog=forever");
+        assert_eq!(p.watchdog_secs, None);
+        assert_eq!(p.warnings.len(), 1);
     }
 
     #[test]

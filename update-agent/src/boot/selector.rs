@@ -26,6 +26,9 @@ pub struct SelectorConfig {
     pub wait_interval: Duration,
     /// Where a slot is mounted to read its kernel.
     pub mount_point: PathBuf,
+    /// `moho.watchdog=`: the hardware watchdog timeout armed before a trial
+    /// boot (0: never armed).
+    pub watchdog_secs: u32,
 }
 
 /// How the selector ended (the real machine never sees `Booted`: it is in
@@ -144,7 +147,11 @@ pub fn boot_from(
             );
             continue;
         }
-        match boot_slot(sys, &path, &choice.table, slot, cfg) {
+        // A trial (the slot never booted successfully) runs under the
+        // hardware watchdog; a good slot never does.
+        let trial = !choice.table.attrs(slot).successful();
+        let watchdog = (trial && cfg.watchdog_secs > 0).then_some(cfg.watchdog_secs);
+        match boot_slot(sys, &path, &choice.table, slot, cfg, watchdog) {
             Ok(()) => return SelectorOutcome::Booted(slot),
             Err(e) => fail(sys, &mut failed, slot, e.to_string()),
         }
@@ -156,25 +163,48 @@ fn fail(sys: &mut dyn BootSystem, failed: &mut Vec<FailedAttempt>, slot: SlotNam
     failed.push(FailedAttempt { slot, why });
 }
 
-/// Mounts `slot`, loads its kernel and reboots into it.
+/// Mounts `slot`, loads its kernel and reboots into it; with `watchdog`,
+/// the hardware watchdog is armed with that timeout just before (and
+/// disarmed again if the reboot does not happen).
 fn boot_slot(
     sys: &mut dyn BootSystem,
     disk: &Path,
     table: &SlotTable,
     slot: SlotName,
     cfg: &SelectorConfig,
+    watchdog: Option<u32>,
 ) -> Result<(), BootError> {
     let entry = table.get(slot);
     let device = sys.partition_device(disk, entry.partition)?;
     let mp = cfg.mount_point.as_path();
     let fstype = sys.mount_ro(&device, mp, None)?;
-    let loaded = load_kernel(sys, mp, slot, entry.partuuid, &device, &fstype);
+    let loaded = load_kernel(sys, mp, slot, entry.partuuid, &device, &fstype, watchdog);
     if let Err(e) = sys.unmount(mp) {
         sys.say(&format!("WARNING: {e}"));
     }
     loaded?;
+    let mut armed = false;
+    if let Some(secs) = watchdog {
+        match sys.arm_watchdog(secs) {
+            Ok(()) => {
+                armed = true;
+                sys.say(&format!(
+                    "slot {slot}: trial boot under the hardware watchdog ({secs} s)"
+                ));
+            }
+            Err(e) => sys.say(&format!(
+                "WARNING: slot {slot}: no hardware watchdog for the trial boot ({e}); \
+                 a hang before the agent runs needs a reset"
+            )),
+        }
+    }
     sys.say(&format!("slot {slot}: starting its kernel"));
-    sys.kexec_reboot().inspect_err(|_| sys.kexec_unload())
+    sys.kexec_reboot().inspect_err(|_| {
+        sys.kexec_unload();
+        if armed && let Err(e) = sys.disarm_watchdog() {
+            sys.say(&format!("WARNING: {e}"));
+        }
+    })
 }
 
 fn load_kernel(
@@ -184,6 +214,7 @@ fn load_kernel(
     partuuid: uuid::Uuid,
     device: &Path,
     fstype: &str,
+    watchdog: Option<u32>,
 ) -> Result<(), BootError> {
     let names = sys.list_dir(mp, BOOT_DIR)?;
     let files = pick_boot_files(&names).map_err(|source| BootError::BootFiles {
@@ -194,7 +225,7 @@ fn load_kernel(
         .read_file(mp, CMDLINE_FILE)?
         .map(|b| parse_cmdline_file(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
-    let cmdline = slot_cmdline(&own, slot, partuuid)?;
+    let cmdline = slot_cmdline(&own, slot, partuuid, watchdog)?;
     let kernel = format!("{BOOT_DIR}/{}", files.kernel);
     let initrd = files.initrd.as_ref().map(|i| format!("{BOOT_DIR}/{i}"));
     sys.say(&format!(
@@ -236,6 +267,7 @@ mod tests {
             wait_attempts: 4,
             wait_interval: Duration::from_millis(250),
             mount_point: PathBuf::from("/slot"),
+            watchdog_secs: 60,
         }
     }
 
@@ -255,12 +287,62 @@ mod tests {
                 kernel: "boot/vmlinuz".into(),
                 initrd: Some("boot/initrd.img".into()),
                 cmdline: format!(
-                    "ro panic=10 console=ttyS0 root=PARTUUID={} moho.slot=B",
+                    "ro panic=10 console=ttyS0 root=PARTUUID={} moho.slot=B moho.watchdog=60",
                     Uuid::from_u128(3)
                 ),
             }
         );
         assert!(sys.said("slot B: trial boot, 0 tries left after this one"));
+        // The trial runs under the hardware watchdog, armed just before the kexec.
+        assert_eq!(sys.watchdog_calls(), [&FakeCall::ArmWatchdog(60)]);
+        let arm = sys
+            .calls
+            .iter()
+            .position(|c| *c == FakeCall::ArmWatchdog(60));
+        let kexec = sys.calls.iter().position(|c| *c == FakeCall::KexecReboot);
+        assert!(arm < kexec, "{:?}", sys.calls);
+    }
+
+    #[test]
+    fn a_good_slot_never_boots_with_the_watchdog_armed() {
+        let mut sys = FakeBoot::with_slots();
+        let mut disk = FakeSlotDisk::new(table((2, 0, true), (1, 0, true)));
+        assert_eq!(
+            boot_from(&mut sys, &mut disk, &cfg()),
+            SelectorOutcome::Booted(SlotName::A)
+        );
+        assert!(sys.watchdog_calls().is_empty(), "{:?}", sys.calls);
+        assert!(sys.kexec_loads().iter().all(|c| match c {
+            FakeCall::KexecLoad { cmdline, .. } => !cmdline.contains("moho.watchdog"),
+            _ => false,
+        }));
+        // Nor after a trial slot failed to start: the watchdog is disarmed.
+        let mut sys = FakeBoot::with_slots();
+        sys.bad_kexec_reboot = true;
+        let mut disk = FakeSlotDisk::new(table((1, 0, true), (2, 1, false)));
+        let _ = boot_from(&mut sys, &mut disk, &cfg());
+        assert_eq!(
+            sys.watchdog_calls(),
+            [&FakeCall::ArmWatchdog(60), &FakeCall::DisarmWatchdog]
+        );
+    }
+
+    #[test]
+    fn without_a_hardware_watchdog_the_trial_still_boots_and_says_so() {
+        let mut sys = FakeBoot::with_slots();
+        sys.no_watchdog = true;
+        let mut disk = FakeSlotDisk::new(table((1, 0, true), (2, 1, false)));
+        assert_eq!(
+            boot_from(&mut sys, &mut disk, &cfg()),
+            SelectorOutcome::Booted(SlotName::B)
+        );
+        assert!(sys.said("WARNING: slot B: no hardware watchdog for the trial boot"));
+        let mut off = cfg();
+        off.watchdog_secs = 0;
+        let mut sys = FakeBoot::with_slots();
+        let mut disk = FakeSlotDisk::new(table((1, 0, true), (2, 1, false)));
+        let _ = boot_from(&mut sys, &mut disk, &off);
+        assert!(sys.watchdog_calls().is_empty());
     }
 
     #[test]

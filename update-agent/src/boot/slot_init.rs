@@ -1,6 +1,8 @@
 //! The slot-initramfs role: the slot kernel was started by the selector with
 //! `root=PARTUUID=<slot> moho.slot=X`; find that partition, mount it
-//! read-only and hand over to the slot's init with `switch_root`.
+//! read-only and hand over to the slot's init with `switch_root`. On a trial
+//! boot (`moho.watchdog=N`) the hardware watchdog is armed again first:
+//! loading its driver in this kernel stopped the timer the selector armed.
 //!
 //! A failure here leaves the slot's boot try used up, so the reset that
 //! follows lets the selector fall back (DESIGN §4).
@@ -30,11 +32,21 @@ pub struct SlotInitConfig {
     pub wait_interval: Duration,
     /// Where the new root is mounted.
     pub new_root: PathBuf,
+    /// `moho.watchdog=`: a trial boot; arm the watchdog with this timeout.
+    pub watchdog_secs: Option<u32>,
 }
 
 /// Mounts the slot and switches to it. Returns only on failure (or from a
 /// fake), with the reason for the console.
 pub fn run_slot_init(sys: &mut dyn BootSystem, cfg: &SlotInitConfig) -> Result<(), String> {
+    if let Some(secs) = cfg.watchdog_secs.filter(|s| *s > 0) {
+        match sys.arm_watchdog(secs) {
+            Ok(()) => sys.say(&format!("trial boot: hardware watchdog armed ({secs} s)")),
+            Err(e) => sys.say(&format!(
+                "WARNING: trial boot without the hardware watchdog: {e}"
+            )),
+        }
+    }
     let Some(partuuid) = cfg.partuuid else {
         return Err("no root=PARTUUID=<guid> on the kernel command line".to_owned());
     };
@@ -122,7 +134,21 @@ mod tests {
             wait_attempts: 3,
             wait_interval: Duration::from_millis(100),
             new_root: PathBuf::from("/sysroot"),
+            watchdog_secs: None,
         }
+    }
+
+    #[test]
+    fn a_trial_boot_arms_the_watchdog_again_before_anything_else_and_a_good_one_does_not() {
+        let mut sys = FakeBoot::with_slots();
+        let mut c = cfg(3, SlotName::B);
+        c.watchdog_secs = Some(60);
+        run_slot_init(&mut sys, &c).unwrap();
+        assert_eq!(sys.calls[0], FakeCall::ArmWatchdog(60));
+        assert!(sys.said("trial boot: hardware watchdog armed (60 s)"));
+        let mut sys = FakeBoot::with_slots();
+        run_slot_init(&mut sys, &cfg(3, SlotName::B)).unwrap();
+        assert!(sys.watchdog_calls().is_empty());
     }
 
     #[test]

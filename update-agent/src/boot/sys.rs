@@ -86,6 +86,16 @@ pub enum BootError {
     /// The GPT could not be read or written.
     #[error(transparent)]
     Disk(#[from] DiskError),
+    /// The hardware watchdog could not be armed or disarmed.
+    #[error("{}: {op}: {source}", device.display())]
+    Watchdog {
+        /// The device (`/dev/watchdog`).
+        device: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Why.
+        source: io::Error,
+    },
 }
 
 impl BootError {
@@ -139,6 +149,12 @@ pub trait BootSystem {
     /// Makes the tree at `root` the root filesystem and executes `init` as
     /// process 1. Returns only if that failed (or from a fake).
     fn switch_root(&mut self, root: &Path, init: &str) -> Result<(), BootError>;
+    /// Arms the hardware watchdog (`/dev/watchdog`) to reset the machine
+    /// unless fed within `timeout_secs`, and lets go of it without the magic
+    /// close, so that it keeps counting until the next system feeds it.
+    fn arm_watchdog(&mut self, timeout_secs: u32) -> Result<(), BootError>;
+    /// Stops the hardware watchdog (magic close).
+    fn disarm_watchdog(&mut self) -> Result<(), BootError>;
     /// Waits.
     fn sleep(&mut self, time: Duration);
 }

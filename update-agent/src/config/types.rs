@@ -41,6 +41,18 @@ pub struct AgentConfig {
     pub update: UpdateConfig,
     /// When to reboot into a staged update.
     pub reboot: RebootConfig,
+    /// How long a trial boot may take to become healthy.
+    pub health: HealthConfig,
+}
+
+/// `[health]`
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthConfig {
+    /// A trial boot that has not reached `boot-complete.target` this long
+    /// after the agent first saw it fails, and the node reboots into its
+    /// fallback (DESIGN §3.12).
+    #[serde(serialize_with = "as_humantime")]
+    pub deadline: Duration,
 }
 
 /// `[server]`
@@ -99,6 +111,15 @@ pub struct UpdateConfig {
     /// Wait before the first download retry (doubled each time).
     #[serde(serialize_with = "as_humantime")]
     pub download_backoff: Duration,
+    /// The longest wait for a response or for the next bytes of one.
+    #[serde(serialize_with = "as_humantime")]
+    pub read_timeout: Duration,
+    /// A transfer slower than this (bytes per second) over `stall_window`
+    /// is broken off and resumed (a retry).
+    pub min_bytes_per_sec: u64,
+    /// The window `min_bytes_per_sec` is measured over.
+    #[serde(serialize_with = "as_humantime")]
+    pub stall_window: Duration,
 }
 
 /// `[reboot]`

@@ -12,8 +12,8 @@ use url::Url;
 
 use super::merge::{Merged, Sourced};
 use super::types::{
-    AgentConfig, Name, NodeConfig, RebootConfig, RebootStrategy, RepositoryConfig, ServerConfig,
-    UpdateConfig, WindowSpec,
+    AgentConfig, HealthConfig, Name, NodeConfig, RebootConfig, RebootStrategy, RepositoryConfig,
+    ServerConfig, UpdateConfig, WindowSpec,
 };
 
 /// Why the configuration could not be loaded.
@@ -396,6 +396,36 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
     let download_backoff = r
         .parsed("update.download_backoff", duration)
         .unwrap_or(Duration::from_secs(1));
+    let at_least = |min: Duration, what: &'static str| {
+        move |s: &str| {
+            duration(s).and_then(|d| {
+                if d < min {
+                    Err(format!("expected at least {what}"))
+                } else {
+                    Ok(d)
+                }
+            })
+        }
+    };
+    let read_timeout = r
+        .parsed(
+            "update.read_timeout",
+            at_least(Duration::from_secs(1), "1s"),
+        )
+        .unwrap_or(Duration::from_secs(30));
+    let min_bytes_per_sec = r
+        .integer("update.min_bytes_per_sec", 0..=1 << 40)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(1024);
+    let stall_window = r
+        .parsed(
+            "update.stall_window",
+            at_least(Duration::from_secs(1), "1s"),
+        )
+        .unwrap_or(Duration::from_secs(60));
+    let health_deadline = r
+        .parsed("health.deadline", at_least(Duration::from_secs(10), "10s"))
+        .unwrap_or(Duration::from_secs(600));
 
     let max_user_delay = r
         .parsed("reboot.max_user_delay", duration)
@@ -501,11 +531,17 @@ pub fn validate(merged: &Merged, dirs: &[PathBuf]) -> Result<AgentConfig, Config
             tries,
             download_attempts,
             download_backoff,
+            read_timeout,
+            min_bytes_per_sec,
+            stall_window,
         },
         reboot: RebootConfig {
             strategy,
             max_user_delay,
             max_inhibitor_wait,
+        },
+        health: HealthConfig {
+            deadline: health_deadline,
         },
     })
 }
@@ -542,6 +578,9 @@ mod tests {
         );
         assert_eq!(c.node.channel.as_str(), "stable");
         assert_eq!(c.update.tries, 1);
+        assert_eq!(c.health.deadline, Duration::from_secs(600));
+        assert_eq!(c.update.read_timeout, Duration::from_secs(30));
+        assert_eq!(c.update.min_bytes_per_sec, 1024);
         assert_eq!(c.state_dir, PathBuf::from("/var/lib/moho"));
         assert!(matches!(c.reboot.strategy, RebootStrategy::Immediate));
     }
@@ -567,6 +606,36 @@ mod tests {
         );
         assert!(
             err.contains("update.check_interval = \"soon\": not a duration"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn download_limits_and_the_health_deadline_are_checked() {
+        let c = load(&[(
+            "/a.toml",
+            &format!(
+                "{BASE}[update]\nread_timeout = \"5s\"\nmin_bytes_per_sec = 4096\n\
+                 stall_window = \"20s\"\n[health]\ndeadline = \"2m\"\n"
+            ),
+        )])
+        .unwrap();
+        assert_eq!(c.update.read_timeout, Duration::from_secs(5));
+        assert_eq!(c.update.min_bytes_per_sec, 4096);
+        assert_eq!(c.update.stall_window, Duration::from_secs(20));
+        assert_eq!(c.health.deadline, Duration::from_secs(120));
+        let err = load(&[(
+            "/a.toml",
+            &format!("{BASE}[health]\ndeadline = \"1s\"\n[update]\nread_timeout = \"0s\"\n"),
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("health.deadline = \"1s\": expected at least 10s"),
+            "{err}"
+        );
+        assert!(
+            err.contains("update.read_timeout = \"0s\": expected at least 1s"),
             "{err}"
         );
     }

@@ -1,8 +1,10 @@
-//! What the last boot did with a staged update (DESIGN §3.9–3.11), from the
+//! What the last boot did with a staged update (DESIGN §3.9–3.12), from the
 //! persisted agent state, the booted slot and the slot table alone: the
 //! staged slot booted (on trial, or already marked good), the selector fell
-//! back from it, or no reboot has happened yet.
+//! back from it (after a failed or abandoned trial), it was cancelled, or no
+//! reboot has happened yet.
 
+use jiff::Timestamp;
 use moho_core::slot_table::{SlotName, SlotTable};
 
 use crate::state::{AgentState, Event};
@@ -16,23 +18,30 @@ pub enum BootFinding {
     Events(Vec<Event>),
 }
 
-/// Assesses the boot. `booted_version` is the version running now.
+/// Assesses the boot at `now`. `booted_version` is the version running now.
 pub fn assess(
     state: &AgentState,
     booted: SlotName,
     table: &SlotTable,
     booted_version: Option<&str>,
+    now: Timestamp,
 ) -> BootFinding {
+    let rolled_back = || {
+        BootFinding::Events(vec![Event::RolledBack {
+            booted_version: booted_version.unwrap_or("unknown").to_owned(),
+        }])
+    };
     let staged = match state {
-        AgentState::UpdatedNeedReboot(s) | AgentState::Rebooting(s) => s,
-        AgentState::PendingMarkGood(s) => {
-            let attrs = table.attrs(s.slot);
-            return if s.slot == booted {
-                // Marked good by `update-agent mark-good` while we were away?
-                if attrs.successful() {
-                    BootFinding::Events(vec![Event::MarkedGood])
-                } else {
-                    BootFinding::Unchanged
+        AgentState::UpdatedNeedReboot(w) => &w.staged,
+        AgentState::Rebooting(s) => s,
+        AgentState::PendingMarkGood(t) => {
+            let attrs = table.attrs(t.staged.slot);
+            return if t.staged.slot == booted {
+                match (attrs.successful(), t.since) {
+                    // Marked good by `update-agent mark-good` while we were away?
+                    (true, _) => BootFinding::Events(vec![Event::MarkedGood]),
+                    (false, None) => BootFinding::Events(vec![Event::TrialObserved { at: now }]),
+                    (false, Some(_)) => BootFinding::Unchanged,
                 }
             } else if attrs.successful() {
                 // Marked good, then an operator rolled back: not a failure.
@@ -41,27 +50,35 @@ pub fn assess(
                 // The trial boot never reached boot-complete.target (a
                 // health check failed, or it hung) and the selector fell
                 // back on the next boot.
-                BootFinding::Events(vec![Event::RolledBack {
-                    booted_version: booted_version.unwrap_or("unknown").to_owned(),
-                }])
+                rolled_back()
+            };
+        }
+        AgentState::TrialFailed(r) => {
+            return if r.staged.slot == booted {
+                // Restarted on the failed trial before the reboot: again.
+                BootFinding::Events(vec![Event::TrialObserved { at: now }])
+            } else {
+                rolled_back()
             };
         }
         _ => return BootFinding::Unchanged,
     };
     let attrs = table.attrs(staged.slot);
     if staged.slot == booted {
-        let mut events = vec![Event::BootedStaged];
+        let mut events = vec![Event::BootedStaged { at: now }];
         if attrs.successful() && !staged.revert {
             events.push(Event::MarkedGood);
         }
         return BootFinding::Events(events);
     }
+    if attrs.priority() == 0 && attrs.tries() == 0 && !attrs.successful() && !staged.revert {
+        // Cleared without a reboot: a cancel that was written but not recorded.
+        return BootFinding::Events(vec![Event::Cleared]);
+    }
     if attrs.tries() == 0 && !attrs.successful() {
         // The selector used the slot's last try and we are back on the
         // other slot: that boot failed.
-        return BootFinding::Events(vec![Event::RolledBack {
-            booted_version: booted_version.unwrap_or("unknown").to_owned(),
-        }]);
+        return rolled_back();
     }
     match state {
         // Restarted in the same boot, before the reboot happened.
@@ -76,7 +93,22 @@ mod tests {
     use moho_core::slot_attrs::SlotAttributes;
     use moho_core::slot_table::SlotEntry;
 
-    use crate::state::Staged;
+    use crate::state::{RebootWait, Rescue, Staged, Trial, TrialFailure, Waiting};
+
+    fn now() -> Timestamp {
+        "2026-11-22T10:00:00Z".parse().unwrap()
+    }
+
+    fn pending() -> AgentState {
+        AgentState::PendingMarkGood(Trial {
+            staged: staged(),
+            since: Some(now()),
+        })
+    }
+
+    fn waiting() -> AgentState {
+        AgentState::UpdatedNeedReboot(Waiting::new(staged()))
+    }
 
     fn table(b: (u8, u8, bool)) -> SlotTable {
         let entry = |p: u32, label: &str, (prio, tries, ok): (u8, u8, bool)| SlotEntry {
@@ -108,31 +140,67 @@ mod tests {
     fn booting_the_staged_slot_puts_it_on_trial() {
         let s = AgentState::Rebooting(staged());
         // The selector used B's one try and booted it.
-        let f = assess(&s, SlotName::B, &table((2, 0, false)), Some("1.1.0"));
-        assert_eq!(f, BootFinding::Events(vec![Event::BootedStaged]));
+        let f = assess(&s, SlotName::B, &table((2, 0, false)), Some("1.1.0"), now());
+        assert_eq!(
+            f,
+            BootFinding::Events(vec![Event::BootedStaged { at: now() }])
+        );
     }
 
     #[test]
     fn a_staged_slot_already_marked_good_is_reported_healthy() {
-        let s = AgentState::UpdatedNeedReboot(staged());
-        let f = assess(&s, SlotName::B, &table((2, 0, true)), Some("1.1.0"));
+        let s = waiting();
+        let f = assess(&s, SlotName::B, &table((2, 0, true)), Some("1.1.0"), now());
         assert_eq!(
             f,
-            BootFinding::Events(vec![Event::BootedStaged, Event::MarkedGood])
+            BootFinding::Events(vec![Event::BootedStaged { at: now() }, Event::MarkedGood])
         );
-        let pending = AgentState::PendingMarkGood(staged());
-        let f = assess(&pending, SlotName::B, &table((2, 0, true)), Some("1.1.0"));
+        let f = assess(
+            &pending(),
+            SlotName::B,
+            &table((2, 0, true)),
+            Some("1.1.0"),
+            now(),
+        );
         assert_eq!(f, BootFinding::Events(vec![Event::MarkedGood]));
-        let f = assess(&pending, SlotName::B, &table((2, 0, false)), Some("1.1.0"));
+        let f = assess(
+            &pending(),
+            SlotName::B,
+            &table((2, 0, false)),
+            Some("1.1.0"),
+            now(),
+        );
         assert_eq!(f, BootFinding::Unchanged);
+        // A trial an older agent recorded gets its start now.
+        let old = AgentState::PendingMarkGood(Trial {
+            staged: staged(),
+            since: None,
+        });
+        let f = assess(
+            &old,
+            SlotName::B,
+            &table((2, 0, false)),
+            Some("1.1.0"),
+            now(),
+        );
+        assert_eq!(
+            f,
+            BootFinding::Events(vec![Event::TrialObserved { at: now() }])
+        );
     }
 
     #[test]
     fn a_trial_boot_that_never_got_marked_good_and_fell_back_is_a_rollback() {
         // The daemon saw the trial boot (pending-mark-good), a health check
         // failed, the machine rebooted and the selector fell back to A.
-        let pending = AgentState::PendingMarkGood(staged());
-        let f = assess(&pending, SlotName::A, &table((2, 0, false)), Some("1.0.0"));
+        let pending = pending();
+        let f = assess(
+            &pending,
+            SlotName::A,
+            &table((2, 0, false)),
+            Some("1.0.0"),
+            now(),
+        );
         assert_eq!(
             f,
             BootFinding::Events(vec![Event::RolledBack {
@@ -154,11 +222,8 @@ mod tests {
 
     #[test]
     fn back_on_the_old_slot_with_the_new_one_out_of_tries_is_a_rollback() {
-        for s in [
-            AgentState::Rebooting(staged()),
-            AgentState::UpdatedNeedReboot(staged()),
-        ] {
-            let f = assess(&s, SlotName::A, &table((2, 0, false)), Some("1.0.0"));
+        for s in [AgentState::Rebooting(staged()), waiting()] {
+            let f = assess(&s, SlotName::A, &table((2, 0, false)), Some("1.0.0"), now());
             assert_eq!(
                 f,
                 BootFinding::Events(vec![Event::RolledBack {
@@ -171,23 +236,67 @@ mod tests {
     #[test]
     fn no_reboot_yet_leaves_the_update_staged() {
         let armed = table((2, 1, false));
-        let f = assess(
-            &AgentState::UpdatedNeedReboot(staged()),
-            SlotName::A,
-            &armed,
-            Some("1.0.0"),
-        );
+        let f = assess(&waiting(), SlotName::A, &armed, Some("1.0.0"), now());
         assert_eq!(f, BootFinding::Unchanged);
         let f = assess(
             &AgentState::Rebooting(staged()),
             SlotName::A,
             &armed,
             Some("1.0.0"),
+            now(),
         );
         assert_eq!(f, BootFinding::Events(vec![Event::StillStaged(staged())]));
         assert_eq!(
-            assess(&AgentState::Idle, SlotName::A, &armed, None),
+            assess(&AgentState::Idle, SlotName::A, &armed, None, now()),
             BootFinding::Unchanged
+        );
+    }
+
+    #[test]
+    fn a_cancel_written_but_not_recorded_is_a_cancel_not_a_rollback() {
+        let f = assess(
+            &waiting(),
+            SlotName::A,
+            &table((0, 0, false)),
+            Some("1.0.0"),
+            now(),
+        );
+        assert_eq!(f, BootFinding::Events(vec![Event::Cleared]));
+    }
+
+    #[test]
+    fn a_failed_trial_is_a_rollback_once_the_fallback_runs_and_a_retry_before() {
+        let failed = AgentState::TrialFailed(Rescue {
+            staged: staged(),
+            failure: TrialFailure::Withdrawn {
+                reason: "rollout aborted".into(),
+            },
+            reboot: RebootWait::default(),
+            asked: true,
+        });
+        let f = assess(
+            &failed,
+            SlotName::A,
+            &table((0, 0, false)),
+            Some("1.0.0"),
+            now(),
+        );
+        assert_eq!(
+            f,
+            BootFinding::Events(vec![Event::RolledBack {
+                booted_version: "1.0.0".into()
+            }])
+        );
+        let f = assess(
+            &failed,
+            SlotName::B,
+            &table((0, 0, false)),
+            Some("1.1.0"),
+            now(),
+        );
+        assert_eq!(
+            f,
+            BootFinding::Events(vec![Event::TrialObserved { at: now() }])
         );
     }
 }

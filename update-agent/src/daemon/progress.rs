@@ -27,6 +27,16 @@ impl std::fmt::Debug for DaemonProgress {
 }
 
 impl DaemonProgress {
+    /// Progress into `status`, pinging `notify`'s watchdog.
+    pub fn new(notify: Arc<dyn Notify>, status: StatusHandle) -> Self {
+        Self {
+            notify,
+            status,
+            total: Mutex::new(0),
+            done: Mutex::new(0),
+        }
+    }
+
     fn set(&self, done: u64) {
         let total = self.total.lock().map(|t| *t).unwrap_or(0);
         #[allow(clippy::cast_precision_loss)]
@@ -75,5 +85,10 @@ impl Progress for DaemonProgress {
     }
     fn finish(&self) {
         self.set(self.total.lock().map(|t| *t).unwrap_or(0));
+    }
+    fn retrying(&self, _chunk: u64, _attempt: u32, _error: &str) {
+        // Bounded retries of a stalled transfer are progress too: the
+        // service manager must not kill the daemon while they run.
+        self.notify.watchdog();
     }
 }

@@ -47,6 +47,10 @@ pub struct GateInput<'a> {
     pub now: Timestamp,
     /// The strategy.
     pub strategy: &'a Strategy,
+    /// A failed trial going back to its fallback (DESIGN §3.12): not an
+    /// update waiting for its window, and it already holds its FleetLock
+    /// slot, so only users and inhibitors (bounded) hold it back.
+    pub rescue: bool,
     /// An operator asked for the reboot (`update-agent reboot`): windows
     /// and `off` no longer hold it back; users, inhibitors and the lock do.
     pub requested: bool,
@@ -165,7 +169,7 @@ pub fn decide(input: &GateInput<'_>) -> Decision {
         verdict: Verdict::Wait(blocker),
         allowed_since,
     };
-    if !input.requested {
+    if !input.requested && !input.rescue {
         match input.strategy {
             Strategy::Off => return wait(Blocker::AwaitingCommand, None),
             Strategy::Windows(w) => {
@@ -201,6 +205,7 @@ pub fn decide(input: &GateInput<'_>) -> Decision {
         );
     }
     let take_lock = match input.strategy {
+        Strategy::FleetLock { .. } if input.rescue => false,
         Strategy::FleetLock { group } => {
             if let Some(detail) = input.lock_refused {
                 return wait(
@@ -248,6 +253,7 @@ mod tests {
         GateInput {
             now: ts(now),
             strategy,
+            rescue: false,
             requested: false,
             allowed_since: None,
             users: &[],
@@ -350,6 +356,29 @@ mod tests {
         i.allowed_since = d.allowed_since;
         i.now = ts("2026-11-22T10:10:00Z");
         assert_eq!(decide(&i).verdict, Verdict::Reboot { take_lock: false });
+    }
+
+    #[test]
+    fn a_failed_trial_reboots_outside_its_window_without_the_lock_but_lets_users_finish() {
+        for s in [
+            berlin_sunday_night(),
+            Strategy::Off,
+            Strategy::FleetLock { group: "db".into() },
+        ] {
+            let mut i = input(&s, "2026-03-28T12:00:00Z");
+            i.rescue = true;
+            assert_eq!(decide(&i).verdict, Verdict::Reboot { take_lock: false });
+            let users = ["alice".to_owned()];
+            i.users = &users;
+            let d = decide(&i);
+            assert!(
+                matches!(d.verdict, Verdict::Wait(Blocker::UsersLoggedIn { .. })),
+                "{d:?}"
+            );
+            i.allowed_since = d.allowed_since;
+            i.now = ts("2026-03-28T13:00:00Z");
+            assert_eq!(decide(&i).verdict, Verdict::Reboot { take_lock: false });
+        }
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct AgentStatus {
     pub last_error: String,
     /// Why a staged reboot is waiting (empty when it is not).
     pub reboot_blocked_by: String,
+    /// On trial: when the trial fails if `boot-complete.target` is not
+    /// reached by then (RFC 3339; empty when not on trial).
+    #[serde(default)]
+    pub trial_deadline: String,
 }
 
 /// Called with the old and new status after every change.

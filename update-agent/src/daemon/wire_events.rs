@@ -2,6 +2,7 @@
 
 use moho_protocol::node::EventKind;
 
+use crate::state::TrialFailure;
 use crate::state::machine::Report;
 
 /// The wire event for a report.
@@ -29,9 +30,23 @@ pub fn event_for(r: &Report) -> Option<EventKind> {
         Report::Rollback {
             failed,
             booted_version,
+            reason,
         } => EventKind::Rollback {
             failed_version: failed.version.clone(),
             booted_version: booted_version.clone(),
+            reason: Some(clip(reason)),
+        },
+        Report::TrialFailed { staged, failure } => EventKind::TrialFailed {
+            version: staged.version.clone(),
+            unit: match failure {
+                TrialFailure::UnitFailed { unit, .. } => Some(unit.clone()),
+                _ => None,
+            },
+            detail: clip(&failure.to_string()),
+        },
+        Report::Cancelled { staged, reason } => EventKind::Cancelled {
+            version: staged.version.clone(),
+            reason: clip(reason),
         },
         Report::Error {
             phase,
@@ -40,7 +55,12 @@ pub fn event_for(r: &Report) -> Option<EventKind> {
         } => EventKind::Error {
             version: version.clone(),
             code: format!("{phase}_failed"),
-            message: message.chars().take(2000).collect(),
+            message: clip(message),
         },
     })
+}
+
+/// Messages the server stores are bounded.
+fn clip(s: &str) -> String {
+    s.chars().take(2000).collect()
 }

@@ -18,6 +18,7 @@ pub trait Agent1 {
     fn reboot(&self) -> zbus::Result<String>;
     fn mark_good(&self) -> zbus::Result<String>;
     fn rollback(&self) -> zbus::Result<String>;
+    fn cancel(&self) -> zbus::Result<String>;
     #[zbus(signal)]
     fn status_changed(&self, state: String, status_json: String) -> zbus::Result<()>;
     #[zbus(property)]
@@ -36,6 +37,8 @@ pub trait Agent1 {
     fn last_error(&self) -> zbus::Result<String>;
     #[zbus(property)]
     fn reboot_blocked_by(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn trial_deadline(&self) -> zbus::Result<String>;
 }
 
 pub use self::Agent1Proxy as Proxy;
@@ -48,7 +51,16 @@ pub enum ClientError {
         "cannot reach the update agent daemon on the system bus ({0}); is moho-agent.service running?"
     )]
     Unreachable(zbus::Error),
-    /// The daemon refused or failed.
+    /// The daemon refused: not in its current state
+    /// (`org.moho.Agent1.Error.NotAllowed`) or not for this caller.
+    #[error("{call} refused: {message}")]
+    Refused {
+        /// The method.
+        call: &'static str,
+        /// The daemon's message.
+        message: String,
+    },
+    /// The daemon tried and failed.
     #[error("{call}: {message}")]
     Call {
         /// The method.
@@ -74,6 +86,15 @@ fn call_err(call: &'static str) -> impl Fn(zbus::Error) -> ClientError {
             ) =>
         {
             ClientError::Unreachable(e)
+        }
+        zbus::Error::MethodError(ref name, Some(ref m), _)
+            if name.as_str().ends_with(".Error.NotAllowed")
+                || name.as_str().ends_with(".Error.AccessDenied") =>
+        {
+            ClientError::Refused {
+                call,
+                message: m.clone(),
+            }
         }
         zbus::Error::MethodError(_, Some(m), _) => ClientError::Call { call, message: m },
         zbus::Error::FDO(f) => ClientError::Call {
@@ -101,6 +122,7 @@ pub fn status(p: &Proxy<'_>) -> Result<AgentStatus, ClientError> {
         last_check: p.last_check().map_err(&e)?,
         last_error: p.last_error().map_err(&e)?,
         reboot_blocked_by: p.reboot_blocked_by().map_err(&e)?,
+        trial_deadline: p.trial_deadline().map_err(&e)?,
     })
 }
 
@@ -112,6 +134,7 @@ pub fn call(p: &Proxy<'_>, method: Method) -> Result<String, ClientError> {
         Method::Reboot => p.reboot().map_err(call_err("Reboot")),
         Method::MarkGood => p.mark_good().map_err(call_err("MarkGood")),
         Method::Rollback => p.rollback().map_err(call_err("Rollback")),
+        Method::Cancel => p.cancel().map_err(call_err("Cancel")),
     }
 }
 
@@ -128,6 +151,8 @@ pub enum Method {
     MarkGood,
     /// `Rollback`.
     Rollback,
+    /// `Cancel`.
+    Cancel,
 }
 
 /// Calls `f` with each status the daemon signals, until it returns false.

@@ -2,7 +2,9 @@
 //! [`StatusHandle`], methods sent to the daemon loop as [`Request`]s,
 //! mutating methods only for root callers (also enforced by the bus policy
 //! in `systemd/`), a `StatusChanged` signal and `PropertiesChanged` on every
-//! change.
+//! change. A method returns its answer as text; a refusal is the D-Bus
+//! error `org.moho.Agent1.Error.NotAllowed`, a failure `...Error.Failed`,
+//! a caller that is not root `...Error.AccessDenied`.
 
 use std::sync::Mutex;
 use std::sync::mpsc::Sender;
@@ -14,8 +16,43 @@ use zbus::names::BusName;
 use zbus::object_server::SignalEmitter;
 
 use super::{BUS_NAME, OBJECT_PATH};
-use crate::daemon::commands::{Command, Request};
+use crate::daemon::commands::{Command, CommandError, Request};
 use crate::daemon::status::{AgentStatus, StatusHandle};
+
+/// The errors of `org.moho.Agent1`'s methods.
+#[derive(Debug, zbus::DBusError)]
+#[zbus(prefix = "org.moho.Agent1.Error")]
+pub enum AgentError {
+    /// A bus error.
+    #[zbus(error)]
+    ZBus(zbus::Error),
+    /// Refused in the daemon's current state (or by the deny list).
+    NotAllowed(String),
+    /// Tried and failed.
+    Failed(String),
+    /// The caller is not root.
+    AccessDenied(String),
+}
+
+impl From<CommandError> for AgentError {
+    fn from(e: CommandError) -> Self {
+        let m = moho_core::report::render_chain(&e);
+        if e.is_refusal() {
+            Self::NotAllowed(m)
+        } else {
+            Self::Failed(m)
+        }
+    }
+}
+
+impl From<fdo::Error> for AgentError {
+    fn from(e: fdo::Error) -> Self {
+        match e {
+            fdo::Error::AccessDenied(m) => Self::AccessDenied(m),
+            other => Self::Failed(other.to_string()),
+        }
+    }
+}
 
 /// The object.
 pub struct Agent1 {
@@ -35,21 +72,21 @@ impl Agent1 {
         command: Command,
         hdr: &Header<'_>,
         conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         require_root(hdr, conn).await?;
         let (tx, rx) = oneshot::channel();
         self.commands
             .lock()
-            .map_err(|_| fdo::Error::Failed("daemon loop lock poisoned".into()))?
+            .map_err(|_| AgentError::Failed("daemon loop lock poisoned".into()))?
             .send(Request {
                 command,
                 reply: Some(tx),
             })
-            .map_err(|_| fdo::Error::Failed("the daemon loop has stopped".into()))?;
+            .map_err(|_| AgentError::Failed("the daemon loop has stopped".into()))?;
         match rx.await {
-            Ok(Ok(m)) => Ok(m),
-            Ok(Err(m)) => Err(fdo::Error::Failed(m)),
-            Err(_) => Err(fdo::Error::Failed("the daemon loop did not answer".into())),
+            Ok(Ok(answer)) => Ok(answer.to_string()),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(AgentError::Failed("the daemon loop did not answer".into())),
         }
     }
 }
@@ -78,7 +115,7 @@ impl Agent1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         self.call(Command::Check, &hdr, conn).await
     }
 
@@ -87,7 +124,7 @@ impl Agent1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         self.call(Command::Install, &hdr, conn).await
     }
 
@@ -96,7 +133,7 @@ impl Agent1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         self.call(Command::Reboot, &hdr, conn).await
     }
 
@@ -105,7 +142,7 @@ impl Agent1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         self.call(Command::MarkGood, &hdr, conn).await
     }
 
@@ -114,8 +151,17 @@ impl Agent1 {
         &self,
         #[zbus(header)] hdr: Header<'_>,
         #[zbus(connection)] conn: &zbus::Connection,
-    ) -> fdo::Result<String> {
+    ) -> Result<String, AgentError> {
         self.call(Command::Rollback, &hdr, conn).await
+    }
+
+    /// Withdraw the staged update (or abandon the trial of one that booted).
+    async fn cancel(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+    ) -> Result<String, AgentError> {
+        self.call(Command::Cancel, &hdr, conn).await
     }
 
     /// Emitted on every change, with the whole status as JSON.
@@ -157,6 +203,10 @@ impl Agent1 {
     #[zbus(property)]
     fn reboot_blocked_by(&self) -> String {
         self.status.get().reboot_blocked_by
+    }
+    #[zbus(property)]
+    fn trial_deadline(&self) -> String {
+        self.status.get().trial_deadline
     }
 }
 
@@ -217,6 +267,9 @@ fn emit(
         }
         if old.reboot_blocked_by != new.reboot_blocked_by {
             obj.reboot_blocked_by_changed(e).await?;
+        }
+        if old.trial_deadline != new.trial_deadline {
+            obj.trial_deadline_changed(e).await?;
         }
         Agent1::status_changed(e, &new.state, &json).await
     })

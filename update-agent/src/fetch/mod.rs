@@ -1,12 +1,16 @@
 //! Getting bytes from the repository: the narrow [`Transport`] trait (one
 //! GET, optionally of a byte range), its HTTPS and `file://`
-//! implementations, a recording fake with fault injection, and the adapter
-//! that lets the TUF client fetch metadata through any transport.
+//! implementations (HTTPS bounded by a read timeout and a minimum rate,
+//! [`guard`]), a recording fake with fault injection, and the adapter that
+//! lets the TUF client fetch metadata through any transport.
 
 pub mod fake;
 pub mod file;
+pub mod guard;
 pub mod http;
 pub mod metadata;
+#[cfg(test)]
+mod partial_content_tests;
 
 use std::io::Read;
 use std::ops::Range;
@@ -33,6 +37,15 @@ pub enum FetchError {
         start: u64,
         /// Range end (exclusive).
         end: u64,
+    },
+    /// A `206` answer for other bytes than those asked for: refused on its
+    /// headers, before a byte of the body is read or hashed.
+    #[error("{url}: {source}")]
+    BadPartialContent {
+        /// What was fetched.
+        url: Url,
+        /// What was wrong.
+        source: moho_release::ContentRangeError,
     },
     /// The connection or the request failed.
     #[error("{url}: {message}")]
@@ -86,4 +99,23 @@ impl Transport for SchemeTransport {
             _ => Err(FetchError::Scheme(url.clone())),
         }
     }
+}
+
+/// The repository transport the configuration describes: `file://`
+/// locally, HTTP(S) with the repository's CA and the `[update]` download
+/// limits.
+pub fn repository_transport(
+    config: &crate::config::AgentConfig,
+) -> Result<SchemeTransport, http::HttpSetupError> {
+    let limits = http::DownloadLimits {
+        read_timeout: config.update.read_timeout,
+        stall: guard::StallPolicy {
+            min_bytes_per_sec: config.update.min_bytes_per_sec,
+            window: config.update.stall_window,
+        },
+    };
+    Ok(SchemeTransport::new(http::HttpTransport::new(
+        config.repository.ca_cert.as_deref(),
+        limits,
+    )?))
 }

@@ -14,8 +14,8 @@ use crate::atomic_file::AtomicFileError;
 use crate::denylist::DenyListError;
 use crate::os_release::OsReleaseError;
 use crate::repo_client::RepoError;
-use crate::state::StateError;
-use crate::state::store::StoreError;
+use crate::service::disk::NodeDiskError;
+use crate::state::KeeperError;
 
 /// A pre-flight check that failed: nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -116,13 +116,14 @@ pub enum InstallError {
     /// The deny list.
     #[error(transparent)]
     DenyList(#[from] DenyListError),
-    /// The state file.
+    /// The slots' bytes could not be reached.
     #[error(transparent)]
-    Store(#[from] StoreError),
+    NodeDisk(#[from] NodeDiskError),
     /// The journal.
     #[error(transparent)]
     Journal(#[from] AtomicFileError),
-    /// A state transition out of order (a bug).
+    /// The state's owner could not record a step (a transition out of
+    /// order, or the state file).
     #[error(transparent)]
-    State(#[from] StateError),
+    State(#[from] KeeperError),
 }

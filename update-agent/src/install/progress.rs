@@ -16,6 +16,10 @@ pub trait Progress: Send + Sync {
     fn phase(&self, name: &str);
     /// Done.
     fn finish(&self);
+    /// A chunk's transfer broke off (stalled, dropped) and is tried again.
+    fn retrying(&self, chunk: u64, attempt: u32, error: &str) {
+        let _ = (chunk, attempt, error);
+    }
 }
 
 /// Chooses the terminal bar when stderr is a terminal.

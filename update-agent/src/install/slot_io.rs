@@ -12,7 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use moho_disk::SlotExtent;
 use nix::fcntl::{OFlag, PosixFadviseAdvice, posix_fadvise};
@@ -67,41 +68,82 @@ pub struct SlotIoError {
     pub source: io::Error,
 }
 
-/// One slot, open for direct I/O.
-#[derive(Debug)]
-pub struct SlotIo {
-    file: File,
-    extent: SlotExtent,
+/// A disk (device or image file) opened once for the slots' bytes: direct
+/// I/O where the filesystem or device supports it, else buffered.
+#[derive(Debug, Clone)]
+pub struct SlotFile {
+    file: Arc<File>,
+    path: PathBuf,
     direct: bool,
+    writable: bool,
 }
 
-impl SlotIo {
-    /// Opens the slot described by `extent`.
-    pub fn open(extent: &SlotExtent, write: bool) -> Result<Self, SlotIoError> {
+impl SlotFile {
+    /// Opens `path` (writable when `write`).
+    pub fn open(path: &Path, write: bool) -> Result<Self, SlotIoError> {
+        let fail = |e| SlotIoError {
+            disk: path.to_owned(),
+            offset: 0,
+            op: "open".into(),
+            source: e,
+        };
         let open = |direct: bool| {
             let mut o = OpenOptions::new();
             o.read(true).write(write);
             if direct {
                 o.custom_flags(OFlag::O_DIRECT.bits());
             }
-            o.open(&extent.disk)
+            o.open(path)
         };
         let (file, direct) = match open(true) {
             Ok(f) => (f, true),
             Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
-                tracing::debug!(disk = %extent.disk.display(), "O_DIRECT not supported; using fdatasync");
-                (
-                    open(false).map_err(|e| err(extent, "open".into(), e))?,
-                    false,
-                )
+                tracing::debug!(disk = %path.display(), "O_DIRECT not supported; using fdatasync");
+                (open(false).map_err(fail)?, false)
             }
-            Err(e) => return Err(err(extent, "open".into(), e)),
+            Err(e) => return Err(fail(e)),
         };
         Ok(Self {
-            file,
-            extent: extent.clone(),
+            file: Arc::new(file),
+            path: path.to_owned(),
             direct,
+            writable: write,
         })
+    }
+
+    /// The disk.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether it was opened for writing.
+    pub fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The slot at `extent` of this disk.
+    pub fn slot(&self, extent: &SlotExtent) -> SlotIo {
+        SlotIo {
+            file: Arc::clone(&self.file),
+            extent: extent.clone(),
+            direct: self.direct,
+        }
+    }
+}
+
+/// One slot of a [`SlotFile`].
+#[derive(Debug)]
+pub struct SlotIo {
+    file: Arc<File>,
+    extent: SlotExtent,
+    direct: bool,
+}
+
+impl SlotIo {
+    /// Opens the slot described by `extent` on its own (tools and tests;
+    /// the agent's services use [`SlotFile::slot`]).
+    pub fn open(extent: &SlotExtent, write: bool) -> Result<Self, SlotIoError> {
+        Ok(SlotFile::open(&extent.disk, write)?.slot(extent))
     }
 
     /// The slot's length in bytes.

@@ -22,13 +22,15 @@ use crate::fetch::{Body, FetchError, Transport};
 
 /// Buffers in flight: one being filled, one queued, one being written.
 const BUFFERS: usize = 3;
+/// The longest wait between two attempts at a chunk.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// How often and how patiently to retry a broken download.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
     /// Attempts per chunk before giving up.
     pub attempts: u32,
-    /// Wait before the first retry; doubled each time.
+    /// Wait before the first retry; doubled each time, at most a minute.
     pub first_backoff: Duration,
 }
 
@@ -345,8 +347,9 @@ impl RemoteRun {
             }
             if attempt < job.retry.attempts {
                 tracing::warn!(chunk = i, attempt, error = %last, "download interrupted; retrying");
+                job.progress.retrying(i, attempt, &last);
                 thread::sleep(backoff);
-                backoff = backoff.saturating_mul(2);
+                backoff = backoff.saturating_mul(2).min(MAX_BACKOFF);
             }
         }
         Err(StreamError::Download {

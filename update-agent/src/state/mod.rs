@@ -1,9 +1,15 @@
 //! The agent's state: one enum with checked transitions ([`machine`]),
-//! persisted in the state directory ([`store`]) so that a restarted agent
-//! knows whether it was idle, half-way through an install, or waiting to
-//! reboot into a staged update.
+//! persisted in the state directory ([`store`]) and owned by one
+//! [`keeper::StateKeeper`], so that a restarted agent knows whether it was
+//! idle, half-way through an install, waiting to reboot into a staged
+//! update, or on trial.
 
+pub mod keeper;
 pub mod machine;
 pub mod store;
 
-pub use machine::{Action, AgentState, Event, Phase, Staged, StateError};
+pub use keeper::{KeeperError, StateKeeper};
+pub use machine::{
+    Action, AgentState, Event, LockRefusal, Phase, RebootWait, Rescue, Staged, StateError, Trial,
+    TrialFailure, Waiting,
+};

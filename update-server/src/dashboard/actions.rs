@@ -18,8 +18,8 @@ use super::pages::rollout::rollout_id;
 use super::policy_form::PolicyFields;
 use super::words::policy_in_words;
 use super::{require_admin_form, require_user};
-use crate::app::AppState;
 use crate::rollout_ops::{act, action_name, change_policy, parse_action};
+use crate::state::AppState;
 use crate::store::RolloutRecord;
 
 /// `?action=` of the confirmation page.

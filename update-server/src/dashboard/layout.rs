@@ -1,7 +1,7 @@
 //! The frame of every dashboard page: head (stylesheet, script, no inline
 //! code so the Content-Security-Policy can forbid it), the navigation with
-//! the user's name and role, the log-out form, and the live region that the
-//! script refreshes without reloading the page.
+//! the group selector, the user's name and role, the log-out form, and the
+//! live region that the script refreshes without reloading the page.
 
 use jiff::Timestamp;
 use maud::{DOCTYPE, Markup, html};
@@ -23,15 +23,43 @@ pub enum Nav {
     FleetLock,
     /// Audit log.
     Audit,
+    /// Live events.
+    Events,
 }
 
-const NAV: [(Nav, &str, &str); 5] = [
+const NAV: [(Nav, &str, &str); 6] = [
     (Nav::Overview, "/ui/", "Overview"),
+    (Nav::Events, "/ui/events", "Events"),
     (Nav::Nodes, "/ui/nodes", "Nodes"),
     (Nav::Releases, "/ui/releases", "Releases"),
     (Nav::FleetLock, "/ui/fleetlock", "FleetLock"),
     (Nav::Audit, "/ui/audit", "Audit log"),
 ];
+
+fn href(nav: Nav) -> &'static str {
+    NAV.iter()
+        .find(|(n, _, _)| *n == nav)
+        .map_or("/ui/", |(_, h, _)| h)
+}
+
+/// The group selector: every page is scoped to the chosen group.
+fn scope_selector(user: &User, nav: Nav) -> Markup {
+    let current = user.scope.group();
+    html! {
+        form.scope method="get" action="/ui/scope" {
+            input type="hidden" name="back" value=(href(nav));
+            label { "Group "
+                select #scope name="group" data-autosubmit {
+                    option value="" selected[current.is_none()] { "all groups" }
+                    @for g in &user.scope.groups {
+                        option value=(g) selected[current == Some(g.as_str())] { (g) }
+                    }
+                }
+            }
+            button.scope-go type="submit" { "Show" }
+        }
+    }
+}
 
 fn head(title: &str) -> Markup {
     html! {
@@ -73,6 +101,7 @@ pub fn page(user: &User, nav: Nav, title: &str, body: Markup) -> Markup {
                             a href=(href) aria-current=[(n == nav).then_some("page")] { (label) }
                         }
                     }
+                    (scope_selector(user, nav))
                     div.who {
                         span.user data-user=(user.name) { (user.name) }
                         " "
@@ -88,6 +117,10 @@ pub fn page(user: &User, nav: Nav, title: &str, body: Markup) -> Markup {
                 div #signed-out .banner hidden { "You were logged out. " a href="/ui/login" { "Log in again" } }
                 main {
                     h1 { (title) }
+                    @if let Some(g) = user.scope.group() {
+                        p.scoped data-scope=(g) { "Showing group " strong { (g) } " only. "
+                            a href=(format!("/ui/scope?group=&back={}", href(nav))) { "Show all groups" } }
+                    }
                     (body)
                 }
             }

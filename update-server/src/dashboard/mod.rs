@@ -14,6 +14,7 @@
 //!   caps" form.
 //! - [`summary`]: the cached fleet summary behind the overview;
 //!   [`progress`], [`timeline`]: a rollout's figures and chart data.
+//! - [`scope`]: the top bar's group selector.
 //! - [`charts`], [`format`], [`words`], [`widgets`], [`layout`]: drawing.
 
 pub mod actions;
@@ -26,6 +27,7 @@ pub mod layout;
 pub mod pages;
 pub mod policy_form;
 pub mod progress;
+pub mod scope;
 pub mod session;
 pub mod summary;
 pub mod timeline;
@@ -37,7 +39,7 @@ use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 use error::DashError;
 use session::User;
 
@@ -55,9 +57,11 @@ pub async fn require_user(
     headers: &HeaderMap,
     fragment: bool,
 ) -> Result<User, DashError> {
-    session::current_user(app, headers)
+    let mut user = session::current_user(app, headers)
         .await?
-        .ok_or(DashError::LoggedOut { fragment })
+        .ok_or(DashError::LoggedOut { fragment })?;
+    user.scope = scope::Scope::of(app, headers).await?;
+    Ok(user)
 }
 
 /// The user, if it is an admin whose form carried this session's CSRF
@@ -98,6 +102,8 @@ pub fn router() -> Router<AppState> {
         .route("/ui/releases", get(pages::releases::page))
         .route("/ui/fleetlock", get(pages::fleetlock::page))
         .route("/ui/audit", get(pages::audit::page))
+        .route("/ui/events", get(pages::events::page))
+        .route("/ui/scope", get(scope::choose))
         .route("/ui/static/app.css", get(assets::css))
         .route("/ui/static/app.js", get(assets::js))
         .layer(axum::middleware::from_fn(headers::secure))

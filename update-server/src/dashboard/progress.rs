@@ -20,12 +20,17 @@ pub struct Progress {
     pub installed: u64,
     /// Healthy on the release.
     pub healthy: u64,
+    /// Rebooted into the release by an unsigned report (Flatcar over
+    /// Omaha): finished, but not counted healthy.
+    pub unsigned_ok: u64,
     /// Ended with an error.
     pub errors: u64,
     /// Ended with a rollback to the previous slot.
     pub rolled_back: u64,
     /// In flight past the update timeout (stuck).
     pub timed_out: u64,
+    /// Staged and then cancelled (the release was withdrawn).
+    pub cancelled: u64,
 }
 
 impl Progress {
@@ -45,10 +50,12 @@ impl Progress {
                     }
                 }
                 AttemptStatus::Healthy => p.healthy += r.attempts,
+                AttemptStatus::Succeeded => p.unsigned_ok += r.attempts,
                 AttemptStatus::Failed if r.phase == Phase::RolledBack => {
                     p.rolled_back += r.attempts;
                 }
                 AttemptStatus::Failed => p.errors += r.attempts,
+                AttemptStatus::Cancelled => p.cancelled += r.attempts,
             }
         }
         p
@@ -68,7 +75,19 @@ impl Progress {
     pub fn bar(&self, scope: u64, target: u64) -> Markup {
         let segments = [
             Segment::new("healthy", "healthy", self.healthy, palette::HEALTHY),
-            Segment::new("installed", "installed", self.installed, palette::INSTALLED),
+            Segment::new(
+                "unsigned_ok",
+                "updated (unsigned Omaha report)",
+                self.unsigned_ok,
+                palette::HEALTHY,
+            )
+            .hatched(),
+            Segment::new(
+                "installed",
+                "staged or on trial",
+                self.installed,
+                palette::INSTALLED,
+            ),
             Segment::new(
                 "downloading",
                 "downloading",
@@ -137,7 +156,10 @@ mod tests {
         assert_eq!(p.timed_out, 3);
         assert_eq!(p.in_flight(), 9);
         assert_eq!(p.failed(), 6);
-        assert_eq!(p.in_flight() + p.failed() + p.healthy, p.offered);
+        assert_eq!(
+            p.in_flight() + p.failed() + p.healthy + p.unsigned_ok,
+            p.offered
+        );
         let html = p.bar(100, 30).into_string();
         assert!(html.contains(r#"data-figure="rolled_back">2<"#), "{html}");
         assert!(html.contains(r#"data-figure="target">30<"#), "{html}");

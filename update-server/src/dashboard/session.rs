@@ -3,15 +3,16 @@
 //! server speaks TLS). Every form carries the session's CSRF secret, checked
 //! in constant time; the login form, which has no session yet, uses a
 //! double-submit cookie instead. The role is read from the token on every
-//! request, so deleting a token ends its sessions at once.
+//! request, so revoking a token (or its expiry) ends its sessions at once.
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use jiff::{SignedDuration, Timestamp};
 use moho_protocol::admin::Role;
 
-use crate::app::AppState;
 use crate::http::auth::token_hash;
+use crate::state::AppState;
 use crate::store::StoreError;
+use crate::tokens::Refusal;
 
 /// Cookie holding the session id.
 pub const SESSION_COOKIE: &str = "moho_session";
@@ -29,6 +30,8 @@ pub struct User {
     pub role: Role,
     /// The secret this session's forms carry.
     pub csrf: String,
+    /// The group the pages are scoped to (filled by `require_user`).
+    pub scope: super::scope::Scope,
 }
 
 impl User {
@@ -93,26 +96,32 @@ pub async fn current_user(app: &AppState, headers: &HeaderMap) -> Result<Option<
             name: s.name,
             role: s.role,
             csrf: s.csrf,
+            scope: super::scope::Scope::default(),
         }))
 }
 
 /// Opens a session for the token `secret`; returns the cookie value, or
-/// `None` when the token is unknown.
+/// why the token is refused (unknown, revoked, expired).
 pub async fn open_session(
     app: &AppState,
     secret: &str,
     now: Timestamp,
-) -> Result<Option<String>, StoreError> {
-    let hash = token_hash(secret.trim());
-    if app.db.token(&hash).await?.is_none() {
-        return Ok(None);
+) -> Result<Result<String, Refusal>, StoreError> {
+    if let Err(refusal) = crate::tokens::check(&app.db, secret, now).await? {
+        return Ok(Err(refusal));
     }
     let id = random_secret();
     let expires = now.checked_add(SESSION_LIFETIME).unwrap_or(now);
     app.db
-        .insert_session(&token_hash(&id), &hash, &random_secret(), now, expires)
+        .insert_session(
+            &token_hash(&id),
+            &token_hash(secret.trim()),
+            &random_secret(),
+            now,
+            expires,
+        )
         .await?;
-    Ok(Some(id))
+    Ok(Ok(id))
 }
 
 /// Ends the request's session, if any.

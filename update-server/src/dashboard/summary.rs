@@ -14,7 +14,7 @@ use jiff::Timestamp;
 use moho_rollout::RolloutStatus;
 
 use super::progress::Progress;
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{FleetRow, StoreError};
 
 /// One computed summary.

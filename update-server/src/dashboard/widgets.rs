@@ -1,8 +1,9 @@
-//! Small pieces shared by the pages: rollout status badges, times with
+//! Small pieces shared by the pages: rollout status and node kind badges, times with
 //! their exact value on hover, links to nodes and audit subjects, alerts.
 
 use jiff::Timestamp;
 use maud::{Markup, html};
+use moho_protocol::admin::NodeKind;
 use moho_rollout::{RolloutState, RolloutStatus};
 
 use super::format::{ago, utc};
@@ -28,6 +29,20 @@ pub fn status_badge(s: &RolloutState) -> Markup {
 /// "5 min ago", with the exact time as the element's title.
 pub fn when(now: Timestamp, t: Timestamp) -> Markup {
     html! { time datetime=(t.to_string()) title=(utc(t)) { (ago(now, t)) } }
+}
+
+/// Which updater a node runs, as a badge: Flatcar nodes (Omaha) send
+/// unsigned reports, which the badge's title says.
+pub fn kind_badge(kind: NodeKind) -> Markup {
+    match kind {
+        NodeKind::Moho => {
+            html! { span.badge data-kind="moho" title="update-agent: signed reports" { "Moho" } }
+        }
+        NodeKind::Flatcar => html! {
+            span.badge.kind-flatcar data-kind="flatcar"
+                title="Flatcar update_engine over Omaha: unsigned reports (they can pause a rollout, never advance a health gate)" { "Flatcar" }
+        },
+    }
 }
 
 /// A link to a node's page.

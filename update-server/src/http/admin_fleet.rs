@@ -9,17 +9,16 @@ use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use moho_protocol::admin::{
-    AuditEntry, ChannelView, CreateChannel, CreateHold, FleetLockView, GroupSpec, GroupView,
-    HoldView, List, LockHolder, NodeQuery, NodeView, PruneNodes, PruneResult, Role,
+    AuditEntry, AuditQuery, ChannelView, CreateChannel, CreateHold, FleetLockView, GroupSpec,
+    GroupView, HoldView, List, LockHolder, NodeQuery, NodeView, PruneNodes, PruneResult, Role,
 };
 use moho_protocol::names::{check_channel, check_group, check_node_id};
 use moho_rollout::Hold;
-use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
 use crate::http::body::{bad_path, bad_query, json};
+use crate::state::AppState;
 use crate::store::NodeRecord;
 
 fn to_value<T: serde::Serialize>(v: &T) -> serde_json::Value {
@@ -39,6 +38,8 @@ fn node_view(n: NodeRecord) -> NodeView {
         registered_at: n.registered_at,
         hostname: (!n.hostname.is_empty()).then_some(n.hostname),
         fallback_version: n.fallback_version,
+        kind: n.kind,
+        omaha: n.omaha,
     }
 }
 
@@ -71,25 +72,22 @@ pub async fn create_channel(
     let view = ChannelView {
         name: req.name.clone(),
     };
-    let mut tx = app.db.begin().await?;
-    if !app.db.insert_channel(&mut tx, &req.name).await? {
+    let mut change = app
+        .db
+        .change(
+            &actor.name,
+            "channel.create",
+            format!("channel/{}", req.name),
+            now,
+        )
+        .await?;
+    if !app.db.insert_channel(change.tx(), &req.name).await? {
         return Err(ApiError::conflict(
             "exists",
             format!("channel {:?} exists", req.name),
         ));
     }
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "channel.create",
-            &format!("channel/{}", req.name),
-            None,
-            Some(&to_value(&view)),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(None, Some(&to_value(&view))).await?;
     app.caches.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -160,20 +158,17 @@ pub async fn create_group(
         fleetlock_slots: spec.fleetlock_slots.unwrap_or(1),
         fleetlock_lease_secs: spec.fleetlock_lease_secs.unwrap_or(3600),
     };
-    let mut tx = app.db.begin().await?;
-    app.db.upsert_group(&mut tx, &view).await?;
-    app.db
-        .audit(
-            &mut tx,
+    let mut change = app
+        .db
+        .change(
             &actor.name,
             "group.create",
-            &format!("group/{name}"),
-            None,
-            Some(&to_value(&view)),
+            format!("group/{name}"),
             app.clock.now(),
         )
         .await?;
-    tx.commit().await?;
+    app.db.upsert_group(change.tx(), &view).await?;
+    change.commit(None, Some(&to_value(&view))).await?;
     app.caches.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -199,20 +194,19 @@ pub async fn update_group(
             .fleetlock_lease_secs
             .unwrap_or(before.fleetlock_lease_secs),
     };
-    let mut tx = app.db.begin().await?;
-    app.db.upsert_group(&mut tx, &after).await?;
-    app.db
-        .audit(
-            &mut tx,
+    let mut change = app
+        .db
+        .change(
             &actor.name,
             "group.update",
-            &format!("group/{name}"),
-            Some(&to_value(&before)),
-            Some(&to_value(&after)),
+            format!("group/{name}"),
             app.clock.now(),
         )
         .await?;
-    tx.commit().await?;
+    app.db.upsert_group(change.tx(), &after).await?;
+    change
+        .commit(Some(&to_value(&before)), Some(&to_value(&after)))
+        .await?;
     Ok(Json(after))
 }
 
@@ -259,20 +253,23 @@ pub async fn delete_node(
         .await?
         .map(node_view)
         .ok_or_else(|| ApiError::not_found("unknown_node", format!("unknown node {id:?}")))?;
-    app.db.delete_node(&id).await?;
-    let mut tx = app.db.begin().await?;
-    app.db
-        .audit(
-            &mut tx,
+    let mut change = app
+        .db
+        .change(
             &actor.name,
             "node.delete",
-            &format!("node/{id}"),
-            Some(&to_value(&before)),
-            None,
+            format!("node/{id}"),
             app.clock.now(),
         )
         .await?;
-    tx.commit().await?;
+    if !app.db.delete_node(change.tx(), &id).await? {
+        change.abandon().await?;
+        return Err(ApiError::not_found(
+            "unknown_node",
+            format!("unknown node {id:?}"),
+        ));
+    }
+    change.commit(Some(&to_value(&before)), None).await?;
     app.caches.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -290,21 +287,13 @@ pub async fn prune_nodes(
     let before = now
         .checked_sub(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(jiff::Timestamp::MIN);
-    let removed = app.db.prune_nodes(before).await?;
-    let mut tx = app.db.begin().await?;
-    let after = serde_json::json!({"stale_secs": req.stale_secs, "removed": removed});
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "nodes.prune",
-            "nodes",
-            None,
-            Some(&after),
-            now,
-        )
+    let mut change = app
+        .db
+        .change(&actor.name, "nodes.prune", "nodes", now)
         .await?;
-    tx.commit().await?;
+    let removed = app.db.prune_nodes(change.tx(), before).await?;
+    let after = serde_json::json!({"stale_secs": req.stale_secs, "removed": removed});
+    change.commit(None, Some(&after)).await?;
     app.caches.clear();
     Ok(Json(PruneResult { removed }))
 }
@@ -344,26 +333,19 @@ pub async fn create_hold(
         kind: req.kind.clone(),
         until: req.until,
     };
-    let mut tx = app.db.begin().await?;
-    let id = app.db.insert_hold(&mut tx, &hold).await?;
+    let mut change = app
+        .db
+        .change(&actor.name, "hold.create", "hold", now)
+        .await?;
+    let id = app.db.insert_hold(change.tx(), &hold).await?;
+    change.set_subject(format!("hold/{id}"));
     let view = HoldView {
         id,
         target: req.target,
         kind: req.kind,
         until: req.until,
     };
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "hold.create",
-            &format!("hold/{id}"),
-            None,
-            Some(&to_value(&view)),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(None, Some(&to_value(&view))).await?;
     app.caches.clear();
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -376,24 +358,21 @@ pub async fn delete_hold(
 ) -> Result<StatusCode, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let Path(id) = id.map_err(bad_path)?;
-    let mut tx = app.db.begin().await?;
-    let before = app
+    let mut change = app
         .db
-        .delete_hold(&mut tx, id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("unknown hold {id}")))?;
-    app.db
-        .audit(
-            &mut tx,
+        .change(
             &actor.name,
             "hold.delete",
-            &format!("hold/{id}"),
-            Some(&to_value(&before)),
-            None,
+            format!("hold/{id}"),
             app.clock.now(),
         )
         .await?;
-    tx.commit().await?;
+    let before = app
+        .db
+        .delete_hold(change.tx(), id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("unknown hold {id}")))?;
+    change.commit(Some(&to_value(&before)), None).await?;
     app.caches.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -415,6 +394,7 @@ pub async fn fleetlock_view(
             node_id: r.node_id,
             acquired_at: r.acquired_at,
             expires_at: r.expires_at,
+            kind: r.kind,
         })
         .collect();
     Ok(Json(FleetLockView {
@@ -432,38 +412,32 @@ pub async fn fleetlock_force_release(
     Path((group, node)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
-    if !app.db.fleetlock_release(&group, &node).await? {
+    let mut change = app
+        .db
+        .change(
+            &actor.name,
+            "fleetlock.release",
+            format!("fleetlock/{group}/{node}"),
+            app.clock.now(),
+        )
+        .await?;
+    if !app
+        .db
+        .fleetlock_release(Some(change.tx()), &group, &node)
+        .await?
+    {
+        change.abandon().await?;
         return Err(ApiError::not_found(
             "not_held",
             format!("node {node:?} holds no slot in group {group:?}"),
         ));
     }
-    let mut tx = app.db.begin().await?;
     let before = serde_json::json!({"group": group, "node_id": node});
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "fleetlock.release",
-            &format!("fleetlock/{group}/{node}"),
-            Some(&before),
-            None,
-            app.clock.now(),
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(Some(&before), None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Query of the audit log.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditQuery {
-    /// Most entries (default 100, at most 1000).
-    pub limit: Option<u32>,
-}
-
-/// `GET /api/v1/audit`, newest first.
+/// `GET /api/v1/audit?limit=&before=&actor=&action=&subject=`, newest first.
 pub async fn audit_log(
     State(app): State<AppState>,
     h: HeaderMap,
@@ -472,9 +446,6 @@ pub async fn audit_log(
     authorize(&app, &h, Role::Viewer).await?;
     let Query(q) = q.map_err(bad_query)?;
     Ok(Json(List {
-        items: app
-            .db
-            .audit_log(q.limit.unwrap_or(100).clamp(1, 1000))
-            .await?,
+        items: app.db.audit_log(&q).await?,
     }))
 }

@@ -15,10 +15,10 @@ use moho_protocol::admin::Role;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
 use crate::repository::{RepoError, publish, sync};
+use crate::state::AppState;
 
 impl From<RepoError> for ApiError {
     fn from(e: RepoError) -> Self {
@@ -36,36 +36,14 @@ impl From<RepoError> for ApiError {
     }
 }
 
-fn releases_json(list: &[crate::store::SyncedRelease]) -> serde_json::Value {
-    serde_json::Value::Array(
-        list.iter()
-            .map(|r| serde_json::json!({"version": r.version, "board": r.board, "target": r.target, "channels": r.channels}))
-            .collect(),
-    )
-}
-
 /// `POST /api/v1/releases/sync`.
 pub async fn sync_releases(
     State(app): State<AppState>,
     h: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
-    let before = serde_json::to_value(app.db.releases().await?).ok();
-    let list = sync::sync(&app).await?;
-    let after = releases_json(&list);
-    let mut tx = app.db.begin().await?;
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "releases.sync",
-            "releases",
-            before.as_ref(),
-            Some(&after),
-            app.clock.now(),
-        )
-        .await?;
-    tx.commit().await?;
+    let list = sync::sync_audited(&app, &actor.name).await?;
+    let after = sync::releases_json(&list);
     Ok(Json(serde_json::json!({"releases": after})))
 }
 
@@ -194,24 +172,21 @@ pub async fn commit_upload(
         )
     })??;
     let list = sync::releases(&repo);
-    app.db.sync_releases(&list).await?;
+    let mut change = app
+        .db
+        .change(
+            &actor.name,
+            "repository.publish",
+            "repository",
+            app.clock.now(),
+        )
+        .await?;
+    app.db.replace_releases(change.tx(), &list).await?;
+    let after = sync::releases_json(&list);
+    change.commit(before.as_ref(), Some(&after)).await?;
     *app.repo_state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
     app.caches.clear();
-    let after = releases_json(&list);
-    let mut tx = app.db.begin().await?;
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "repository.publish",
-            "repository",
-            before.as_ref(),
-            Some(&after),
-            app.clock.now(),
-        )
-        .await?;
-    tx.commit().await?;
     Ok(Json(serde_json::json!({"releases": after})))
 }

@@ -14,12 +14,12 @@ use moho_protocol::admin::{
 use moho_protocol::names::{check_channel, check_group};
 use moho_rollout::state::RolloutState;
 
-use crate::app::AppState;
 use crate::cache::LiveRollout;
 use crate::error::ApiError;
 use crate::http::auth::authorize;
 use crate::http::body::{bad_path, json};
 use crate::rollout_ops;
+use crate::state::AppState;
 use crate::store::RolloutRecord;
 
 /// The API view of a rollout with fresh counters.
@@ -141,24 +141,17 @@ pub async fn create_rollout(
         revision: 0,
         created_at: now,
     };
-    let mut tx = app.db.begin().await?;
-    let id = app.db.insert_rollout(&mut tx, &record).await?;
+    let mut change = app
+        .db
+        .change(&actor.name, "rollout.create", "rollout", now)
+        .await?;
+    let id = app.db.insert_rollout(change.tx(), &record).await?;
+    change.set_subject(format!("rollout/{id}"));
     let after = serde_json::json!({
         "version": req.version, "board": req.board, "channel": req.channel, "group": req.group,
         "policy": req.policy, "state": record.state,
     });
-    app.db
-        .audit(
-            &mut tx,
-            &actor.name,
-            "rollout.create",
-            &format!("rollout/{id}"),
-            None,
-            Some(&after),
-            now,
-        )
-        .await?;
-    tx.commit().await?;
+    change.commit(None, Some(&after)).await?;
     app.caches.clear();
     Ok((StatusCode::CREATED, Json(view(&live(&app, id).await?))))
 }

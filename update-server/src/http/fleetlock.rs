@@ -1,8 +1,9 @@
 //! FleetLock (`POST /v1/pre-reboot`, `POST /v1/steady-state`): a semaphore
 //! per group with expiring leases. Requests must carry
 //! `fleet-lock-protocol: true`. A node registered with a Moho key must also
-//! sign the request; other ids (stock FleetLock clients) are accepted as the
-//! protocol defines.
+//! sign the request; other ids (stock FleetLock clients, and Flatcar nodes
+//! known from Omaha, which have no key) are accepted as the protocol
+//! defines.
 
 use axum::Json;
 use axum::body::Body;
@@ -15,8 +16,10 @@ use moho_protocol::fleetlock::{
 use moho_protocol::names::{check_group, check_node_id};
 use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
 
-use crate::app::AppState;
+use moho_protocol::admin::NodeKind;
+
 use crate::http::body::read_limited;
+use crate::state::AppState;
 use crate::store::Acquire;
 
 fn refuse(status: StatusCode, kind: &str, value: impl Into<String>) -> Response {
@@ -63,7 +66,8 @@ async fn request(
         .node(&req.client_params.id)
         .await
         .map_err(|e| crate::error::ApiError::from(e).into_response())?;
-    if let Some(node) = node {
+    // Flatcar nodes (Omaha) have no key: they speak stock FleetLock.
+    if let Some(node) = node.filter(|n| n.kind == NodeKind::Moho) {
         let sig = RequestSignature::from_headers(|n| headers.get(n).and_then(|v| v.to_str().ok()))
             .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
         let key = decode_public_key(&node.public_key)
@@ -127,7 +131,7 @@ pub async fn steady_state(State(app): State<AppState>, headers: HeaderMap, body:
     };
     match app
         .db
-        .fleetlock_release(&req.client_params.group, &req.client_params.id)
+        .fleetlock_release(None, &req.client_params.group, &req.client_params.id)
         .await
     {
         Ok(_) => StatusCode::OK.into_response(),

@@ -7,13 +7,15 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use moho_protocol::names::{check_channel, check_group, check_hostname, check_node_id};
-use moho_protocol::node::{CheckIn, CheckInResponse, EventReport, MAX_EVENTS_PER_REPORT};
+use moho_protocol::node::{
+    AgentState, CheckIn, CheckInResponse, EventReport, MAX_EVENTS_PER_REPORT,
+};
 use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
 
-use crate::app::AppState;
-use crate::decide;
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
+use crate::offer;
+use crate::state::AppState;
 use crate::store::{NodeRecord, NodeUpsert, Phase, Registration};
 
 use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
@@ -155,8 +157,14 @@ pub async fn check_in(
         registered_at: now,
         hostname: upsert.hostname.to_owned(),
         fallback_version: req.fallback_version.clone(),
+        kind: moho_protocol::admin::NodeKind::Moho,
+        omaha: None,
     };
-    let action = decide::for_node(&app, &node, now).await?;
+    let staged = match req.state {
+        AgentState::Staged | AgentState::Trial => req.staged_version.as_deref(),
+        _ => None,
+    };
+    let action = offer::node_action(offer::for_node(&app, &node, staged, now).await?);
     Ok(Json(CheckInResponse {
         action,
         repository_url: repository_url(&app, &headers),

@@ -15,6 +15,18 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("post", "/v1/events", "node", "Signed node event report"),
     (
         "post",
+        "/v1/update/",
+        "omaha",
+        "Omaha v3 for Flatcar's update_engine (also /v1/update); with --omaha",
+    ),
+    (
+        "post",
+        "/v1/update",
+        "omaha",
+        "Omaha v3 for Flatcar's update_engine; with --omaha",
+    ),
+    (
+        "post",
         "/v1/pre-reboot",
         "fleetlock",
         "FleetLock: take a reboot slot",
@@ -59,6 +71,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     ("get", "/api/v1/nodes/{id}", "viewer", "Get a node"),
     (
+        "get",
+        "/api/v1/nodes/{id}/events",
+        "viewer",
+        "A node's events, newest first (limit, before)",
+    ),
+    (
         "delete",
         "/api/v1/nodes/{id}",
         "admin",
@@ -92,9 +110,40 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/audit", "viewer", "Audit log, newest first"),
     (
         "get",
+        "/api/v1/events",
+        "viewer",
+        "Fleet-wide event stream, newest first (after, limit, severity, kind, channel, group, node)",
+    ),
+    (
+        "get",
+        "/api/v1/tokens",
+        "admin",
+        "List live admin and viewer tokens (all=true: also revoked and expired)",
+    ),
+    (
+        "post",
+        "/api/v1/tokens",
+        "admin",
+        "Create a named admin or viewer token, optionally expiring",
+    ),
+    (
+        "delete",
+        "/api/v1/tokens/{id}",
+        "admin",
+        "Revoke a token by id or name (never the last live admin token)",
+    ),
+    ("get", "/api/v1/whoami", "viewer", "The caller's own token"),
+    (
+        "get",
         "/api/v1/releases",
         "viewer",
         "Releases synced from the signed repository",
+    ),
+    (
+        "post",
+        "/api/v1/releases/flatcar",
+        "admin",
+        "Register a Flatcar release (payloads signed by Flatcar, outside the TUF repository)",
     ),
     (
         "post",

@@ -1,19 +1,19 @@
 //! Static hosting of the TUF repository under `/repo/metadata/...` and
 //! `/repo/targets/...`, with `ETag`, `If-None-Match`, single `Range`
 //! requests, `If-Range` and exact `Content-Length`, so agents can resume
-//! downloads. Bodies are streamed from disk.
+//! downloads. Bodies are streamed from disk in large reads
+//! ([`super::file_body`]). Targets are found at the TUF specification's
+//! paths, or in the legacy layout of repositories made by older tools.
 
-use std::io::SeekFrom;
 use std::path::{Component, Path as FsPath, PathBuf};
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
-use crate::app::AppState;
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Maps a request path to a file under the repository, refusing anything
 /// outside `metadata/` and `targets/` or with `..`.
@@ -54,10 +54,28 @@ pub async fn serve_file(
     let not_found = || ApiError::not_found("not_found", format!("no repository file {path:?}"));
     let root = crate::repository::served_root(&app.config.repo_dir);
     let file_path = resolve(&root, &path).ok_or_else(not_found)?;
-    let mut file = tokio::fs::File::open(&file_path)
-        .await
-        .map_err(|_| not_found())?;
-    let meta = file.metadata().await.map_err(|_| not_found())?;
+    // A repository made by older tools has its targets in the legacy
+    // layout only: a request for the TUF specification's path is answered
+    // from there (moho_release::layout).
+    let legacy = path
+        .strip_prefix("targets/")
+        .and_then(moho_release::layout::legacy_path_of)
+        .and_then(|p| resolve(&root, &format!("targets/{p}")));
+    // Opening and stat-ing are one hand-off to the blocking pool.
+    let opened = tokio::task::spawn_blocking(move || {
+        let file = match (std::fs::File::open(&file_path), legacy) {
+            (Err(e), Some(old)) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::File::open(old)?
+            }
+            (opened, _) => opened?,
+        };
+        let meta = file.metadata()?;
+        Ok::<_, std::io::Error>((file, meta))
+    })
+    .await;
+    let Ok(Ok((file, meta))) = opened else {
+        return Err(not_found());
+    };
     if !meta.is_file() {
         return Err(not_found());
     }
@@ -104,12 +122,7 @@ pub async fn serve_file(
     let mut resp = if method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        file.seek(SeekFrom::Start(start))
-            .await
-            .map_err(|_| not_found())?;
-        Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(
-            file.take(count),
-        )))
+        Response::new(super::file_body::file_range_body(file, start, count))
     };
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use moho_release::{TrustedState, VerifiedRepository};
+use moho_repo::dir::NAME_MAX;
 
 use super::sync::{check_target_files, load};
 use super::{RepoError, io_err, served_root};
@@ -33,7 +34,15 @@ pub fn new_upload(repo_dir: &Path) -> Result<String, RepoError> {
 }
 
 /// Where an uploaded repository file goes inside the staging directory.
+/// A path no file system can store (a component longer than
+/// [`NAME_MAX`]) is refused by name before anything is written.
 pub fn staged_file(repo_dir: &Path, id: &str, path: &str) -> Result<PathBuf, RepoError> {
+    if let Some(long) = path.split('/').find(|c| c.len() > NAME_MAX) {
+        return Err(RepoError::BadUpload(format!(
+            "refusing upload path {path:?}: its component {long:?} is {} bytes, more than the {NAME_MAX} a file name may have",
+            long.len()
+        )));
+    }
     let dir = staging_dir(repo_dir, id)?;
     crate::http::repo::resolve(&dir, path).ok_or_else(|| {
         RepoError::BadUpload(format!(

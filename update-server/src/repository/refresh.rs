@@ -1,14 +1,15 @@
 //! Automatic re-signing of the online roles: when the server holds the
 //! snapshot and timestamp keys (`--online-keys DIR`), it re-signs them
-//! before they expire, with `image-tools`' own `repo refresh`, and publishes
-//! the result through the same verified, atomic path as an upload. The
-//! offline root and targets keys are never needed here.
+//! before they expire with the repository library's `refresh` (the same code
+//! as `image-tools repo refresh`), and publishes the result through the same
+//! verified, atomic path as an upload. The offline root and targets keys are
+//! never needed here.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use image_tools::cli::{OnlineExpiry, RepoRefreshArgs};
 use moho_release::{Expiry, TrustedState, VerifiedRepository};
+use moho_repo::{Current, DirSource, Expiries, KeyRing};
 
 use super::publish::{commit, new_upload, staging_dir};
 use super::{RepoError, io_err, served_root};
@@ -25,7 +26,7 @@ pub fn due(expiry: &Expiry, now: SystemTime) -> bool {
 }
 
 /// Re-signs snapshot and timestamp of the served repository with the keys in
-/// `keys` and serves the result (blocking).
+/// `keys`, at `now`, and serves the result (blocking).
 pub fn refresh(
     repo_dir: &Path,
     keys: &Path,
@@ -33,36 +34,27 @@ pub fn refresh(
     trusted: &TrustedState,
     now: SystemTime,
 ) -> Result<VerifiedRepository, RepoError> {
+    let signing = |e: moho_repo::RepoError| {
+        RepoError::BadUpload(format!(
+            "re-signing with the keys in {}: {e}",
+            keys.display()
+        ))
+    };
     let served = served_root(repo_dir).join("metadata");
-    let work = repo_dir.join(format!("refresh-{}", uuid::Uuid::new_v4().simple()));
-    let work_meta = work.join("metadata");
-    std::fs::create_dir_all(&work_meta).map_err(io_err(&work_meta))?;
-    let result = (|| {
-        // Copies, not links: refresh rewrites timestamp.json in place.
-        for entry in std::fs::read_dir(&served).map_err(io_err(&served))? {
-            let entry = entry.map_err(io_err(&served))?;
-            std::fs::copy(entry.path(), work_meta.join(entry.file_name()))
-                .map_err(io_err(&entry.path()))?;
-        }
-        image_tools::repo_refresh::run(&RepoRefreshArgs {
-            repo: work.clone(),
-            keys: keys.to_owned(),
-            online_expiry: OnlineExpiry {
-                snapshot_expires: Duration::from_secs(7 * 86_400),
-                timestamp_expires: Duration::from_secs(86_400),
-            },
-        })
-        .map_err(|e| {
-            RepoError::BadUpload(format!(
-                "re-signing with the keys in {}: {e}",
-                keys.display()
-            ))
-        })?;
-        let id = new_upload(repo_dir)?;
-        let staged = staging_dir(repo_dir, &id)?.join("metadata");
-        std::fs::rename(&work_meta, &staged).map_err(io_err(&staged))?;
-        commit(repo_dir, &id, trusted_root, trusted, now)
-    })();
-    let _ = std::fs::remove_dir_all(&work);
-    result
+    let source = DirSource::new(&served);
+    let current = Current::load(&source, trusted_root, "served repository").map_err(signing)?;
+    let ring = KeyRing::load(keys).map_err(|e| signing(e.into()))?;
+    let (publication, _) =
+        moho_repo::refresh(&current, &ring, &Expiries::default(), now).map_err(signing)?;
+    publication
+        .verify(&source, trusted_root, now)
+        .map_err(signing)?;
+    let id = new_upload(repo_dir)?;
+    let staged = staging_dir(repo_dir, &id)?.join("metadata");
+    std::fs::create_dir_all(&staged).map_err(io_err(&staged))?;
+    for (name, bytes) in publication.metadata_files() {
+        let path = staged.join(name);
+        std::fs::write(&path, bytes).map_err(io_err(&path))?;
+    }
+    commit(repo_dir, &id, trusted_root, trusted, now)
 }

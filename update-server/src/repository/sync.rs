@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::source::DirSource;
 use super::{RepoError, io_err, served_root};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::SyncedRelease;
 
 /// Loads and verifies the repository at `root` (blocking).
@@ -42,16 +42,27 @@ pub fn releases(repo: &VerifiedRepository) -> Vec<SyncedRelease> {
 }
 
 /// Checks that every image and chunk index file of every release is present
-/// under `root/targets/` with its signed length and SHA-256 (blocking).
+/// under `root/targets/` with its signed length and SHA-256 (blocking), at
+/// the TUF specification's path or, in a repository made by older tools,
+/// at the legacy one.
 pub fn check_target_files(root: &Path, repo: &VerifiedRepository) -> Result<(), RepoError> {
     for r in repo.releases() {
         let index = repo.target(&r.custom().chunk_index)?;
         for info in [r.image(), index] {
-            let path = root.join("targets").join(info.path());
             let bad = |problem: String| RepoError::Target {
                 name: info.name().to_owned(),
                 problem,
             };
+            let candidates: Vec<_> = info
+                .paths()
+                .iter()
+                .map(|p| root.join("targets").join(p))
+                .collect();
+            let path = candidates
+                .iter()
+                .find(|p| p.is_file())
+                .cloned()
+                .unwrap_or_else(|| candidates[0].clone());
             let mut f =
                 std::fs::File::open(&path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
             let mut hasher = Sha256::new();
@@ -79,8 +90,8 @@ pub fn check_target_files(root: &Path, repo: &VerifiedRepository) -> Result<(), 
     Ok(())
 }
 
-/// Loads the served repository and replaces the database's release list.
-pub async fn sync(app: &AppState) -> Result<Vec<SyncedRelease>, RepoError> {
+/// Loads and verifies the served repository (on a blocking thread).
+async fn verify_served(app: &AppState) -> Result<VerifiedRepository, RepoError> {
     let trusted_root = app
         .config
         .trusted_root
@@ -88,18 +99,54 @@ pub async fn sync(app: &AppState) -> Result<Vec<SyncedRelease>, RepoError> {
         .ok_or(RepoError::NoTrustedRoot)?;
     let root = served_root(&app.config.repo_dir);
     let now = SystemTime::from(app.clock.now());
-    let repo = tokio::task::spawn_blocking(move || {
-        load(&root, &trusted_root, &TrustedState::default(), now)
-    })
-    .await
-    .map_err(|e| RepoError::BadUpload(format!("verification task failed: {e}")))??;
-    let list = releases(&repo);
-    app.db.sync_releases(&list).await?;
+    tokio::task::spawn_blocking(move || load(&root, &trusted_root, &TrustedState::default(), now))
+        .await
+        .map_err(|e| RepoError::BadUpload(format!("verification task failed: {e}")))?
+}
+
+/// What the server keeps of a repository it just verified and synced.
+fn remember(app: &AppState, repo: &VerifiedRepository) {
     app.caches.clear();
     *app.repo_state
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+}
+
+/// Loads the served repository and replaces the database's release list
+/// (at start: nobody asked, nothing is audited).
+pub async fn sync(app: &AppState) -> Result<Vec<SyncedRelease>, RepoError> {
+    let repo = verify_served(app).await?;
+    let list = releases(&repo);
+    app.db.sync_releases(&list).await?;
+    remember(app, &repo);
     Ok(list)
+}
+
+/// [`sync`] asked for by `actor`: the new list and the audit entry (with
+/// the list before and after) are written together.
+pub async fn sync_audited(app: &AppState, actor: &str) -> Result<Vec<SyncedRelease>, RepoError> {
+    let repo = verify_served(app).await?;
+    let list = releases(&repo);
+    let before = serde_json::to_value(app.db.releases().await?).ok();
+    let mut change = app
+        .db
+        .change(actor, "releases.sync", "releases", app.clock.now())
+        .await?;
+    app.db.replace_releases(change.tx(), &list).await?;
+    change
+        .commit(before.as_ref(), Some(&releases_json(&list)))
+        .await?;
+    remember(app, &repo);
+    Ok(list)
+}
+
+/// The audit log's view of a release list.
+pub fn releases_json(list: &[SyncedRelease]) -> serde_json::Value {
+    serde_json::Value::Array(
+        list.iter()
+            .map(|r| serde_json::json!({"version": r.version, "board": r.board, "target": r.target, "channels": r.channels}))
+            .collect(),
+    )
 }
 
 /// Re-signs the online roles if they are close to expiry and the server
@@ -119,23 +166,17 @@ pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .unwrap_or_default();
-    // A plain thread, not the blocking pool: image-tools runs its own
-    // runtime, which cannot start inside a tokio context.
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::spawn(move || {
-        let result = (|| -> Result<Option<VerifiedRepository>, RepoError> {
+    let repo =
+        tokio::task::spawn_blocking(move || -> Result<Option<VerifiedRepository>, RepoError> {
             let current = load(&served_root(&dir), &trusted_root, &trusted, now)?;
             if !super::refresh::due(&current.expiry(), now) {
                 return Ok(None);
             }
             super::refresh::refresh(&dir, &keys, &trusted_root, &current.trusted_state(), now)
                 .map(Some)
-        })();
-        let _ = tx.send(result);
-    });
-    let repo = rx
+        })
         .await
-        .map_err(|_| RepoError::BadUpload("refresh thread died".to_owned()))??;
+        .map_err(|e| RepoError::BadUpload(format!("refresh task failed: {e}")))??;
     let Some(repo) = repo else { return Ok(false) };
     *app.repo_state
         .lock()
@@ -144,18 +185,15 @@ pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
         "timestamp_version": repo.trusted_state().timestamp_version(),
         "snapshot_version": repo.trusted_state().snapshot_version(),
     });
-    let mut tx = app.db.begin().await?;
     app.db
-        .audit(
-            &mut tx,
+        .change(
             "system",
             "repository.refresh",
             "repository",
-            None,
-            Some(&after),
             app.clock.now(),
         )
+        .await?
+        .commit(None, Some(&after))
         .await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
     Ok(true)
 }

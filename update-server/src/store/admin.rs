@@ -1,32 +1,13 @@
-//! Admin-side records: channels, groups, holds, API tokens and the audit log.
-//! Every change an operator makes goes through [`Db::audit`] in the same
-//! transaction as the change.
+//! Admin-side records: channels, groups and holds. Changes take the
+//! transaction of an audited [`super::Change`].
 
 use jiff::Timestamp;
-use moho_protocol::admin::{AuditEntry, GroupView, HoldView, Role};
+use moho_protocol::admin::{GroupView, HoldView};
 use moho_rollout::{Hold, HoldKind, HoldTarget};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, StoreError, Tx, from_millis, millis};
-
-/// A token as stored (only its SHA-256 is kept).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRecord {
-    /// Name (the audit log's actor).
-    pub name: String,
-    /// Role.
-    pub role: Role,
-}
-
-/// A freshly created token: the secret is shown once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
-    /// The bearer secret.
-    pub secret: String,
-    /// Its record.
-    pub record: TokenRecord,
-}
 
 fn hold_from_row(r: &AnyRow) -> Result<HoldView, sqlx::Error> {
     let name: String = r.try_get("target_name")?;
@@ -57,57 +38,6 @@ fn group_from_row(r: &AnyRow) -> Result<GroupView, sqlx::Error> {
 }
 
 impl Db {
-    /// Writes an audit entry inside `tx`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn audit(
-        &self,
-        tx: &mut Tx,
-        actor: &str,
-        action: &str,
-        subject: &str,
-        before: Option<&serde_json::Value>,
-        after: Option<&serde_json::Value>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, subject, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(millis(now))
-        .bind(actor)
-        .bind(action)
-        .bind(subject)
-        .bind(before.map(ToString::to_string))
-        .bind(after.map(ToString::to_string))
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    /// The audit log, newest first.
-    pub async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, actor, action, subject, before_json, after_json FROM audit ORDER BY id DESC LIMIT $1",
-        )
-        .bind(i64::from(limit))
-        .fetch_all(self.reader())
-        .await?;
-        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-        rows.iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get("id")?,
-                    at: from_millis(r.try_get("at")?),
-                    actor: r.try_get("actor")?,
-                    action: r.try_get("action")?,
-                    subject: r.try_get("subject")?,
-                    before: parse(r.try_get("before_json")?),
-                    after: parse(r.try_get("after_json")?),
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
-    }
-
     /// Channel names.
     pub async fn channels(&self) -> Result<Vec<String>, StoreError> {
         Ok(
@@ -227,37 +157,5 @@ impl Db {
             .map(hold_from_row)
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)
-    }
-
-    /// Stores a token's hash; the secret itself is never stored.
-    pub async fn insert_token(
-        &self,
-        hash: &str,
-        record: &TokenRecord,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO tokens (hash, name, role, created_at) VALUES ($1, $2, $3, $4)")
-            .bind(hash)
-            .bind(&record.name)
-            .bind(record.role.as_str())
-            .bind(millis(now))
-            .execute(self.writer())
-            .await?;
-        Ok(())
-    }
-
-    /// The token with this hash.
-    pub async fn token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query("SELECT name, role FROM tokens WHERE hash = $1")
-            .bind(hash)
-            .fetch_optional(self.reader())
-            .await?;
-        Ok(row.and_then(|r| {
-            let role = Role::parse(&r.try_get::<String, _>("role").ok()?)?;
-            Some(TokenRecord {
-                name: r.try_get("name").ok()?,
-                role,
-            })
-        }))
     }
 }

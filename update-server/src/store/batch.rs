@@ -111,38 +111,86 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// Applies a batch: first the common case, a node whose facts are those
+/// already stored, with an `UPDATE` that assigns only `counter` and
+/// `last_seen` (so SQLite rewrites only the two indexes holding
+/// `last_seen`, not all seven of the node table); then the full `UPDATE`
+/// for the rest (changed facts, and the unknown, wrong-key or replayed
+/// ones, which neither statement changes). Both are compare-and-set on the
+/// counter, so a row changed in between by another replica is still right.
 async fn apply(db: &Db, batch: &[Job]) -> Result<HashSet<String>, StoreError> {
-    let mut sql = String::from(
-        "UPDATE nodes SET counter = v.column2, channel = v.column3, grp = v.column4, board = v.column5, \
-         version = v.column6, slot = v.column7, state = v.column8, last_seen = v.column9, \
-         hostname = v.column11, fallback_version = v.column12 FROM (VALUES ",
-    );
-    for i in 0..batch.len() {
-        let b = i * 12;
+    let mut updated = apply_unchanged(db, batch).await?;
+    let rest: Vec<&Job> = batch.iter().filter(|j| !updated.contains(&j.id)).collect();
+    if !rest.is_empty() {
+        updated.extend(apply_full(db, &rest).await?);
+    }
+    Ok(updated)
+}
+
+/// `(CAST($1 AS T1), ...), (...)` for `rows` rows of the given column types.
+fn values(rows: usize, types: &[&str]) -> String {
+    let mut sql = String::new();
+    for i in 0..rows {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!(
-            "(CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), \
-             CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS TEXT), CAST(${} AS BIGINT), CAST(${} AS TEXT), \
-             CAST(${} AS TEXT), CAST(${} AS TEXT))",
-            b + 1,
-            b + 2,
-            b + 3,
-            b + 4,
-            b + 5,
-            b + 6,
-            b + 7,
-            b + 8,
-            b + 9,
-            b + 10,
-            b + 11,
-            b + 12
-        ));
+        sql.push('(');
+        for (c, t) in types.iter().enumerate() {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("CAST(${} AS {t})", i * types.len() + c + 1));
+        }
+        sql.push(')');
     }
-    sql.push_str(
-        ") AS v WHERE nodes.id = v.column1 AND nodes.counter < v.column2 AND nodes.public_key = v.column10 \
+    sql
+}
+
+async fn apply_unchanged(db: &Db, batch: &[Job]) -> Result<HashSet<String>, StoreError> {
+    const TYPES: [&str; 12] = [
+        "TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT",
+        "TEXT",
+    ];
+    let sql = format!(
+        "UPDATE nodes SET counter = v.column2, last_seen = v.column3 FROM (VALUES {}) AS v \
+         WHERE nodes.id = v.column1 AND nodes.counter < v.column2 AND nodes.public_key = v.column4 \
+         AND nodes.channel = v.column5 AND nodes.grp = v.column6 AND nodes.board = v.column7 \
+         AND nodes.version = v.column8 AND nodes.slot = v.column9 AND nodes.state = v.column10 \
+         AND nodes.hostname = v.column11 AND nodes.fallback_version IS NOT DISTINCT FROM v.column12 \
          RETURNING nodes.id",
+        values(batch.len(), &TYPES)
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    for j in batch {
+        q = q
+            .bind(j.id.clone())
+            .bind(j.counter)
+            .bind(j.now)
+            .bind(j.public_key.clone())
+            .bind(j.channel.clone())
+            .bind(j.group.clone())
+            .bind(j.board.clone())
+            .bind(j.version.clone())
+            .bind(j.slot.clone())
+            .bind(j.state.clone())
+            .bind(j.hostname.clone())
+            .bind(j.fallback_version.clone());
+    }
+    Ok(q.fetch_all(db.writer()).await?.into_iter().collect())
+}
+
+async fn apply_full(db: &Db, batch: &[&Job]) -> Result<HashSet<String>, StoreError> {
+    const TYPES: [&str; 12] = [
+        "TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT", "TEXT",
+        "TEXT",
+    ];
+    let sql = format!(
+        "UPDATE nodes SET counter = v.column2, channel = v.column3, grp = v.column4, board = v.column5, \
+         version = v.column6, slot = v.column7, state = v.column8, last_seen = v.column9, \
+         hostname = v.column11, fallback_version = v.column12 FROM (VALUES {}) AS v \
+         WHERE nodes.id = v.column1 AND nodes.counter < v.column2 AND nodes.public_key = v.column10 \
+         RETURNING nodes.id",
+        values(batch.len(), &TYPES)
     );
     let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
     for j in batch {

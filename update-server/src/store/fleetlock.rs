@@ -2,9 +2,10 @@
 //! taken and released atomically across replicas.
 
 use jiff::Timestamp;
+use moho_protocol::admin::NodeKind;
 use sqlx::Row;
 
-use super::{Db, StoreError, from_millis, millis};
+use super::{Db, StoreError, Tx, from_millis, millis};
 
 /// Outcome of a pre-reboot request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct LockRow {
     pub acquired_at: Timestamp,
     /// When the lease runs out.
     pub expires_at: Timestamp,
+    /// The updater of the registered node with this id, if any.
+    pub kind: Option<NodeKind>,
 }
 
 impl Db {
@@ -93,14 +96,22 @@ impl Db {
         Ok(Acquire::Granted)
     }
 
-    /// Releases `node_id`'s slot in `group` (no-op if it holds none).
-    /// Returns whether a slot was released.
-    pub async fn fleetlock_release(&self, group: &str, node_id: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM fleetlock WHERE grp = $1 AND node_id = $2")
+    /// Releases `node_id`'s slot in `group` (no-op if it holds none), in
+    /// `tx` when given (an operator freeing a slot: audited). Returns whether
+    /// a slot was released.
+    pub async fn fleetlock_release(
+        &self,
+        tx: Option<&mut Tx>,
+        group: &str,
+        node_id: &str,
+    ) -> Result<bool, StoreError> {
+        let q = sqlx::query("DELETE FROM fleetlock WHERE grp = $1 AND node_id = $2")
             .bind(group)
-            .bind(node_id)
-            .execute(self.writer())
-            .await?;
+            .bind(node_id);
+        let done = match tx {
+            Some(tx) => q.execute(&mut **tx).await?,
+            None => q.execute(self.writer()).await?,
+        };
         Ok(done.rows_affected() > 0)
     }
 
@@ -111,7 +122,8 @@ impl Db {
         now: Timestamp,
     ) -> Result<Vec<LockRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT node_id, acquired_at, expires_at FROM fleetlock WHERE grp = $1 AND expires_at > $2 ORDER BY acquired_at",
+            "SELECT f.node_id, f.acquired_at, f.expires_at, n.kind FROM fleetlock f LEFT JOIN nodes n ON n.id = f.node_id
+             WHERE f.grp = $1 AND f.expires_at > $2 ORDER BY f.acquired_at",
         )
         .bind(group)
         .bind(millis(now))
@@ -123,6 +135,10 @@ impl Db {
                     node_id: r.try_get("node_id")?,
                     acquired_at: from_millis(r.try_get("acquired_at")?),
                     expires_at: from_millis(r.try_get("expires_at")?),
+                    kind: r
+                        .try_get::<Option<String>, _>("kind")?
+                        .as_deref()
+                        .map(NodeKind::parse),
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

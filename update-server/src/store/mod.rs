@@ -9,13 +9,17 @@
 //! database lock; reads use a separate pool (WAL mode).
 
 mod admin;
+mod audit;
 mod batch;
+mod event_stream;
 mod fleetlock;
 mod node_views;
 mod nodes;
+mod omaha;
 mod rollouts;
 mod schema;
 mod sessions;
+mod tokens;
 mod views;
 
 use std::str::FromStr;
@@ -25,13 +29,16 @@ use jiff::Timestamp;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
-pub use admin::{Token, TokenRecord};
+pub use audit::Change;
 pub use batch::CheckInBatcher;
+pub use event_stream::{STREAM_WINDOW, StreamEvent, StreamFilter, StreamPage};
 pub use fleetlock::{Acquire, LockRow};
 pub use node_views::{EventRow, NodeAttempt, NodeFilter, Seen};
 pub use nodes::{NodeRecord, NodeSeed, NodeUpsert, Registration};
+pub use omaha::{AttemptWrite, FlatcarNode, FlatcarWrite};
 pub use rollouts::{AttemptRow, AttemptStatus, Phase, RolloutRecord, SyncedRelease};
 pub use sessions::SessionRecord;
+pub use tokens::token_id;
 pub use views::{BucketRow, FleetRow, PhaseRow};
 
 /// A storage failure.

@@ -5,6 +5,7 @@
 //! from, and its attempts.
 
 use jiff::{SignedDuration, Timestamp};
+use moho_protocol::admin::NodeKind;
 use sqlx::Row;
 
 use super::nodes::{NODE_COLUMNS, node_from_row};
@@ -32,6 +33,8 @@ pub struct NodeFilter {
     pub state: Option<String>,
     /// Last check-in.
     pub seen: Option<Seen>,
+    /// Only nodes running this updater.
+    pub kind: Option<NodeKind>,
     /// Continue after this id.
     pub after: Option<String>,
 }
@@ -85,6 +88,7 @@ impl Db {
             ("grp", &f.group),
             ("version", &f.version),
             ("state", &f.state),
+            ("kind", &f.kind.map(|k| k.as_str().to_owned())),
         ] {
             if let Some(v) = value {
                 texts.push(v.clone());

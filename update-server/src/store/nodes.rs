@@ -2,11 +2,11 @@
 //! request, listing with filters, and pruning of stale nodes.
 
 use jiff::Timestamp;
-use moho_protocol::admin::NodeQuery;
+use moho_protocol::admin::{NodeKind, NodeQuery, OmahaClient};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreError, from_millis, millis};
+use super::{Db, StoreError, Tx, from_millis, millis};
 
 /// A node as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,37 @@ pub struct NodeRecord {
     pub hostname: String,
     /// Version in the other slot, as last reported.
     pub fallback_version: Option<String>,
+    /// Moho agent (signed) or Flatcar over Omaha (unsigned).
+    pub kind: NodeKind,
+    /// A Flatcar node's own description (its Omaha requests).
+    pub omaha: Option<OmahaClient>,
+}
+
+/// Stores `events` of `node_id`, received at `now`, inside `tx`.
+pub(super) async fn insert_events(
+    tx: &mut Tx,
+    node_id: &str,
+    events: &[moho_protocol::Event],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    for e in events {
+        let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
+            what: "event",
+            source,
+        })?;
+        sqlx::query(
+            "INSERT INTO events (node_id, at, received_at, type, version, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(node_id)
+        .bind(millis(e.at))
+        .bind(millis(now))
+        .bind(e.kind.type_name())
+        .bind(e.kind.version().map(str::to_owned))
+        .bind(body)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// What a check-in says about the node.
@@ -92,11 +123,17 @@ pub(super) fn node_from_row(r: &AnyRow) -> Result<NodeRecord, sqlx::Error> {
         registered_at: from_millis(r.try_get("registered_at")?),
         hostname: r.try_get("hostname")?,
         fallback_version: r.try_get("fallback_version")?,
+        kind: NodeKind::parse(&r.try_get::<String, _>("kind")?),
+        omaha: r
+            .try_get::<Option<String>, _>("omaha")?
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
 }
 
 /// The columns [`node_from_row`] reads.
-pub(super) const NODE_COLUMNS: &str = "id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version";
+pub(super) const NODE_COLUMNS: &str = "id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version, kind, omaha";
 
 impl Db {
     /// The node with this id.
@@ -196,6 +233,7 @@ impl Db {
             "SELECT {NODE_COLUMNS} FROM nodes
              WHERE ($1 = '' OR channel = $1) AND ($2 = '' OR grp = $2) AND ($3 = '' OR version = $3)
                AND ($4 = '' OR state = $4) AND ($5 < 0 OR last_seen <= $5) AND id > $6
+               AND ($8 = '' OR kind = $8)
              ORDER BY id LIMIT $7"
         )))
         .bind(q.channel.clone().unwrap_or_default())
@@ -205,50 +243,46 @@ impl Db {
         .bind(stale_before.unwrap_or(-1))
         .bind(q.after.clone().unwrap_or_default())
         .bind(limit)
+        .bind(q.kind.map(NodeKind::as_str).unwrap_or_default())
         .fetch_all(self.reader())
         .await?;
         Ok(rows.iter().map(node_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// Forgets one node (its attempts, events and FleetLock slots too);
-    /// returns whether it existed.
-    pub async fn delete_node(&self, id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
+    /// Forgets one node (its attempts, events and FleetLock slots too)
+    /// inside `tx`; returns whether it existed.
+    pub async fn delete_node(&self, tx: &mut Tx, id: &str) -> Result<bool, StoreError> {
         for sql in [
             "DELETE FROM attempts WHERE node_id = $1",
             "DELETE FROM events WHERE node_id = $1",
             "DELETE FROM fleetlock WHERE node_id = $1",
         ] {
-            sqlx::query(sql).bind(id).execute(&mut *tx).await?;
+            sqlx::query(sql).bind(id).execute(&mut **tx).await?;
         }
         let done = sqlx::query("DELETE FROM nodes WHERE id = $1")
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Forgets nodes last seen before `before`; returns how many.
-    pub async fn prune_nodes(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        sqlx::query(
+    /// Forgets the nodes last seen before `before` (their attempts, events
+    /// and FleetLock slots too) inside `tx`; returns how many.
+    pub async fn prune_nodes(&self, tx: &mut Tx, before: Timestamp) -> Result<u64, StoreError> {
+        for sql in [
             "DELETE FROM attempts WHERE node_id IN (SELECT id FROM nodes WHERE last_seen < $1)",
-        )
-        .bind(millis(before))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
             "DELETE FROM events WHERE node_id IN (SELECT id FROM nodes WHERE last_seen < $1)",
-        )
-        .bind(millis(before))
-        .execute(&mut *tx)
-        .await?;
+            "DELETE FROM fleetlock WHERE node_id IN (SELECT id FROM nodes WHERE last_seen < $1)",
+        ] {
+            sqlx::query(sql)
+                .bind(millis(before))
+                .execute(&mut **tx)
+                .await?;
+        }
         let done = sqlx::query("DELETE FROM nodes WHERE last_seen < $1")
             .bind(millis(before))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-        tx.commit().await?;
         Ok(done.rows_affected())
     }
 
@@ -309,23 +343,7 @@ impl Db {
             tx.rollback().await?;
             return Ok(false);
         }
-        for e in events {
-            let body = serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
-                what: "event",
-                source,
-            })?;
-            sqlx::query(
-                "INSERT INTO events (node_id, at, received_at, type, version, body) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(node_id)
-            .bind(millis(e.at))
-            .bind(millis(now))
-            .bind(e.kind.type_name())
-            .bind(e.kind.version().map(str::to_owned))
-            .bind(body)
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_events(&mut tx, node_id, events, now).await?;
         tx.commit().await?;
         Ok(true)
     }

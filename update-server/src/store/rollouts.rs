@@ -2,7 +2,7 @@
 //! per-node attempts with the counters the rollout maths read.
 
 use jiff::Timestamp;
-use moho_protocol::admin::ReleaseView;
+use moho_protocol::admin::{FlatcarPayloads, ReleaseKind, ReleaseView};
 use moho_rollout::policy::RolloutPolicy;
 use moho_rollout::state::{RolloutState, RolloutStats};
 use sqlx::Row;
@@ -59,6 +59,31 @@ pub enum AttemptStatus {
     Healthy,
     /// Error or rollback.
     Failed,
+    /// Finished well by an unsigned report (a Flatcar node that rebooted
+    /// into the release): frees its cap slot and counts as finished for the
+    /// failure rate, but never as healthy for a health gate.
+    Succeeded,
+    /// The node cancelled the release it had staged (withdrawn by the
+    /// server, or `update-agent cancel`): neither in flight nor failed, and
+    /// this rollout does not offer the release to the node again.
+    Cancelled,
+}
+
+/// The SQL condition of an attempt that timed out: in flight and still
+/// downloading or installing when the policy's `update_timeout` (the
+/// timeout's start bound as `$N`) ran out. A node that staged the release
+/// waits for its own reboot policy and is not timed (DESIGN §3.13).
+pub(crate) fn timed_out_sql(start: &str) -> String {
+    format!(
+        "(status = 'in_flight' AND phase IN ('offered', 'downloading') AND started_at <= {start})"
+    )
+}
+
+/// The SQL condition of an attempt in flight and not timed out.
+pub(crate) fn live_sql(start: &str) -> String {
+    format!(
+        "(status = 'in_flight' AND (phase NOT IN ('offered', 'downloading') OR started_at > {start}))"
+    )
 }
 
 impl AttemptStatus {
@@ -68,6 +93,8 @@ impl AttemptStatus {
             AttemptStatus::InFlight => "in_flight",
             AttemptStatus::Healthy => "healthy",
             AttemptStatus::Failed => "failed",
+            AttemptStatus::Succeeded => "succeeded",
+            AttemptStatus::Cancelled => "cancelled",
         }
     }
     /// From the stored name.
@@ -75,6 +102,8 @@ impl AttemptStatus {
         match s {
             "healthy" => AttemptStatus::Healthy,
             "failed" => AttemptStatus::Failed,
+            "succeeded" => AttemptStatus::Succeeded,
+            "cancelled" => AttemptStatus::Cancelled,
             _ => AttemptStatus::InFlight,
         }
     }
@@ -96,6 +125,8 @@ pub enum Phase {
     RolledBack,
     /// `error`.
     Error,
+    /// `cancelled`: the staged slot was cleared.
+    Cancelled,
 }
 
 impl Phase {
@@ -108,6 +139,7 @@ impl Phase {
             Phase::Healthy => "healthy",
             Phase::RolledBack => "rolled_back",
             Phase::Error => "error",
+            Phase::Cancelled => "cancelled",
         }
     }
 
@@ -119,6 +151,7 @@ impl Phase {
             "healthy" => Phase::Healthy,
             "rolled_back" => Phase::RolledBack,
             "error" => Phase::Error,
+            "cancelled" => Phase::Cancelled,
             _ => Phase::Offered,
         }
     }
@@ -135,7 +168,10 @@ impl Phase {
                 (Phase::Installed, None)
             }
             E::Healthy { .. } => (Phase::Healthy, Some(AttemptStatus::Healthy)),
-            E::Rollback { .. } => (Phase::RolledBack, Some(AttemptStatus::Failed)),
+            E::Rollback { .. } | E::TrialFailed { .. } => {
+                (Phase::RolledBack, Some(AttemptStatus::Failed))
+            }
+            E::Cancelled { .. } => (Phase::Cancelled, Some(AttemptStatus::Cancelled)),
             E::Error {
                 version: Some(_), ..
             } => (Phase::Error, Some(AttemptStatus::Failed)),
@@ -151,6 +187,8 @@ pub struct AttemptRow {
     pub status: AttemptStatus,
     /// When offered.
     pub started_at: Timestamp,
+    /// How far it got.
+    pub phase: Phase,
 }
 
 fn corrupt(what: &'static str) -> impl Fn(serde_json::Error) -> StoreError {
@@ -175,6 +213,7 @@ fn rollout_from_row(r: &AnyRow) -> Result<RolloutRecord, StoreError> {
 
 fn release_from_row(r: &AnyRow) -> Result<ReleaseView, StoreError> {
     let channels: String = r.try_get("channels")?;
+    let flatcar: Option<String> = r.try_get("flatcar")?;
     Ok(ReleaseView {
         version: r.try_get("version")?,
         board: r.try_get("board")?,
@@ -185,19 +224,85 @@ fn release_from_row(r: &AnyRow) -> Result<ReleaseView, StoreError> {
         size: r
             .try_get::<Option<i64>, _>("size")?
             .and_then(|n| u64::try_from(n).ok()),
+        kind: ReleaseKind::parse(&r.try_get::<String, _>("kind")?),
+        flatcar: flatcar
+            .map(|j| serde_json::from_str(&j))
+            .transpose()
+            .map_err(corrupt("flatcar payloads"))?,
     })
 }
+
+/// [`Db::finish_attempts`] on any connection (a pool or a transaction).
+pub(super) async fn finish_attempts_with<'c>(
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    node_id: &str,
+    version: &str,
+    status: AttemptStatus,
+    phase: Phase,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE attempts SET status = $1, finished_at = $2, phase = $5
+         WHERE node_id = $3 AND status = 'in_flight'
+           AND rollout_id IN (SELECT id FROM rollouts WHERE version = $4)",
+    )
+    .bind(status.as_str())
+    .bind(millis(now))
+    .bind(node_id)
+    .bind(version)
+    .bind(phase.as_str())
+    .execute(on)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// [`Db::advance_attempts`] on any connection (a pool or a transaction).
+pub(super) async fn advance_attempts_with<'c>(
+    on: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    node_id: &str,
+    version: &str,
+    phase: Phase,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE attempts SET phase = $1
+         WHERE node_id = $2 AND status = 'in_flight'
+           AND rollout_id IN (SELECT id FROM rollouts WHERE version = $3)",
+    )
+    .bind(phase.as_str())
+    .bind(node_id)
+    .bind(version)
+    .execute(on)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+const RELEASE_COLUMNS: &str =
+    "version, board, target, channels, min_version, present, size, kind, flatcar";
 
 const ROLLOUT_COLUMNS: &str =
     "id, version, board, channel, grp, policy, state, revision, created_at";
 
 impl Db {
-    /// Replaces the set of present releases with the verified list: releases
-    /// absent from it are kept for the record but marked not present.
+    /// Replaces the set of present releases with the verified list in its
+    /// own transaction (a sync nobody asked for: at start, in tests).
     pub async fn sync_releases(&self, list: &[SyncedRelease]) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
-        sqlx::query("UPDATE releases SET present = 0")
-            .execute(&mut *tx)
+        self.replace_releases(&mut tx, list).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces the set of present releases with the verified list inside
+    /// `tx`: releases absent from it are kept for the record but marked not
+    /// present.
+    pub async fn replace_releases(
+        &self,
+        tx: &mut Tx,
+        list: &[SyncedRelease],
+    ) -> Result<(), StoreError> {
+        // Flatcar releases are registered by hand, not synced.
+        sqlx::query("UPDATE releases SET present = 0 WHERE kind = 'moho'")
+            .execute(&mut **tx)
             .await?;
         for r in list {
             let channels =
@@ -205,7 +310,8 @@ impl Db {
             sqlx::query(
                 "INSERT INTO releases (version, board, target, channels, min_version, present, size)
                  VALUES ($1, $2, $3, $4, $5, 1, $6)
-                 ON CONFLICT (version, board) DO UPDATE SET target = $3, channels = $4, min_version = $5, present = 1, size = $6",
+                 ON CONFLICT (version, board) DO UPDATE SET target = $3, channels = $4, min_version = $5, present = 1, size = $6
+                 WHERE releases.kind = 'moho'",
             )
             .bind(&r.version)
             .bind(&r.board)
@@ -213,18 +319,19 @@ impl Db {
             .bind(channels)
             .bind(r.min_version.clone())
             .bind(r.size.and_then(|n| i64::try_from(n).ok()))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
     /// All known releases.
     pub async fn releases(&self) -> Result<Vec<ReleaseView>, StoreError> {
-        let rows = sqlx::query("SELECT version, board, target, channels, min_version, present, size FROM releases ORDER BY board, version")
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases ORDER BY board, version"
+        )))
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(release_from_row).collect()
     }
 
@@ -234,14 +341,42 @@ impl Db {
         version: &str,
         board: &str,
     ) -> Result<Option<ReleaseView>, StoreError> {
-        let row = sqlx::query(
-            "SELECT version, board, target, channels, min_version, present, size FROM releases WHERE version = $1 AND board = $2",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE version = $1 AND board = $2"
+        )))
         .bind(version)
         .bind(board)
         .fetch_optional(self.reader())
         .await?;
         row.as_ref().map(release_from_row).transpose()
+    }
+
+    /// Registers a Flatcar release inside `tx` (present, for `channels`).
+    /// Returns false if a release of that version and board exists.
+    pub async fn insert_flatcar_release(
+        &self,
+        tx: &mut Tx,
+        version: &str,
+        board: &str,
+        channels: &[String],
+        payloads: &FlatcarPayloads,
+    ) -> Result<bool, StoreError> {
+        let channels = serde_json::to_string(channels).map_err(corrupt("release channels"))?;
+        let json = serde_json::to_string(payloads).map_err(corrupt("flatcar payloads"))?;
+        let done = sqlx::query(
+            "INSERT INTO releases (version, board, target, channels, min_version, present, size, kind, flatcar)
+             VALUES ($1, $2, $3, $4, NULL, 1, $5, 'flatcar', $6)
+             ON CONFLICT (version, board) DO NOTHING",
+        )
+        .bind(version)
+        .bind(board)
+        .bind(&payloads.payload.name)
+        .bind(channels)
+        .bind(i64::try_from(payloads.payload.size).unwrap_or(i64::MAX))
+        .bind(json)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Inserts a rollout inside `tx`; returns its id.
@@ -338,7 +473,7 @@ impl Db {
         node_id: &str,
     ) -> Result<Option<AttemptRow>, StoreError> {
         let row = sqlx::query(
-            "SELECT status, started_at FROM attempts WHERE rollout_id = $1 AND node_id = $2",
+            "SELECT status, started_at, phase FROM attempts WHERE rollout_id = $1 AND node_id = $2",
         )
         .bind(rollout_id)
         .bind(node_id)
@@ -348,6 +483,7 @@ impl Db {
             Ok(AttemptRow {
                 status: AttemptStatus::parse(&r.try_get::<String, _>("status")?),
                 started_at: from_millis(r.try_get("started_at")?),
+                phase: Phase::parse(&r.try_get::<String, _>("phase")?),
             })
         })
         .transpose()
@@ -371,9 +507,10 @@ impl Db {
                 .try_into()
                 .unwrap_or(i64::MAX / 2);
         if let Some(max) = p.max_in_flight {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM attempts WHERE rollout_id = $1 AND status = 'in_flight' AND started_at > $2",
-            )
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT COUNT(*) FROM attempts WHERE rollout_id = $1 AND {}",
+                live_sql("$2")
+            )))
             .bind(rollout.id)
             .bind(timeout_start)
             .fetch_one(&mut *tx)
@@ -419,19 +556,7 @@ impl Db {
         phase: Phase,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attempts SET status = $1, finished_at = $2, phase = $5
-             WHERE node_id = $3 AND status = 'in_flight'
-               AND rollout_id IN (SELECT id FROM rollouts WHERE version = $4)",
-        )
-        .bind(status.as_str())
-        .bind(millis(now))
-        .bind(node_id)
-        .bind(version)
-        .bind(phase.as_str())
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+        finish_attempts_with(self.writer(), node_id, version, status, phase, now).await
     }
 
     /// Inserts attempts in bulk (benchmark fixtures): node id, status,
@@ -484,17 +609,7 @@ impl Db {
         version: &str,
         phase: Phase,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attempts SET phase = $1
-             WHERE node_id = $2 AND status = 'in_flight'
-               AND rollout_id IN (SELECT id FROM rollouts WHERE version = $3)",
-        )
-        .bind(phase.as_str())
-        .bind(node_id)
-        .bind(version)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected())
+        advance_attempts_with(self.writer(), node_id, version, phase).await
     }
 
     /// The counters of a rollout at `now` (timed-out attempts count as
@@ -513,15 +628,18 @@ impl Db {
         let period_start = p.period_cap.map_or(millis(now), |c| {
             millis(now) - c.period.as_millis().try_into().unwrap_or(i64::MAX / 2)
         });
-        let row = sqlx::query(
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) AS offered,
-                    COALESCE(SUM(CASE WHEN status = 'in_flight' AND started_at > $2 THEN 1 ELSE 0 END), 0) AS in_flight,
+                    COALESCE(SUM(CASE WHEN {live} THEN 1 ELSE 0 END), 0) AS in_flight,
                     COALESCE(SUM(CASE WHEN status = 'healthy' THEN 1 ELSE 0 END), 0) AS healthy,
-                    COALESCE(SUM(CASE WHEN status = 'failed' OR (status = 'in_flight' AND started_at <= $2)
+                    COALESCE(SUM(CASE WHEN status = 'succeeded' THEN 1 ELSE 0 END), 0) AS succeeded,
+                    COALESCE(SUM(CASE WHEN status = 'failed' OR {timed_out}
                                       THEN 1 ELSE 0 END), 0) AS failed,
                     COALESCE(SUM(CASE WHEN started_at > $3 THEN 1 ELSE 0 END), 0) AS in_period
              FROM attempts WHERE rollout_id = $1",
-        )
+            live = live_sql("$2"),
+            timed_out = timed_out_sql("$2"),
+        )))
         .bind(r.id)
         .bind(timeout_start)
         .bind(period_start)
@@ -537,6 +655,7 @@ impl Db {
             in_flight: n("in_flight")?,
             started_in_period: n("in_period")?,
             healthy: n("healthy")?,
+            unsigned_succeeded: n("succeeded")?,
             failed: n("failed")?,
         })
     }

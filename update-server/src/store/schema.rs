@@ -126,7 +126,31 @@ CREATE INDEX nodes_state_id ON nodes (state, id);
 CREATE INDEX audit_subject ON audit (subject, id);
 ";
 
-const STEPS: &[&str] = &[V1, V2];
+/// Admin and viewer tokens (issue 16): a public id (the first 16 hex digits
+/// of the secret's SHA-256, so existing tokens get one), an optional expiry,
+/// revocation (the row stays, for the list and the audit trail) and when it
+/// was last used.
+const V3: &str = "
+ALTER TABLE tokens ADD COLUMN id TEXT NOT NULL DEFAULT '';
+UPDATE tokens SET id = substr(hash, 1, 16);
+CREATE UNIQUE INDEX tokens_id ON tokens (id);
+ALTER TABLE tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE tokens ADD COLUMN revoked_at BIGINT;
+ALTER TABLE tokens ADD COLUMN last_used_at BIGINT;
+";
+
+/// Flatcar nodes and releases (issue 17): a node's kind (`moho`, signed;
+/// `flatcar`, unsigned Omaha) and its Omaha details (app id, OEM, ...), a
+/// release's kind and a Flatcar release's payloads (JSON).
+const V4: &str = "
+ALTER TABLE nodes ADD COLUMN kind TEXT NOT NULL DEFAULT 'moho';
+ALTER TABLE nodes ADD COLUMN omaha TEXT;
+ALTER TABLE releases ADD COLUMN kind TEXT NOT NULL DEFAULT 'moho';
+ALTER TABLE releases ADD COLUMN flatcar TEXT;
+CREATE INDEX nodes_kind_id ON nodes (kind, id);
+";
+
+const STEPS: &[&str] = &[V1, V2, V3, V4];
 
 /// Applies the steps not applied yet.
 pub(super) async fn migrate(db: &Db) -> Result<(), StoreError> {

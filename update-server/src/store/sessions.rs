@@ -1,8 +1,8 @@
 //! Dashboard sessions: a browser that logged in with an API token holds a
 //! random session id in a cookie; the database keeps only its SHA-256, the
-//! hash of the token it was opened with (so deleting the token ends its
-//! sessions, and the role is always the token's current one), the session's
-//! CSRF secret and its expiry.
+//! hash of the token it was opened with (so revoking the token, or its
+//! expiry, ends its sessions, and the role is always the token's current
+//! one), the session's CSRF secret and its expiry.
 
 use jiff::Timestamp;
 use moho_protocol::admin::Role;
@@ -50,7 +50,8 @@ impl Db {
         Ok(())
     }
 
-    /// The unexpired session with this id hash whose token still exists.
+    /// The unexpired session with this id hash whose token is still live
+    /// (not revoked, not expired).
     pub async fn session(
         &self,
         id_hash: &str,
@@ -58,7 +59,8 @@ impl Db {
     ) -> Result<Option<SessionRecord>, StoreError> {
         let row = sqlx::query(
             "SELECT t.name, t.role, s.csrf FROM sessions s JOIN tokens t ON t.hash = s.token_hash
-             WHERE s.id = $1 AND s.expires_at > $2",
+             WHERE s.id = $1 AND s.expires_at > $2
+               AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > $2)",
         )
         .bind(id_hash)
         .bind(millis(now))

@@ -8,7 +8,8 @@ use moho_protocol::admin::AuditEntry;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{AttemptStatus, Db, Phase, StoreError, from_millis, millis};
+use super::audit::audit_from_row;
+use super::{AttemptStatus, Db, Phase, StoreError, millis};
 
 /// Nodes sharing channel, group, board, version and state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,19 +60,6 @@ fn count(r: &AnyRow, name: &str) -> Result<u64, sqlx::Error> {
     Ok(u64::try_from(r.try_get::<i64, _>(name)?).unwrap_or(0))
 }
 
-fn audit_from_row(r: &AnyRow) -> Result<AuditEntry, sqlx::Error> {
-    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-    Ok(AuditEntry {
-        id: r.try_get("id")?,
-        at: from_millis(r.try_get("at")?),
-        actor: r.try_get("actor")?,
-        action: r.try_get("action")?,
-        subject: r.try_get("subject")?,
-        before: parse(r.try_get("before_json")?),
-        after: parse(r.try_get("after_json")?),
-    })
-}
-
 impl Db {
     /// The whole fleet in one pass, grouped; `stale_before`: nodes last seen
     /// before it count as stale.
@@ -100,18 +88,20 @@ impl Db {
             .map_err(StoreError::from)
     }
 
-    /// A rollout's attempts by status and phase; attempts in flight that
-    /// started at or before `timeout_start` are counted in `timed_out`.
+    /// A rollout's attempts by status and phase; attempts still downloading
+    /// or installing that started at or before `timeout_start` are counted
+    /// in `timed_out` (a staged node is never timed out).
     pub async fn attempt_phases(
         &self,
         rollout_id: i64,
         timeout_start: Timestamp,
     ) -> Result<Vec<PhaseRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT status, phase, COUNT(*) AS n,
-                    COALESCE(SUM(CASE WHEN status = 'in_flight' AND started_at <= $2 THEN 1 ELSE 0 END), 0) AS timed_out
+                    COALESCE(SUM(CASE WHEN {} THEN 1 ELSE 0 END), 0) AS timed_out
              FROM attempts WHERE rollout_id = $1 GROUP BY status, phase",
-        )
+            super::rollouts::timed_out_sql("$2")
+        )))
         .bind(rollout_id)
         .bind(millis(timeout_start))
         .fetch_all(self.reader())

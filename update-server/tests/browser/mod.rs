@@ -171,11 +171,16 @@ impl Browser {
             .unwrap_or_else(|_| panic!("{css} shows {t:?}, not a number"))
     }
 
-    /// Clicks the first element matching `css` and waits for the next page.
+    /// Clicks the first element matching `css` and waits for the next page:
+    /// the old document must be gone (its `<html>` element stale) before the
+    /// new page's `<main>` counts, else a slow navigation under load would
+    /// let the caller read the page it just left.
     pub async fn click(&self, css: &str) {
         for _ in 0..20 {
+            let old_page = self.wait_for("html").await;
             match self.wait_for(css).await.click().await {
                 Ok(()) => {
+                    self.wait_until_gone(&old_page, css).await;
                     self.wait_for("main").await;
                     return;
                 }
@@ -186,6 +191,62 @@ impl Browser {
             }
         }
         panic!("{css} was replaced by the live refresh 20 times in a row")
+    }
+
+    /// How many elements match `css` once the page shows `expected` of them
+    /// (polled for at most 30 s, so a page still loading after a form was
+    /// submitted is not counted); the last count if it never does.
+    pub async fn count(&self, css: &str, expected: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let n = self
+                .client
+                .find_all(Locator::Css(css))
+                .await
+                .map_or(0, |v| v.len());
+            if n == expected || Instant::now() >= deadline {
+                return n;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Clicks the element matching `css` that acts within the page (a
+    /// script's button: no new page is loaded), finding it again when the
+    /// live refresh replaced it.
+    pub async fn press(&self, css: &str) {
+        for _ in 0..20 {
+            match self.wait_for(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if e.is_stale_element_reference() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("clicking {css}: {e}"),
+            }
+        }
+        panic!("{css} was replaced by the live refresh 20 times in a row")
+    }
+
+    /// Waits (at most 30 s) until `old_page` no longer belongs to the
+    /// current document, i.e. the click on `css` loaded a new page.
+    async fn wait_until_gone(&self, old_page: &fantoccini::elements::Element, css: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match old_page.tag_name().await {
+                Err(e) if e.is_stale_element_reference() => return,
+                // Chromium's answer when the element's document was replaced
+                // while the call was under way.
+                Err(e) if e.to_string().contains("does not belong to the document") => return,
+                Err(e) => panic!("after clicking {css}: {e}"),
+                Ok(_) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "clicking {css} did not load a new page within 30 s"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
     }
 
     /// The path of the current page.

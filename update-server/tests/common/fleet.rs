@@ -118,6 +118,7 @@ pub async fn simulated_fleet(s: &TestServer) -> Fleet {
         vec![EventKind::Rollback {
             failed_version: v("1.1.0"),
             booted_version: v("1.0.0"),
+            reason: None,
         }],
         vec![EventKind::Error {
             version: Some(v("1.1.0")),

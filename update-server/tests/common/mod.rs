@@ -18,11 +18,11 @@ use moho_protocol::admin::Role;
 use moho_protocol::node::{AgentState, BootedImage, CheckIn, Event, EventKind, EventReport, Slot};
 use moho_protocol::signing::{encode_public_key, sign_request};
 use serde_json::Value;
-use update_server::app::AppState;
 use update_server::clock::FakeClock;
 use update_server::config::ServerConfig;
 use update_server::http::auth::create_token;
 use update_server::serve::serve;
+use update_server::state::AppState;
 use update_server::store::{Db, SyncedRelease};
 
 /// The start of every test's virtual time.
@@ -221,6 +221,15 @@ impl TestServer {
         self.db.sync_releases(&list).await.unwrap();
     }
 
+    /// One pass of the rollout ticker, the background job that moves
+    /// rollouts on (auto-pause, ramp steps); returns how many changed.
+    pub async fn tick(&self) -> usize {
+        update_server::jobs::rollouts::tick_all(&self.state)
+            .await
+            .unwrap()
+            .len()
+    }
+
     /// Creates a rollout of `version` to stable/default; returns its id.
     pub async fn rollout(&self, version: &str, policy: Value) -> i64 {
         let a = self
@@ -243,8 +252,13 @@ pub struct TestNode {
     pub version: String,
     pub channel: String,
     pub group: String,
+    pub board: String,
     pub enrollment_token: Option<String>,
     pub hostname: Option<String>,
+    /// What the agent says it is doing (idle unless a test stages a release).
+    pub state: AgentState,
+    /// The version staged or on trial, sent with state `staged` or `trial`.
+    pub staged_version: Option<String>,
 }
 
 impl TestNode {
@@ -257,8 +271,11 @@ impl TestNode {
             version: "1.0.0".to_owned(),
             channel: "stable".to_owned(),
             group: "default".to_owned(),
+            board: "amd64-generic".to_owned(),
             enrollment_token: None,
             hostname: None,
+            state: AgentState::Idle,
+            staged_version: None,
         }
     }
 
@@ -268,13 +285,14 @@ impl TestNode {
             public_key: encode_public_key(&self.key.verifying_key()),
             channel: self.channel.clone(),
             group: self.group.clone(),
-            board: "amd64-generic".to_owned(),
+            board: self.board.clone(),
             booted: BootedImage {
                 version: self.version.clone(),
                 slot: Slot::A,
             },
             fallback_version: None,
-            state: AgentState::Idle,
+            state: self.state,
+            staged_version: self.staged_version.clone(),
             hostname: self.hostname.clone(),
             enrollment_token: self.enrollment_token.clone(),
         })

@@ -1,160 +1,205 @@
-//! Checking for an update and carrying the answer out: the check-in (or,
-//! without a server, the repository), the install with its delay
-//! inhibitor and progress, and a server-ordered revert.
+//! Checking in and carrying the answer out: the check-in (or, without a
+//! server, the repository), the install through the install service with
+//! its delay inhibitor and progress, and the server's revert and cancel.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use jiff::Timestamp;
 use moho_core::slot_table::SlotName;
-use moho_disk::GptSlotDisk;
+use moho_core::transitions::TransitionError;
 use moho_protocol::node::{self as wire, CheckIn, NodeAction};
 
 use super::{Daemon, chain};
-use crate::daemon::commands::Reply;
+use crate::daemon::commands::{CheckOutcome, CommandError};
 use crate::daemon::progress::DaemonProgress;
 use crate::daemon::schedule;
-use crate::daemon::wire_events::event_for;
 use crate::denylist::DenyList;
-use crate::install_cmd::InstallArgs;
-use crate::slots_cmd::SlotsContext;
-use crate::state::machine::Report;
-use crate::state::{AgentState, Event, Staged};
+use crate::install::InstallRequest;
+use crate::install::stream::RetryPolicy;
+use crate::repo_client::RepoClient;
+use crate::service::install::{self as install_service, InstallService};
+use crate::service::slots::SlotsError;
+use crate::state::{AgentState, Event, Staged, TrialFailure};
+
+/// What a check-in decided.
+#[derive(Debug)]
+pub(super) enum Decided {
+    /// Install `target` (`None`: the newest in the repository).
+    Install {
+        /// The target.
+        target: Option<String>,
+        /// Its version, when the server named it.
+        version: Option<String>,
+    },
+    /// Already carried out (or nothing to do).
+    Done(CheckOutcome),
+}
 
 impl Daemon {
-    /// Checks in (or, without a server, looks at the repository) and then
-    /// runs the install it decided on.
-    pub(super) fn check(&mut self, now: Timestamp) -> Reply {
-        let decided = self.check_decide(now);
-        match decided {
-            Checked::Install { target, what } => {
+    /// Checks in, carries the answer out and runs the install it decided on.
+    pub(super) fn check(&mut self, now: Timestamp) -> Result<CheckOutcome, CommandError> {
+        match self.check_in(now)? {
+            Decided::Install { target, version } => {
                 self.install(target);
-                let s = self.status.get();
-                if s.last_error.is_empty() {
-                    Ok(format!("{what}: state {}", s.state))
-                } else {
-                    Err(s.last_error)
-                }
+                self.after_install();
+                Ok(CheckOutcome::Installing { version })
             }
-            Checked::Done(m) => Ok(m),
-            Checked::Failed(m) => Err(m),
+            Decided::Done(o) => Ok(o),
         }
     }
 
-    pub(super) fn check_decide(&mut self, now: Timestamp) -> Checked {
-        self.checks += 1;
-        self.status.update(|s| s.last_check = now.to_string());
-        self.next_check = schedule::next_check(
+    /// A freshly staged update meets the reboot gate at once.
+    pub(super) fn after_install(&mut self) {
+        if matches!(self.core.keeper.state(), AgentState::UpdatedNeedReboot(_)) {
+            self.consider_reboot(self.sys.clock.now());
+        }
+    }
+
+    /// Asks the server (or decides to look at the repository) and handles
+    /// every answer but an install.
+    pub(super) fn check_in(&mut self, now: Timestamp) -> Result<Decided, CommandError> {
+        self.core.checks += 1;
+        self.core.status.update(|s| s.last_check = now.to_string());
+        self.core.next_check = schedule::next_check(
             now,
             self.config.update.check_interval,
-            self.seed,
-            self.checks,
+            self.core.seed,
+            self.core.checks,
         );
-        let Some(booted) = self.booted else {
-            let m = format!(
-                "{}: cannot tell which slot is booted; not checking for updates",
-                self.rt.disk.display()
-            );
-            self.error(&m);
-            return Checked::Failed(m);
-        };
-        if !self.booted_is_good() {
-            let m = "the booted slot is not marked good yet; no update is installed before it is";
-            tracing::info!("{m}");
-            self.error(m);
-            return Checked::Failed(m.into());
-        }
-        let Some(server) = &self.rt.server else {
-            return Checked::Install {
-                target: None,
-                what: "checked the repository".into(),
+        let Some(booted) = self.core.booted else {
+            let e = CommandError::BootedUnknown {
+                disk: self.disk.path().display().to_string(),
             };
+            self.core.error(&e.to_string());
+            return Err(e);
         };
-        let req = self.check_in_body(booted);
-        match server.check_in(&req) {
-            Ok(resp) => match resp.action {
-                NodeAction::Install { target, version } => {
-                    if let Ok(deny) = DenyList::load(&self.config.state_dir)
-                        && let Some(d) = deny.get(&version)
-                    {
-                        let m = format!(
-                            "the server offers {version}, which is on the local deny list ({}); \
-                             not installing it",
-                            d.reason
-                        );
-                        self.error(&m);
-                        return Checked::Failed(m);
-                    }
-                    Checked::Install {
-                        target: Some(target),
-                        what: format!("the server offers {version}"),
-                    }
-                }
-                NodeAction::Revert { from_version } => {
-                    self.revert(&from_version, now);
-                    Checked::Done(format!(
-                        "the server reverts {from_version}: state {}",
-                        self.state.name()
-                    ))
-                }
-                NodeAction::Wait {
-                    retry_after_secs,
-                    reason,
-                    ..
-                } => {
-                    tracing::info!(%reason, retry_after_secs, "nothing to install now");
-                    self.next_check = schedule::after_server_wait(now, retry_after_secs);
-                    self.status.update(|s| s.last_error.clear());
-                    Checked::Done(format!("nothing to install: {reason}"))
-                }
-            },
+        let state = self.core.keeper.state().clone();
+        let Some(server) = &self.sys.server else {
+            if !state.may_install() {
+                return Ok(Decided::Done(CheckOutcome::Ignored {
+                    why: format!("state {}: an update is staged or on trial", state.name()),
+                }));
+            }
+            return self.may_install(None, None);
+        };
+        let req = self.check_in_body(booted, &state);
+        let resp = match server.check_in(&req) {
+            Ok(r) => r,
             Err(e) => {
-                let m = chain(&e);
-                self.error(&m);
+                self.core.error(&chain(&e));
                 // Retry sooner than the full interval, but not in a hot loop.
                 let retry = (self.config.update.check_interval / 10)
                     .clamp(Duration::from_secs(10), Duration::from_secs(300));
-                self.next_check = schedule::after(now, retry);
-                Checked::Failed(m)
+                self.core.next_check = schedule::after(now, retry);
+                return Err(CommandError::Server(e));
+            }
+        };
+        self.core.status.update(|s| s.last_error.clear());
+        match resp.action {
+            NodeAction::Install { target, version } => self.offered(&state, target, version),
+            NodeAction::Revert { from_version } => Ok(self.revert(&state, &from_version, now)),
+            NodeAction::Cancel { version, reason } => {
+                Ok(self.withdrawn(&state, &version, &reason, now))
+            }
+            NodeAction::Wait {
+                retry_after_secs,
+                reason,
+                ..
+            } => {
+                tracing::info!(%reason, retry_after_secs, "nothing to install now");
+                self.core.next_check = schedule::after_server_wait(now, retry_after_secs);
+                Ok(Decided::Done(CheckOutcome::NothingNew { reason }))
             }
         }
     }
 
-    pub(super) fn check_in_body(&self, booted: SlotName) -> CheckIn {
-        let state = match &self.state {
+    fn may_install(
+        &mut self,
+        target: Option<String>,
+        version: Option<String>,
+    ) -> Result<Decided, CommandError> {
+        if !self.booted_is_good() {
+            let e = CommandError::NotBlessed;
+            tracing::info!("{e}");
+            self.core.error(&e.to_string());
+            return Err(e);
+        }
+        Ok(Decided::Install { target, version })
+    }
+
+    fn offered(
+        &mut self,
+        state: &AgentState,
+        target: String,
+        version: String,
+    ) -> Result<Decided, CommandError> {
+        match state {
+            AgentState::UpdatedNeedReboot(w) if w.staged.version == version => {
+                return Ok(Decided::Done(CheckOutcome::AlreadyStaged { version }));
+            }
+            AgentState::UpdatedNeedReboot(_) => {}
+            s if !s.may_install() => {
+                return Ok(Decided::Done(CheckOutcome::Ignored {
+                    why: format!(
+                        "the server offers {version}, but state {} installs nothing before \
+                         this boot is settled",
+                        s.name()
+                    ),
+                }));
+            }
+            _ => {}
+        }
+        if let Ok(deny) = DenyList::load(&self.config.state_dir)
+            && let Some(d) = deny.get(&version)
+        {
+            let e = CommandError::Denied {
+                version: version.clone(),
+                reason: d.reason.clone(),
+            };
+            self.core.error(&e.to_string());
+            return Err(e);
+        }
+        self.may_install(Some(target), Some(version))
+    }
+
+    pub(super) fn check_in_body(&self, booted: SlotName, state: &AgentState) -> CheckIn {
+        let (wire_state, staged_version) = match state {
             AgentState::Downloading(_) | AgentState::Verifying(_) | AgentState::Finalizing(_) => {
-                wire::AgentState::Updating
+                (wire::AgentState::Updating, None)
             }
-            AgentState::UpdatedNeedReboot(_) => wire::AgentState::Staged,
-            AgentState::Rebooting(_) => wire::AgentState::Rebooting,
-            AgentState::Error { .. } => wire::AgentState::Error,
-            AgentState::Idle | AgentState::Checking | AgentState::PendingMarkGood(_) => {
-                wire::AgentState::Idle
+            AgentState::UpdatedNeedReboot(w) if !w.staged.revert => {
+                (wire::AgentState::Staged, Some(w.staged.version.clone()))
             }
+            AgentState::UpdatedNeedReboot(_) => (wire::AgentState::Staged, None),
+            AgentState::Rebooting(_) => (wire::AgentState::Rebooting, None),
+            AgentState::PendingMarkGood(t) => {
+                (wire::AgentState::Trial, Some(t.staged.version.clone()))
+            }
+            AgentState::TrialFailed(r) => (wire::AgentState::Trial, Some(r.staged.version.clone())),
+            AgentState::Error { .. } => (wire::AgentState::Error, None),
+            AgentState::Idle | AgentState::Checking => (wire::AgentState::Idle, None),
         };
         CheckIn {
-            node_id: self.rt.node_id.clone(),
-            public_key: self.rt.public_key.clone(),
+            node_id: self.sys.node_id.clone(),
+            public_key: self.sys.public_key.clone(),
             channel: self.config.node.channel.to_string(),
             group: self.config.node.group.to_string(),
             board: self.config.node.board.to_string(),
             booted: wire::BootedImage {
                 version: self
+                    .core
                     .booted_version
-                    .clone()
-                    .unwrap_or_else(|| "0.0.0".into()),
+                    .as_ref()
+                    .map_or_else(|| "0.0.0".into(), ToString::to_string),
                 slot: match booted {
                     SlotName::A => wire::Slot::A,
                     SlotName::B => wire::Slot::B,
                 },
             },
             fallback_version: None,
-            state,
-            // Shown on the dashboard beside the id; not reported yet.
-            hostname: nix::unistd::gethostname()
-                .ok()
-                .and_then(|h| h.into_string().ok())
-                .filter(|h| moho_protocol::names::check_hostname(h).is_ok()),
+            state: wire_state,
+            staged_version,
+            hostname: self.sys.hostname.clone(),
             enrollment_token: self
                 .config
                 .server
@@ -163,82 +208,98 @@ impl Daemon {
         }
     }
 
+    /// Runs the install service on the daemon's disk, transport and clock;
+    /// its steps are applied to the daemon's state as they happen.
     pub(super) fn install(&mut self, target: Option<String>) {
-        let inactive = self.booted.map(SlotName::other);
-        let why = format!(
-            "writing an update to slot {}",
-            inactive.map_or("?".into(), |s| s.to_string())
-        );
+        let Some(booted) = self.core.booted else {
+            return;
+        };
+        let why = format!("writing an update to slot {}", booted.other());
         // Held while the slot is written: a shutdown waits for us (up to
         // logind's InhibitDelayMaxSec) instead of cutting a write short.
-        let guard = match self.rt.login.delay_shutdown(&why) {
+        let guard = match self.sys.login.delay_shutdown(&why) {
             Ok(g) => Some(g),
             Err(e) => {
                 tracing::warn!(error = %e, "no delay inhibitor; installing anyway");
                 None
             }
         };
-        let progress = DaemonProgress {
-            notify: Arc::clone(&self.rt.notify),
-            status: self.status.clone(),
-            total: Mutex::new(0),
-            done: Mutex::new(0),
-        };
-        let outbox = Arc::clone(&self.outbox);
-        let clock = Arc::clone(&self.rt.clock);
-        let server = self.rt.server.as_deref();
-        let report = move |r: &Report| {
-            if let Some(kind) = event_for(r)
-                && let Ok(mut o) = outbox.lock()
-            {
-                if let Err(e) = o.push(wire::Event {
-                    at: clock.now(),
-                    kind,
-                }) {
-                    tracing::warn!(error = %e, "could not queue an event");
-                }
-                if let Some(s) = server
-                    && let Err(e) = o.flush(s)
-                {
-                    tracing::warn!(error = %e, "could not report an install step; will retry");
-                }
-            }
-        };
-        let result = crate::install_cmd::run(
-            &self.config,
-            &InstallArgs {
-                disk: Some(self.rt.disk.clone()),
-                target,
-                version: None,
-            },
-            self.rt.system.as_ref(),
-            self.rt.booted_override,
-            &progress,
-            &report,
+        let progress = DaemonProgress::new(
+            std::sync::Arc::clone(&self.sys.notify),
+            self.core.status.clone(),
         );
+        let state = self.core.keeper.state().clone();
+        let request = InstallRequest {
+            target,
+            version: None,
+        };
+        let config = &self.config;
+        let mut svc = InstallService {
+            board: config.node.board.as_str(),
+            channel: config.node.channel.as_str(),
+            tries: config.update.tries,
+            repo: RepoClient::new(
+                self.sys.transport.as_ref(),
+                &config.repository.metadata_url,
+                &config.repository.targets_url,
+                &config.repository.root,
+                &config.state_dir,
+            ),
+            disk: &mut self.disk,
+            booted,
+            booted_version: self.core.booted_version.clone(),
+            state_dir: &config.state_dir,
+            progress: &progress,
+            retry: RetryPolicy {
+                attempts: config.update.download_attempts,
+                first_backoff: config.update.download_backoff,
+            },
+            now: SystemTime::from(self.sys.clock.now()),
+        };
+        let core = &mut self.core;
+        let sys = &self.sys;
+        let mut owner = |e: Event| core.apply(sys, e).map_err(Into::into);
+        let result = install_service::run(&mut svc, &request, &state, &mut owner);
         drop(guard);
-        // The install path kept the persisted state; take it over.
-        match self.store.load() {
-            Ok(s) => self.state = s,
-            Err(e) => self.error(&chain(&e)),
-        }
         match result {
             Ok(outcome) => {
-                tracing::info!("{}", crate::install_cmd::render(&outcome));
-                self.status.update(|s| s.last_error.clear());
-                self.allowed_since = None;
+                tracing::info!("{outcome}");
+                self.core.status.update(|s| s.last_error.clear());
             }
-            Err(e) => self.error(&format!("{e:#}")),
+            Err(e) => self.core.error(&chain(&e)),
         }
     }
 
-    pub(super) fn revert(&mut self, from_version: &str, now: Timestamp) {
-        if self.booted_version.as_deref() != Some(from_version) {
+    /// The server reverts `from_version`: on trial, the trial is abandoned;
+    /// at rest on that version, the previous slot is armed and the version
+    /// denied.
+    fn revert(&mut self, state: &AgentState, from_version: &str, now: Timestamp) -> Decided {
+        if let AgentState::PendingMarkGood(t) = state
+            && t.staged.version == from_version
+        {
+            self.rescue(
+                TrialFailure::Withdrawn {
+                    reason: format!("the rollout of {from_version} was reverted"),
+                },
+                now,
+            );
+            return Decided::Done(CheckOutcome::TrialAbandoned {
+                version: from_version.to_owned(),
+            });
+        }
+        let runs = self
+            .core
+            .booted_version
+            .as_ref()
+            .is_some_and(|v| v.to_string() == from_version);
+        if !runs || !state.may_install() {
             tracing::info!(
                 from_version,
                 "the server reverts a version this node does not run"
             );
-            return;
+            return Decided::Done(CheckOutcome::Ignored {
+                why: format!("the server reverts {from_version}, which this node does not run"),
+            });
         }
         match self.rollback_slots() {
             Ok(slot) => {
@@ -246,46 +307,112 @@ impl Daemon {
                     && let Err(e) =
                         deny.deny(from_version, "reverted by the server", &now.to_string())
                 {
-                    self.error(&chain(&e));
+                    self.core.error(&chain(&e));
                 }
-                self.apply(Event::RevertArmed(Staged {
-                    target: String::new(),
-                    version: "previous".into(),
+                self.core
+                    .record(&self.sys, Event::RevertArmed(revert_to(slot)));
+                Decided::Done(CheckOutcome::Reverting {
+                    from_version: from_version.to_owned(),
                     slot,
-                    revert: true,
-                }));
+                })
             }
-            Err(e) => self.error(&format!(
-                "the server asked for a revert of {from_version}: {e}"
-            )),
+            Err(e) => {
+                self.core.error(&format!(
+                    "the server asked for a revert of {from_version}: {}",
+                    chain(&e)
+                ));
+                Decided::Done(CheckOutcome::Ignored {
+                    why: format!("the revert of {from_version} failed: {}", chain(&e)),
+                })
+            }
         }
     }
 
-    pub(super) fn rollback_slots(&self) -> Result<SlotName, String> {
-        let mut disk = GptSlotDisk::open(&self.rt.disk, true).map_err(|e| chain(&e))?;
-        let mut ctx = SlotsContext {
-            disk: &mut disk,
-            system: self.rt.system.as_ref(),
-            booted_override: self.rt.booted_override,
+    /// The server's "cancel": a staged update is cleared, a trial abandoned.
+    fn withdrawn(
+        &mut self,
+        state: &AgentState,
+        version: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Decided {
+        match state {
+            AgentState::UpdatedNeedReboot(w) if w.staged.version == version => {
+                match self.cancel_staged(reason) {
+                    Ok(version) => Decided::Done(CheckOutcome::Cancelled { version }),
+                    Err(e) => {
+                        self.core.error(&e.to_string());
+                        Decided::Done(CheckOutcome::Ignored {
+                            why: format!("the cancel of {version} failed: {e}"),
+                        })
+                    }
+                }
+            }
+            AgentState::PendingMarkGood(t) if t.staged.version == version => {
+                self.rescue(
+                    TrialFailure::Withdrawn {
+                        reason: reason.to_owned(),
+                    },
+                    now,
+                );
+                Decided::Done(CheckOutcome::TrialAbandoned {
+                    version: version.to_owned(),
+                })
+            }
+            _ => Decided::Done(CheckOutcome::Ignored {
+                why: format!("the server cancels {version}, which is not staged here"),
+            }),
+        }
+    }
+
+    /// Clears the staged update's slot (`cancel_armed`), then records the
+    /// cancel; returns its version.
+    pub(super) fn cancel_staged(&mut self, reason: &str) -> Result<String, CommandError> {
+        let AgentState::UpdatedNeedReboot(w) = self.core.keeper.state().clone() else {
+            return Err(CommandError::NotNow {
+                command: crate::daemon::commands::Command::Cancel,
+                state: self.core.keeper.state().name(),
+                why: "no update is staged",
+            });
         };
-        ctx.rollback().map_err(|e| chain(&e))?;
-        self.booted
+        match self.slots().cancel_armed() {
+            Ok(change) => tracing::info!("{change}"),
+            // Already cleared (by hand, or before a crash): only the record is missing.
+            Err(SlotsError::Refused {
+                source: TransitionError::NothingArmed { .. },
+                ..
+            }) => {}
+            Err(e) => return Err(CommandError::Slots(e)),
+        }
+        self.core
+            .apply(
+                &self.sys,
+                Event::Cancelled {
+                    reason: reason.to_owned(),
+                },
+            )
+            .map_err(|e| CommandError::Failed(chain(&e)))?;
+        Ok(w.staged.version)
+    }
+
+    pub(super) fn rollback_slots(&mut self) -> Result<SlotName, SlotsError> {
+        self.slots().rollback()?;
+        self.core
+            .booted
             .map(SlotName::other)
-            .ok_or_else(|| "the booted slot is unknown".to_owned())
+            .ok_or_else(|| SlotsError::BootedUnknown {
+                disk: self.disk.path().display().to_string(),
+                needed_for: "rollback",
+            })
     }
 }
 
-/// What a check decided.
-pub(super) enum Checked {
-    /// Install `target` (`None`: the newest for this node).
-    Install {
-        /// The target.
-        target: Option<String>,
-        /// What was decided, for the reply.
-        what: String,
-    },
-    /// Nothing to install (or a revert was armed).
-    Done(String),
-    /// The check failed.
-    Failed(String),
+/// The staged "update" of a revert: the previous, successful slot.
+pub(super) fn revert_to(slot: SlotName) -> Staged {
+    Staged {
+        target: String::new(),
+        version: "previous".into(),
+        slot,
+        revert: true,
+    }
 }

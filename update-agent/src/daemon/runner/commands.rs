@@ -1,105 +1,97 @@
-//! Commands from D-Bus: check, reboot, mark good, roll back.
+//! Commands from D-Bus — check, reboot, mark good, roll back, cancel — each
+//! answered with a typed [`Answer`] or [`CommandError`].
 
-use moho_disk::GptSlotDisk;
-
-use super::check::Checked;
-use super::{Daemon, chain};
-use crate::daemon::commands::{Command, Reply, Request};
-use crate::slots_cmd::SlotsContext;
-use crate::state::{AgentState, Event, Staged};
+use super::Daemon;
+use super::check::{Decided, revert_to};
+use crate::daemon::commands::{Answer, CheckOutcome, Command, CommandError, Reply, Request};
+use crate::state::{AgentState, Event, TrialFailure};
 
 impl Daemon {
     pub(super) fn handle(&mut self, req: Request) {
-        let now = self.rt.clock.now();
+        let now = self.sys.clock.now();
+        let state = self.core.keeper.state().clone();
         let reply: Reply = match req.command {
             Command::Check | Command::Install => {
-                if self.checks_allowed() {
+                if !self.checks_allowed() {
+                    Err(CommandError::NotNow {
+                        command: req.command,
+                        state: state.name(),
+                        why: "finish the update under way first",
+                    })
+                } else {
                     // Answer once the server has answered; the install (if
                     // any) runs after the reply, followed with `status`.
-                    match self.check_decide(now) {
-                        Checked::Install { target, what } => {
-                            req.answer(Ok(format!("{what}: installing")));
+                    match self.check_in(now) {
+                        Ok(Decided::Install { target, version }) => {
+                            req.answer(Ok(Answer::Checked(CheckOutcome::Installing { version })));
                             self.install(target);
-                            if matches!(self.state, AgentState::UpdatedNeedReboot(_)) {
-                                self.consider_reboot(self.rt.clock.now());
-                            }
+                            self.after_install();
                             return;
                         }
-                        Checked::Done(m) => Ok(m),
-                        Checked::Failed(m) => Err(m),
+                        Ok(Decided::Done(o)) => Ok(Answer::Checked(o)),
+                        Err(e) => Err(e),
                     }
-                } else {
-                    Err(format!(
-                        "not checking in state {}: finish the staged update first",
-                        self.state.name()
-                    ))
                 }
             }
-            Command::Reboot => match &self.state {
-                AgentState::UpdatedNeedReboot(_) => {
-                    self.reboot_requested = true;
+            Command::Reboot => match &state {
+                AgentState::UpdatedNeedReboot(w) => {
+                    let mut wait = w.reboot.clone();
+                    wait.requested = true;
+                    self.core.record(&self.sys, Event::RebootPending(wait));
                     self.consider_reboot(now);
-                    let s = self.status.get();
-                    if s.reboot_blocked_by.is_empty() {
-                        Ok(format!("state {}", s.state))
-                    } else {
-                        Ok(format!(
-                            "reboot requested; waiting: {}",
-                            s.reboot_blocked_by
-                        ))
+                    match self.core.keeper.state() {
+                        AgentState::UpdatedNeedReboot(_) => Ok(Answer::RebootWaiting {
+                            blocked_by: self.core.status.get().reboot_blocked_by,
+                        }),
+                        _ => Ok(Answer::RebootStarted),
                     }
                 }
-                other => Err(format!(
-                    "no update is staged (state {}); nothing to reboot into",
-                    other.name()
-                )),
+                other => Err(CommandError::NotNow {
+                    command: Command::Reboot,
+                    state: other.name(),
+                    why: "no update is staged; nothing to reboot into",
+                }),
             },
             Command::MarkGood => self.mark_good(),
-            Command::Rollback => match self.rollback_slots() {
-                Ok(slot) => {
-                    self.apply(Event::RevertArmed(Staged {
-                        target: String::new(),
-                        version: "previous".into(),
-                        slot,
-                        revert: true,
-                    }));
-                    Ok(format!(
-                        "slot {slot} will boot next; reboot per the strategy (state {})",
-                        self.state.name()
-                    ))
+            Command::Rollback => {
+                if state.may_install() {
+                    self.rollback_slots()
+                        .map_err(CommandError::Slots)
+                        .map(|slot| {
+                            self.core
+                                .record(&self.sys, Event::RevertArmed(revert_to(slot)));
+                            Answer::RollbackArmed { slot }
+                        })
+                } else {
+                    Err(CommandError::NotNow {
+                        command: Command::Rollback,
+                        state: state.name(),
+                        why: "an update is staged or on trial: cancel it instead",
+                    })
                 }
-                Err(e) => Err(e),
+            }
+            Command::Cancel => match &state {
+                AgentState::UpdatedNeedReboot(w) if !w.staged.revert => self
+                    .cancel_staged("cancelled by the operator (update-agent cancel)")
+                    .map(|version| Answer::Cancelled { version }),
+                AgentState::PendingMarkGood(t) => {
+                    let version = t.staged.version.clone();
+                    self.rescue(
+                        TrialFailure::Withdrawn {
+                            reason: "cancelled by the operator (update-agent cancel)".into(),
+                        },
+                        now,
+                    );
+                    Ok(Answer::TrialAbandoned { version })
+                }
+                other => Err(CommandError::NotNow {
+                    command: Command::Cancel,
+                    state: other.name(),
+                    why: "no update is staged or on trial; nothing to cancel",
+                }),
             },
-            Command::Stop => Ok("stopping".into()),
+            Command::Stop => Ok(Answer::Stopping),
         };
         req.answer(reply);
-    }
-
-    /// Marks the booted slot good and, if it was on trial, reports it
-    /// healthy and gives back the reboot lock.
-    pub fn mark_good(&mut self) -> Reply {
-        let marked = GptSlotDisk::open(&self.rt.disk, true)
-            .map_err(|e| chain(&e))
-            .and_then(|mut disk| {
-                let mut ctx = SlotsContext {
-                    disk: &mut disk,
-                    system: self.rt.system.as_ref(),
-                    booted_override: self.rt.booted_override,
-                };
-                ctx.mark_good(None).map_err(|e| chain(&e))
-            });
-        match marked {
-            Ok(change) => {
-                if matches!(self.state, AgentState::PendingMarkGood(_)) {
-                    self.apply(Event::MarkedGood);
-                }
-                self.status.update(|s| s.last_error.clear());
-                Ok(change.to_string())
-            }
-            Err(e) => {
-                self.error(&e);
-                Err(e)
-            }
-        }
     }
 }

@@ -1,29 +1,41 @@
-//! The daemon loop (DESIGN §3 steps 2–11): on start, find out what the last
-//! boot did with a staged update; then check in on schedule, install what
-//! the server offers, reboot when the strategy allows, report every step,
-//! and answer commands from D-Bus. Every decision is made by the pure code
-//! ([`super::reboot_gate`], [`super::boot_assess`], [`super::schedule`],
-//! the state machine); this file only carries it out against the external
-//! systems in [`Runtime`]. [`check`]: checking and installing; [`reboot`]:
-//! the reboot gate and the FleetLock; [`commands`]: D-Bus commands.
+//! The daemon loop (DESIGN §3 steps 2–13): on start, find out what the last
+//! boot did with a staged update; then check in on schedule (also with an
+//! update staged or on trial, so that a withdrawn release is cancelled),
+//! install what the server offers, reboot when the strategy allows, watch a
+//! trial boot and rescue it when it fails, report every step, and answer
+//! commands from D-Bus. Every decision is made by the pure code
+//! ([`super::reboot_gate`], [`super::boot_assess`], [`super::trial`],
+//! [`super::schedule`], the state machine); this module only carries it out
+//! against the external systems in [`Runtime`], all handed in by its caller.
+//!
+//! - [`check`]: checking in, the server's answers, the install.
+//! - [`reboot`]: the reboot gate and the FleetLock.
+//! - [`trial`]: watching a trial boot, self-rescue.
+//! - [`commands`]: D-Bus commands and their typed answers.
+//! - [`effects`]: the one place events are applied and their actions done.
 
 mod check;
 mod commands;
+mod effects;
 mod reboot;
+mod trial;
+
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use moho_core::slot_table::{SlotName, SlotTable};
-use moho_disk::{GptSlotDisk, SlotDisk};
-use moho_protocol::node as wire;
+use moho_core::slot_table::SlotName;
+use semver::Version;
 
 use super::boot_assess::{BootFinding, assess};
 use super::clock::Clock;
-use super::commands::{Command, Request};
+use super::commands::{Answer, Command, Request};
+use super::health::BootHealth;
 use super::login::Login;
 use super::notify::Notify;
 use super::outbox::Outbox;
@@ -31,21 +43,38 @@ use super::reboot_gate::Strategy;
 use super::schedule;
 use super::server::{RebootLock, UpdateServer};
 use super::status::StatusHandle;
-use super::wire_events::event_for;
 use crate::config::AgentConfig;
 use crate::config::types::{RebootStrategy, WindowSpec};
-use crate::denylist::DenyList;
-use crate::state::machine::Action;
-use crate::state::store::StateStore;
-use crate::state::{AgentState, Event};
+use crate::fetch::Transport;
+use crate::service::disk::NodeDisk;
+use crate::service::slots::SlotService;
+use crate::state::{AgentState, StateKeeper};
 use crate::system::SystemView;
 
-/// The external systems the daemon works with.
+/// How often a trial boot's health is looked at.
+const TRIAL_TICK: Duration = Duration::from_secs(5);
+
+/// The external systems the daemon works with, built by its caller (the
+/// real ones by `daemon_cmd`, recording fakes in tests).
+#[derive(Debug)]
 pub struct Runtime {
-    /// The clock.
+    /// The disk holding the slots, opened once.
+    pub disk: NodeDisk,
+    /// Everything else.
+    pub systems: Systems,
+}
+
+/// The runtime without the disk: borrowed beside it while an install
+/// writes the disk and reports its steps.
+pub struct Systems {
+    /// The clock: the only source of the time.
     pub clock: Arc<dyn Clock>,
+    /// The repository.
+    pub transport: Arc<dyn Transport>,
     /// logind.
     pub login: Box<dyn Login>,
+    /// systemd's view of the boot's health checks.
+    pub health: Box<dyn BootHealth>,
     /// The update server (`None`: repository only, install the newest).
     pub server: Option<Box<dyn UpdateServer>>,
     /// FleetLock (strategy `fleet_lock` only).
@@ -56,18 +85,17 @@ pub struct Runtime {
     pub system: Box<dyn SystemView + Send + Sync>,
     /// `--booted`.
     pub booted_override: Option<SlotName>,
-    /// The disk holding the slots.
-    pub disk: PathBuf,
     /// The node id.
     pub node_id: String,
     /// The node's public key (check-ins register it).
     pub public_key: String,
+    /// The machine's host name (shown on the dashboard).
+    pub hostname: Option<String>,
 }
 
-impl std::fmt::Debug for Runtime {
+impl std::fmt::Debug for Systems {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("disk", &self.disk)
+        f.debug_struct("Systems")
             .field("node_id", &self.node_id)
             .finish_non_exhaustive()
     }
@@ -88,38 +116,59 @@ pub enum DaemonError {
     Window(#[from] moho_rollout::window::WindowError),
 }
 
-/// The daemon.
-pub struct Daemon {
-    config: AgentConfig,
-    rt: Runtime,
+/// What the daemon knows and keeps between turns.
+pub(super) struct Core {
+    keeper: StateKeeper,
+    outbox: Outbox,
     status: StatusHandle,
-    commands: Receiver<Request>,
-    store: StateStore,
-    state: AgentState,
-    outbox: Arc<Mutex<Outbox>>,
     strategy: Strategy,
+    state_dir: PathBuf,
     seed: u64,
     checks: u64,
     next_check: Timestamp,
     next_flush: Timestamp,
-    allowed_since: Option<Timestamp>,
-    reboot_requested: bool,
-    lock_refused: Option<(String, Timestamp)>,
     lock_release_pending: bool,
     booted: Option<SlotName>,
-    booted_version: Option<String>,
+    booted_version: Option<Version>,
+}
+
+/// The daemon.
+pub struct Daemon {
+    config: AgentConfig,
+    disk: NodeDisk,
+    sys: Systems,
+    core: Core,
+    commands: Receiver<Request>,
 }
 
 impl std::fmt::Debug for Daemon {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Daemon")
-            .field("state", &self.state)
+            .field("state", self.core.keeper.state())
             .finish_non_exhaustive()
     }
 }
 
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+pub(super) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     moho_core::report::render_chain(e)
+}
+
+fn strategy(config: &AgentConfig) -> Result<Strategy, DaemonError> {
+    Ok(match &config.reboot.strategy {
+        RebootStrategy::Immediate => Strategy::Immediate,
+        RebootStrategy::Off => Strategy::Off,
+        RebootStrategy::FleetLock { group, .. } => Strategy::FleetLock {
+            group: group.to_string(),
+        },
+        RebootStrategy::Windows { windows } => {
+            Strategy::Windows(moho_rollout::window::Windows::new(
+                windows
+                    .iter()
+                    .map(WindowSpec::to_window)
+                    .collect::<Result<_, _>>()?,
+            ))
+        }
+    })
 }
 
 impl Daemon {
@@ -130,62 +179,44 @@ impl Daemon {
         status: StatusHandle,
         commands: Receiver<Request>,
     ) -> Result<Self, DaemonError> {
-        let store = StateStore::new(&config.state_dir);
-        let state = store.load()?;
+        let keeper = StateKeeper::load(&config.state_dir)?;
         let outbox = Outbox::load(&config.state_dir)?;
-        let strategy = match &config.reboot.strategy {
-            RebootStrategy::Immediate => Strategy::Immediate,
-            RebootStrategy::Off => Strategy::Off,
-            RebootStrategy::FleetLock { group, .. } => Strategy::FleetLock {
-                group: group.to_string(),
-            },
-            RebootStrategy::Windows { windows } => {
-                Strategy::Windows(moho_rollout::window::Windows::new(
-                    windows
-                        .iter()
-                        .map(WindowSpec::to_window)
-                        .collect::<Result<_, _>>()?,
-                ))
-            }
-        };
-        let now = rt.clock.now();
-        let seed = schedule::seed(&rt.node_id);
-        Ok(Self {
-            config,
+        let now = rt.systems.clock.now();
+        let core = Core {
+            keeper,
+            outbox,
             status,
-            commands,
-            store,
-            state,
-            outbox: Arc::new(Mutex::new(outbox)),
-            strategy,
-            seed,
+            strategy: strategy(&config)?,
+            state_dir: config.state_dir.clone(),
+            seed: schedule::seed(&rt.systems.node_id),
             checks: 0,
             next_check: now,
             next_flush: now,
-            allowed_since: None,
-            reboot_requested: false,
-            lock_refused: None,
             lock_release_pending: false,
             booted: None,
             booted_version: None,
-            rt,
+        };
+        let Runtime { disk, systems } = rt;
+        Ok(Self {
+            config,
+            disk,
+            sys: systems,
+            core,
+            commands,
         })
     }
 
     /// Runs until a [`Command::Stop`] or the command channel closes.
     pub fn run(mut self) -> Result<(), DaemonError> {
         self.start();
-        self.rt.notify.ready();
+        self.sys.notify.ready();
         loop {
-            let now = self.rt.clock.now();
-            self.step(now);
-            self.publish();
-            self.rt.notify.watchdog();
-            let wait = self.sleep_for(self.rt.clock.now());
+            self.turn();
+            let wait = self.sleep_for(self.sys.clock.now());
             match self.commands.recv_timeout(wait) {
                 Ok(req) => {
                     if req.command == Command::Stop {
-                        req.answer(Ok("stopping".into()));
+                        req.answer(Ok(Answer::Stopping));
                         return Ok(());
                     }
                     self.handle(req);
@@ -196,82 +227,113 @@ impl Daemon {
         }
     }
 
+    /// One turn of the loop at the clock's time.
+    fn turn(&mut self) {
+        let now = self.sys.clock.now();
+        self.step(now);
+        self.core.publish(&self.sys);
+        self.sys.notify.watchdog();
+    }
+
     fn sleep_for(&self, now: Timestamp) -> Duration {
-        let tick = self.rt.clock.tick();
         let until =
             |t: Timestamp| Duration::try_from(t.duration_since(now)).unwrap_or(Duration::ZERO);
-        let mut d = tick;
-        if self.checks_allowed() {
-            d = d.min(until(self.next_check));
+        let mut d = self.sys.clock.tick();
+        if matches!(self.core.keeper.state(), AgentState::PendingMarkGood(_)) {
+            d = d.min(TRIAL_TICK);
         }
-        if self.has_pending_events() {
-            d = d.min(until(self.next_flush));
+        if self.checks_allowed() {
+            d = d.min(until(self.core.next_check));
+        }
+        if !self.core.outbox.pending().is_empty() {
+            d = d.min(until(self.core.next_flush));
         }
         d.max(Duration::from_millis(10))
     }
 
-    fn has_pending_events(&self) -> bool {
-        self.outbox.lock().is_ok_and(|o| !o.pending().is_empty())
+    fn slots(&mut self) -> SlotService<'_> {
+        SlotService {
+            disk: self.disk.table(),
+            system: self.sys.system.as_ref(),
+            booted_override: self.sys.booted_override,
+        }
     }
 
     // ----- start-up ------------------------------------------------------
 
     fn start(&mut self) {
-        match self.read_table() {
+        let now = self.sys.clock.now();
+        let disk = self.disk.path().to_owned();
+        match self.disk.table().read_slots() {
             Ok(table) => {
                 let booted = crate::booted::detect_booted(
-                    self.rt.system.as_ref(),
-                    self.rt.booted_override,
+                    self.sys.system.as_ref(),
+                    self.sys.booted_override,
                     &table,
-                    &self.rt.disk,
+                    &disk,
                 );
                 match booted {
-                    Ok(Some(b)) => self.booted = Some(b.slot),
-                    Ok(None) => {
-                        self.error("the running system did not boot from a slot of this disk")
-                    }
-                    Err(e) => self.error(&chain(&e)),
+                    Ok(Some(b)) => self.core.booted = Some(b.slot),
+                    Ok(None) => self.core.error(&format!(
+                        "{}: the running system did not boot from a slot of this disk",
+                        disk.display()
+                    )),
+                    Err(e) => self.core.error(&chain(&e)),
                 }
             }
-            Err(e) => self.error(&e),
+            Err(e) => self.core.error(&chain(&e)),
         }
         match crate::os_release::booted_version(&self.config.node.os_release) {
-            Ok(v) => self.booted_version = v.map(|v| v.to_string()),
-            Err(e) => self.error(&chain(&e)),
+            Ok(v) => self.core.booted_version = v,
+            Err(e) => self.core.error(&chain(&e)),
         }
-        self.reconcile_boot();
+        self.reconcile_boot(now);
         // A node that starts steady gives back any reboot slot it may still
         // hold (a crash between marking good and releasing, say).
-        if matches!(self.state, AgentState::Idle) && self.booted_is_good() {
-            self.lock_release_pending = self.rt.lock.is_some();
+        if matches!(self.core.keeper.state(), AgentState::Idle) && self.booted_is_good() {
+            self.core.lock_release_pending = self.sys.lock.is_some();
         }
-        self.status.update(|s| {
-            s.booted_slot = self.booted.map(|b| b.to_string()).unwrap_or_default();
-            s.booted_version = self.booted_version.clone().unwrap_or_default();
+        let booted = self.core.booted.map(|b| b.to_string()).unwrap_or_default();
+        let version = self.core.version_string();
+        self.core.status.update(|s| {
+            s.booted_slot = booted;
+            s.booted_version = version;
         });
     }
 
-    fn read_table(&self) -> Result<SlotTable, String> {
-        let mut disk = GptSlotDisk::open(&self.rt.disk, false).map_err(|e| chain(&e))?;
-        disk.read_slots().map_err(|e| chain(&e))
-    }
-
-    fn booted_is_good(&self) -> bool {
-        match (self.booted, self.read_table()) {
-            (Some(b), Ok(t)) => t.attrs(b).successful(),
-            _ => false,
-        }
+    fn booted_is_good(&mut self) -> bool {
+        let Some(b) = self.core.booted else {
+            return false;
+        };
+        self.disk
+            .table()
+            .read_slots()
+            .is_ok_and(|t| t.attrs(b).successful())
     }
 
     /// Applies what the last boot did to a staged update.
-    fn reconcile_boot(&mut self) {
-        let (Some(booted), Ok(table)) = (self.booted, self.read_table()) else {
+    fn reconcile_boot(&mut self, now: Timestamp) {
+        let Some(booted) = self.core.booted else {
             return;
         };
-        let finding = assess(&self.state, booted, &table, self.booted_version.as_deref());
+        let table = match self.disk.table().read_slots() {
+            Ok(t) => t,
+            Err(e) => {
+                self.core.error(&chain(&e));
+                return;
+            }
+        };
+        let version = self.core.version_string();
+        let finding = assess(
+            self.core.keeper.state(),
+            booted,
+            &table,
+            (!version.is_empty()).then_some(version.as_str()),
+            now,
+        );
         if let BootFinding::Events(events) = finding {
             for e in events {
-                self.apply(e);
+                self.core.record(&self.sys, e);
             }
         }
     }
@@ -279,140 +341,45 @@ impl Daemon {
     // ----- one turn of the loop -----------------------------------------
 
     fn step(&mut self, now: Timestamp) {
-        if self.lock_release_pending {
-            self.release_lock();
+        if self.core.lock_release_pending {
+            self.core.release_lock(&self.sys);
         }
-        if now >= self.next_flush {
-            self.flush(now);
+        if now >= self.core.next_flush {
+            self.core.flush(&self.sys, now);
         }
-        match &self.state {
-            AgentState::UpdatedNeedReboot(_) => self.consider_reboot(now),
-            AgentState::Rebooting(_) => self.status.update(|s| s.reboot_blocked_by.clear()),
-            AgentState::PendingMarkGood(_) => self.status.update(|s| {
-                s.reboot_blocked_by.clear();
-            }),
-            _ => {
-                self.status.update(|s| s.reboot_blocked_by.clear());
-                if now >= self.next_check {
-                    let _ = self.check(now);
-                    // A freshly staged update meets the reboot gate at once.
-                    if matches!(self.state, AgentState::UpdatedNeedReboot(_)) {
-                        self.consider_reboot(self.rt.clock.now());
-                    }
-                }
+        match self.core.keeper.state() {
+            AgentState::UpdatedNeedReboot(_) | AgentState::TrialFailed(_) => {
+                self.consider_reboot(now);
             }
+            AgentState::PendingMarkGood(_) => self.watch_trial(now),
+            _ => self.core.status.update(|s| s.reboot_blocked_by.clear()),
+        }
+        if now >= self.core.next_check && self.checks_allowed() {
+            let _ = self.check(now);
         }
     }
 
+    /// Whether the loop checks in: with a server, at rest, with an update
+    /// staged and on trial (withdrawn releases are cancelled); without one
+    /// only when an install may start.
     fn checks_allowed(&self) -> bool {
-        !matches!(
-            self.state,
-            AgentState::UpdatedNeedReboot(_)
-                | AgentState::Rebooting(_)
-                | AgentState::PendingMarkGood(_)
-        )
-    }
-
-    fn flush(&mut self, now: Timestamp) {
-        let Some(server) = &self.rt.server else {
-            return;
-        };
-        let result = match self.outbox.lock() {
-            Ok(mut o) => o.flush(server.as_ref()).map_err(|e| chain(&e)),
-            Err(_) => Err("event outbox lock poisoned".to_owned()),
-        };
-        match result {
-            Ok(_) => self.next_flush = now,
-            Err(e) => {
-                tracing::warn!(error = %e, "could not report events; will retry");
-                self.next_flush = schedule::after(now, Duration::from_secs(30));
-            }
+        let state = self.core.keeper.state();
+        if self.sys.server.is_none() {
+            return state.may_install();
         }
+        state.may_install()
+            || matches!(
+                state,
+                AgentState::UpdatedNeedReboot(_) | AgentState::PendingMarkGood(_)
+            )
     }
+}
 
-    // ----- the state machine ----------------------------------------------
-
-    fn apply(&mut self, event: Event) {
-        let (next, actions) = match self.state.on(event) {
-            Ok(x) => x,
-            Err(e) => {
-                self.error(&e.to_string());
-                return;
-            }
-        };
-        let now = self.rt.clock.now();
-        let mut reboot = false;
-        for a in actions {
-            match a {
-                Action::Persist => {
-                    if let Err(e) = self.store.save(&next) {
-                        self.error(&chain(&e));
-                    }
-                }
-                Action::Report(r) => {
-                    if let Some(kind) = event_for(&r)
-                        && let Ok(mut o) = self.outbox.lock()
-                        && let Err(e) = o.push(wire::Event { at: now, kind })
-                    {
-                        tracing::warn!(error = %e, "could not queue an event");
-                    }
-                }
-                Action::Deny { version, reason } => {
-                    let denied = DenyList::load(&self.config.state_dir)
-                        .and_then(|mut d| d.deny(&version, &reason, &now.to_string()));
-                    if let Err(e) = denied {
-                        self.error(&chain(&e));
-                    }
-                    tracing::warn!(%version, %reason, "version denied");
-                }
-                Action::ReleaseLock => self.lock_release_pending = true,
-                Action::Reboot => reboot = true,
-            }
-        }
-        tracing::info!(from = self.state.name(), to = next.name(), "agent state");
-        self.state = next;
-        self.publish();
-        if reboot {
-            // The "rebooting" report goes out before the machine does.
-            self.flush(now);
-            tracing::info!("asking logind to reboot");
-            if let Err(e) = self.rt.login.reboot() {
-                self.apply(Event::RebootFailed {
-                    message: e.to_string(),
-                });
-            }
-        }
-        if self.lock_release_pending {
-            self.release_lock();
-        }
-        self.flush(now);
-    }
-
-    fn error(&self, message: &str) {
-        tracing::error!("{message}");
-        let m = message.to_owned();
-        self.status.update(|s| s.last_error = m);
-    }
-
-    fn publish(&self) {
-        let state = self.state.clone();
-        self.status.update(|s| {
-            state.name().clone_into(&mut s.state);
-            s.staged_version = match &state {
-                AgentState::UpdatedNeedReboot(st)
-                | AgentState::Rebooting(st)
-                | AgentState::PendingMarkGood(st)
-                    if !st.revert =>
-                {
-                    st.version.clone()
-                }
-                _ => String::new(),
-            };
-        });
-        let line = match self.status.get() {
-            s if s.reboot_blocked_by.is_empty() => s.state,
-            s => format!("{}: {}", s.state, s.reboot_blocked_by),
-        };
-        self.rt.notify.status(&line);
+impl Core {
+    fn version_string(&self) -> String {
+        self.booted_version
+            .as_ref()
+            .map(Version::to_string)
+            .unwrap_or_default()
     }
 }

@@ -1,93 +1,90 @@
-//! The reboot: asking the pure gate whether a staged update may reboot
-//! now (and showing why not), taking and giving back the FleetLock slot.
+//! The reboot: asking the pure gate whether a staged update (or a failed
+//! trial's way back) may reboot now and showing why not, taking the
+//! FleetLock slot, and keeping what the gate learnt in the state.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
 use super::{Daemon, chain};
-use crate::daemon::reboot_gate::{self, GateInput, Verdict};
+use crate::daemon::reboot_gate::{self, Blocker, GateInput, Strategy, Verdict};
 use crate::daemon::schedule;
 use crate::daemon::server::LockAnswer;
-use crate::state::Event;
+use crate::state::{AgentState, Event, LockRefusal};
 
 impl Daemon {
     pub(super) fn consider_reboot(&mut self, now: Timestamp) {
-        let users = self.rt.login.users().unwrap_or_else(|e| {
+        let (mut wait, rescue) = match self.core.keeper.state() {
+            AgentState::UpdatedNeedReboot(w) => (w.reboot.clone(), false),
+            AgentState::TrialFailed(r) if !r.asked => (r.reboot.clone(), true),
+            _ => return,
+        };
+        let users = self.sys.login.users().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list sessions");
             Vec::new()
         });
-        let inhibitors = self.rt.login.block_inhibitors().unwrap_or_else(|e| {
+        let inhibitors = self.sys.login.block_inhibitors().unwrap_or_else(|e| {
             tracing::warn!(error = %e, "cannot list inhibitors");
             Vec::new()
         });
         // A refusal is remembered for a while before the lock is asked again.
-        if self
-            .lock_refused
-            .as_ref()
-            .is_some_and(|(_, until)| now >= *until)
-        {
-            self.lock_refused = None;
+        if wait.lock_refused.as_ref().is_some_and(|r| now >= r.until) {
+            wait.lock_refused = None;
         }
         let decision = reboot_gate::decide(&GateInput {
             now,
-            strategy: &self.strategy,
-            requested: self.reboot_requested,
-            allowed_since: self.allowed_since,
+            strategy: &self.core.strategy,
+            rescue,
+            requested: wait.requested,
+            allowed_since: wait.allowed_since,
             users: &users,
             inhibitors: &inhibitors,
             max_user_delay: self.config.reboot.max_user_delay,
             max_inhibitor_wait: self.config.reboot.max_inhibitor_wait,
-            lock_refused: self.lock_refused.as_ref().map(|(d, _)| d.as_str()),
+            lock_refused: wait.lock_refused.as_ref().map(|r| r.detail.as_str()),
         });
-        self.allowed_since = decision.allowed_since;
+        wait.allowed_since = decision.allowed_since;
         match decision.verdict {
             Verdict::Wait(blocker) => {
                 let text = blocker.to_string();
-                self.status.update(|s| s.reboot_blocked_by = text);
+                self.core.status.update(|s| s.reboot_blocked_by = text);
+                self.core.record(&self.sys, Event::RebootPending(wait));
             }
             Verdict::Reboot { take_lock } => {
-                if take_lock && !self.take_lock(now) {
+                if take_lock && let Some(refusal) = self.take_lock(now) {
+                    let group = match &self.core.strategy {
+                        Strategy::FleetLock { group } => group.clone(),
+                        _ => String::new(),
+                    };
+                    let text = Blocker::LockHeld {
+                        group,
+                        detail: refusal.detail.clone(),
+                    }
+                    .to_string();
+                    wait.lock_refused = Some(refusal);
+                    self.core.status.update(|s| s.reboot_blocked_by = text);
+                    self.core.record(&self.sys, Event::RebootPending(wait));
                     return;
                 }
-                self.status.update(|s| s.reboot_blocked_by.clear());
-                self.reboot_requested = false;
-                self.apply(Event::RebootStarted);
+                self.core.status.update(|s| s.reboot_blocked_by.clear());
+                self.core.record(&self.sys, Event::RebootPending(wait));
+                self.core.record(&self.sys, Event::RebootStarted);
             }
         }
     }
 
-    pub(super) fn take_lock(&mut self, now: Timestamp) -> bool {
-        let Some(lock) = &self.rt.lock else {
-            return true;
-        };
-        let retry = schedule::after(now, Duration::from_secs(30));
+    /// Asks for a FleetLock slot; the refusal (and when to ask again) if
+    /// it was not granted.
+    fn take_lock(&mut self, now: Timestamp) -> Option<LockRefusal> {
+        let lock = self.sys.lock.as_ref()?;
+        let until = schedule::after(now, Duration::from_secs(30));
         match lock.pre_reboot() {
-            Ok(LockAnswer::Granted) => true,
-            Ok(LockAnswer::Refused(detail)) => {
-                self.lock_refused = Some((detail, retry));
-                self.consider_reboot(now);
-                false
-            }
-            Err(e) => {
-                self.lock_refused =
-                    Some((format!("lock server unreachable: {}", chain(&e)), retry));
-                self.consider_reboot(now);
-                false
-            }
-        }
-    }
-
-    pub(super) fn release_lock(&mut self) {
-        let Some(lock) = &self.rt.lock else {
-            self.lock_release_pending = false;
-            return;
-        };
-        match lock.steady_state() {
-            Ok(()) => self.lock_release_pending = false,
-            Err(e) => {
-                tracing::warn!(error = %chain(&e), "could not release the reboot lock; will retry")
-            }
+            Ok(LockAnswer::Granted) => None,
+            Ok(LockAnswer::Refused(detail)) => Some(LockRefusal { detail, until }),
+            Err(e) => Some(LockRefusal {
+                detail: format!("lock server unreachable: {}", chain(&e)),
+                until,
+            }),
         }
     }
 }

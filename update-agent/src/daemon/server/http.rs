@@ -3,7 +3,7 @@
 //! FleetLock, the `fleet-lock-protocol: true` header.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use moho_protocol::fleetlock::{
     ClientParams, FleetLockError, FleetLockRequest, PRE_REBOOT_PATH, PROTOCOL_HEADER,
@@ -16,6 +16,7 @@ use reqwest::blocking::Client;
 use url::Url;
 
 use super::{LockAnswer, RebootLock, ServerError, UpdateServer};
+use crate::daemon::clock::Clock;
 use crate::node_identity::NodeIdentity;
 
 /// A signed JSON client for one base URL.
@@ -24,14 +25,17 @@ pub struct SignedClient {
     client: Client,
     base: Url,
     identity: Arc<NodeIdentity>,
+    clock: Arc<dyn Clock>,
 }
 
 impl SignedClient {
-    /// A client for `base` (a directory URL) with a 60 s timeout.
+    /// A client for `base` (a directory URL) with a 60 s timeout; request
+    /// counters come from `clock`.
     pub fn new(
         base: Url,
         extra_ca: Option<&std::path::Path>,
         identity: Arc<NodeIdentity>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, crate::fetch::http::HttpSetupError> {
         let client = crate::fetch::http::client_builder(extra_ca)?
             .timeout(Duration::from_secs(60))
@@ -43,6 +47,7 @@ impl SignedClient {
             client,
             base,
             identity,
+            clock,
         })
     }
 
@@ -66,9 +71,7 @@ impl SignedClient {
             url: shown.clone(),
             message: e.to_string(),
         })?;
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let now_ms = u64::try_from(self.clock.now().as_millisecond()).unwrap_or(0);
         let sig = self
             .identity
             .sign("POST", url.path(), &bytes, now_ms)

@@ -8,12 +8,12 @@ use maud::html;
 use serde::Deserialize;
 
 use super::answer;
-use crate::app::AppState;
 use crate::dashboard::error::DashError;
 use crate::dashboard::format::utc;
 use crate::dashboard::layout::{Nav, live, page as frame};
 use crate::dashboard::require_user;
 use crate::dashboard::widgets::subject_link;
+use crate::state::AppState;
 
 /// Entries per page.
 const PAGE: u32 = 50;

@@ -1,5 +1,6 @@
 //! FleetLock: per group, its reboot slots, lease length and the nodes that
-//! hold a slot now with when their lease runs out.
+//! hold a slot now (Moho agents, Flatcar nodes and stock clients side by
+//! side) with when their lease runs out.
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
@@ -7,12 +8,12 @@ use axum::response::Response;
 use maud::html;
 
 use super::answer;
-use crate::app::AppState;
 use crate::dashboard::error::DashError;
 use crate::dashboard::format::duration;
 use crate::dashboard::layout::{Nav, Part, live, page as frame};
 use crate::dashboard::require_user;
-use crate::dashboard::widgets::{node_link, when};
+use crate::dashboard::widgets::{kind_badge, node_link, when};
+use crate::state::AppState;
 
 /// `GET /ui/fleetlock`.
 pub async fn page(
@@ -24,6 +25,9 @@ pub async fn page(
     let now = app.clock.now();
     let mut groups = Vec::new();
     for g in app.db.fleetlock_groups(now).await? {
+        if !user.scope.includes(&g) {
+            continue;
+        }
         let (slots, lease) = app.db.fleetlock_config(&g).await?;
         let holders = app.db.fleetlock_holders(&g, now).await?;
         groups.push((g, slots, lease, holders));
@@ -37,9 +41,11 @@ pub async fn page(
                     p { strong data-figure="held" { (holders.len()) } " of " (slots) " reboot slot(s) held · lease "
                         (duration(jiff::SignedDuration::from_secs(i64::try_from(*lease).unwrap_or(i64::MAX)))) }
                     @if holders.is_empty() { p.muted { "Nobody is rebooting." } } @else {
-                        table { thead { tr { th { "node" } th { "since" } th { "lease ends" } } }
+                        table { thead { tr { th { "node" } th { "updater" } th { "since" } th { "lease ends" } } }
                             tbody { @for h in holders {
-                                tr data-holder=(h.node_id) { td { (node_link(&h.node_id)) } td { (when(now, h.acquired_at)) } td { (when(now, h.expires_at)) } }
+                                tr data-holder=(h.node_id) { td { (node_link(&h.node_id)) }
+                                    td { @if let Some(k) = h.kind { (kind_badge(k)) } @else { span.muted title="a FleetLock client this server knows only from its lock requests" { "stock client" } } }
+                                    td { (when(now, h.acquired_at)) } td { (when(now, h.expires_at)) } }
                             } } }
                     }
                 }

@@ -10,13 +10,14 @@ use jiff::SignedDuration;
 use maud::html;
 use serde::Deserialize;
 
-use crate::app::AppState;
 use crate::dashboard::error::DashError;
 use crate::dashboard::layout::bare_page;
 use crate::dashboard::session::{
     LOGIN_COOKIE, SESSION_COOKIE, SESSION_LIFETIME, close_session, cookie, current_user,
     open_session, random_secret, same_secret, set_cookie,
 };
+use crate::state::AppState;
+use crate::tokens::Refusal;
 
 /// The login form.
 #[derive(Debug, Deserialize)]
@@ -93,13 +94,20 @@ pub async fn submit(
     if !same_secret(expected, &f.csrf) {
         return Err(DashError::csrf());
     }
-    let Some(id) = open_session(&app, &f.token, app.clock.now()).await? else {
-        return Ok(login_page(
-            &app,
-            &login_secret(&headers),
-            Some("unknown or revoked token"),
-            StatusCode::UNAUTHORIZED,
-        ));
+    let id = match open_session(&app, &f.token, app.clock.now()).await? {
+        Ok(id) => id,
+        Err(refusal) => {
+            let message = match refusal {
+                Refusal::Unknown => "unknown or revoked token".to_owned(),
+                other => other.message(),
+            };
+            return Ok(login_page(
+                &app,
+                &login_secret(&headers),
+                Some(&message),
+                StatusCode::UNAUTHORIZED,
+            ));
+        }
     };
     let tls = app.config.tls;
     let mut resp = Redirect::to("/ui/").into_response();

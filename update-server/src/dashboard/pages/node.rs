@@ -7,16 +7,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use maud::html;
+use moho_protocol::admin::NodeKind;
 use moho_protocol::node::{Event, EventKind};
 use moho_rollout::HoldTarget;
 use serde::Deserialize;
 
 use super::answer;
-use crate::app::AppState;
 use crate::dashboard::error::DashError;
 use crate::dashboard::layout::{Nav, live, page as frame};
 use crate::dashboard::require_user;
-use crate::dashboard::widgets::when;
+use crate::dashboard::widgets::{kind_badge, when};
+use crate::state::AppState;
 use crate::store::EventRow;
 
 /// Events per page.
@@ -37,7 +38,11 @@ fn detail(e: &EventRow) -> String {
         Ok(EventKind::Rollback {
             failed_version,
             booted_version,
-        }) => format!("{failed_version} failed; fell back to {booted_version}"),
+            reason,
+        }) => match reason {
+            Some(r) => format!("{failed_version} failed; fell back to {booted_version}: {r}"),
+            None => format!("{failed_version} failed; fell back to {booted_version}"),
+        },
         Ok(EventKind::Error { code, message, .. }) => format!("{code}: {message}"),
         Ok(other) => other.version().unwrap_or_default().to_owned(),
         Err(_) => e.body.clone(),
@@ -93,11 +98,23 @@ pub async fn page(
                     h2 { "Node" }
                     table.facts { tbody {
                         tr { th { "id" } td.mono data-fact="id" { (node.id) } }
+                        tr { th { "updater" } td data-fact="kind" { (kind_badge(node.kind))
+                            @if node.kind == NodeKind::Flatcar {
+                                " " span.muted { "update_engine over Omaha: its reports are unsigned, so they can pause a rollout but never advance a health-gated one; a revert cannot send it back (Omaha cannot switch partitions)" }
+                            } } }
+                        @if let Some(o) = &node.omaha {
+                            tr { th { "Omaha" } td data-fact="omaha" {
+                                "track " code { (o.track) }
+                                @if let Some(oem) = &o.oem { " · OEM " (oem) @if let Some(v) = &o.oem_version { " " (v) } }
+                                @if let Some(u) = &o.updater { " · " (u) }
+                            } }
+                        }
                         tr { th { "host name" } td data-fact="hostname" { (node.hostname) } }
                         tr { th { "channel / group" } td { (node.channel) " / " (node.group) } }
                         tr { th { "board" } td data-fact="board" { (node.board) } }
                         tr { th { "booted version" } td data-fact="version" { (node.version) } }
-                        tr { th { "booted slot" } td data-fact="slot" { (node.slot.to_uppercase()) } }
+                        tr { th { "booted slot" } td data-fact="slot" {
+                            @if node.slot.is_empty() { span.muted { "not reported" } } @else { (node.slot.to_uppercase()) } } }
                         tr { th { "other slot" } td data-fact="fallback" {
                             @if let Some(v) = &node.fallback_version { (v) } @else { span.muted { "no bootable image reported" } } } }
                         tr { th { "agent state" } td data-fact="state" { (node.state) } }

@@ -1,4 +1,6 @@
-//! The node table: filters (channel, group, version, state, last seen) and
+//! The node table: filters (channel, group, version, state, last seen,
+//! updater: Moho agent or Flatcar over Omaha; the top bar's group replaces
+//! the group filter) and
 //! keyset paging by node id, so every page costs the same with a million
 //! nodes (no OFFSET, no COUNT).
 
@@ -7,20 +9,21 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use jiff::SignedDuration;
 use maud::{Markup, html};
+use moho_protocol::admin::NodeKind;
 use serde::Deserialize;
 
 use super::answer;
-use crate::app::AppState;
 use crate::dashboard::error::DashError;
 use crate::dashboard::layout::{Nav, live, page as frame};
 use crate::dashboard::require_user;
-use crate::dashboard::widgets::{node_link, when};
+use crate::dashboard::widgets::{kind_badge, node_link, when};
+use crate::state::AppState;
 use crate::store::{NodeFilter, Seen};
 
 /// Nodes per page.
 pub const PAGE: u32 = 50;
 
-const STATES: [&str; 5] = ["idle", "updating", "staged", "rebooting", "error"];
+const STATES: [&str; 6] = ["idle", "updating", "staged", "rebooting", "trial", "error"];
 
 const SEEN: [(&str, &str); 6] = [
     ("1h", "seen in the last hour"),
@@ -44,6 +47,8 @@ pub struct NodesQuery {
     pub state: Option<String>,
     /// Last seen: one of the `SEEN` keys.
     pub seen: Option<String>,
+    /// Updater: `moho` or `flatcar`.
+    pub kind: Option<String>,
     /// Continue after this node id.
     pub after: Option<String>,
     /// `live` for the refreshed region.
@@ -75,6 +80,17 @@ fn seen(key: &str) -> Result<Seen, DashError> {
     })
 }
 
+fn kind(key: &str) -> Result<NodeKind, DashError> {
+    match key {
+        "moho" => Ok(NodeKind::Moho),
+        "flatcar" => Ok(NodeKind::Flatcar),
+        other => Err(DashError::new(
+            StatusCode::BAD_REQUEST,
+            format!("unknown updater filter {other:?}: use moho or flatcar"),
+        )),
+    }
+}
+
 impl NodesQuery {
     fn filter(&self) -> Result<NodeFilter, DashError> {
         Ok(NodeFilter {
@@ -83,6 +99,7 @@ impl NodesQuery {
             version: given(&self.version),
             state: given(&self.state),
             seen: given(&self.seen).as_deref().map(seen).transpose()?,
+            kind: given(&self.kind).as_deref().map(kind).transpose()?,
             after: given(&self.after),
         })
     }
@@ -96,6 +113,7 @@ impl NodesQuery {
             ("version", &self.version),
             ("state", &self.state),
             ("seen", &self.seen),
+            ("kind", &self.kind),
         ] {
             if let Some(v) = given(v) {
                 parts.push(format!("{k}={}", encode(&v)));
@@ -143,7 +161,11 @@ pub async fn page(
     let live_only = q.part.as_deref() == Some("live");
     let user = require_user(&app, &headers, live_only).await?;
     let now = app.clock.now();
-    let filter = q.filter()?;
+    let mut filter = q.filter()?;
+    // The top bar's group wins over the page's own group filter.
+    if let Some(g) = user.scope.group() {
+        filter.group = Some(g.to_owned());
+    }
     let mut nodes = app.db.node_page(&filter, PAGE + 1, now).await?;
     let more = nodes.len() > PAGE as usize;
     nodes.truncate(PAGE as usize);
@@ -153,16 +175,17 @@ pub async fn page(
         html! {
             table.nodes {
                 thead { tr {
-                    th { "node" } th { "host name" } th { "channel" } th { "group" } th { "board" }
+                    th { "node" } th { "updater" } th { "host name" } th { "channel" } th { "group" } th { "board" }
                     th { "version" } th { "slot" } th { "state" } th { "last seen" }
                 } }
                 tbody {
                     @for n in &nodes {
                         tr data-node=(n.id) {
                             td { (node_link(&n.id)) }
+                            td { (kind_badge(n.kind)) }
                             td.hostname { (n.hostname) }
                             td { (n.channel) } td { (n.group) } td { (n.board) }
-                            td { (n.version) } td { (n.slot.to_uppercase()) } td { (n.state) }
+                            td { (n.version) } td { @if n.slot.is_empty() { span.muted { "—" } } @else { (n.slot.to_uppercase()) } } td { (n.state) }
                             td { (when(now, n.last_seen)) }
                         }
                     }
@@ -193,6 +216,10 @@ pub async fn page(
         .iter()
         .map(|s| ((*s).to_owned(), (*s).to_owned()))
         .collect();
+    let kinds: Vec<(String, String)> = [("moho", "Moho agent"), ("flatcar", "Flatcar (Omaha)")]
+        .iter()
+        .map(|(k, t)| ((*k).to_owned(), (*t).to_owned()))
+        .collect();
     let seens: Vec<(String, String)> = SEEN
         .iter()
         .map(|(k, t)| ((*k).to_owned(), (*t).to_owned()))
@@ -205,10 +232,13 @@ pub async fn page(
             html! {
                 form.filters method="get" action="/ui/nodes" {
                     (select("channel", "Channel", filter.channel.as_deref(), &channels))
-                    (select("group", "Group", filter.group.as_deref(), &groups))
+                    @if user.scope.group().is_none() {
+                        (select("group", "Group", filter.group.as_deref(), &groups))
+                    }
                     label { "Version" input type="text" name="version" value=[filter.version.as_deref()] size="10"; }
                     (select("state", "State", filter.state.as_deref(), &states))
                     (select("seen", "Last seen", given(&q.seen).as_deref(), &seens))
+                    (select("kind", "Updater", given(&q.kind).as_deref(), &kinds))
                     button.primary type="submit" { "Filter" }
                     a href="/ui/nodes" { "Clear" }
                 }

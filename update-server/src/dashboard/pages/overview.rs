@@ -2,7 +2,8 @@
 //! fleet's versions (chart), each open rollout's progress against its ramp
 //! target, and alerts (paused or auto-paused rollouts, nodes stuck past the
 //! update timeout). Figures come from the cached fleet summary and the same
-//! live rollout state the admin API serves.
+//! live rollout state the admin API serves; with a group chosen in the top
+//! bar, only that group's nodes and rollouts count.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,6 @@ use moho_rollout::version::parse_version;
 use moho_rollout::{PauseReason, RolloutStatus};
 
 use super::answer;
-use crate::app::AppState;
 use crate::cache::LiveRollout;
 use crate::dashboard::charts::{Segment, palette, stacked_bar};
 use crate::dashboard::error::DashError;
@@ -24,8 +24,10 @@ use crate::dashboard::format::{bytes, duration, thousands};
 use crate::dashboard::layout::{Nav, Part, live, page as frame};
 use crate::dashboard::progress::Progress;
 use crate::dashboard::require_user;
+use crate::dashboard::scope::Scope;
 use crate::dashboard::summary::{FleetSummary, STALE_INTERVALS, summary};
 use crate::dashboard::widgets::{alert, status_badge, when};
+use crate::state::AppState;
 
 /// Versions drawn separately; the rest are summed as "other".
 const TOP_VERSIONS: usize = 6;
@@ -42,6 +44,7 @@ struct Channel<'a> {
 fn channels<'a>(
     names: &'a [String],
     s: &FleetSummary,
+    scope: &Scope,
     releases: &'a [ReleaseView],
     open: &'a [LiveRollout],
 ) -> Vec<Channel<'a>> {
@@ -50,7 +53,11 @@ fn channels<'a>(
         .map(|name| {
             let mut versions: BTreeMap<String, u64> = BTreeMap::new();
             let (mut nodes, mut stale) = (0, 0);
-            for r in s.rows.iter().filter(|r| &r.channel == name) {
+            for r in s
+                .rows
+                .iter()
+                .filter(|r| &r.channel == name && scope.includes(&r.group))
+            {
                 nodes += r.nodes;
                 stale += r.stale;
                 *versions.entry(r.version.clone()).or_default() += r.nodes;
@@ -193,12 +200,13 @@ pub async fn page(
         if matches!(
             r.state.status,
             RolloutStatus::Active | RolloutStatus::Paused { .. }
-        ) && let Some(l) = app.caches.live(&app.db, &app.config, r.id, now).await?
+        ) && user.scope.includes(&r.group)
+            && let Some(l) = app.caches.live(&app.db, &app.config, r.id, now).await?
         {
             open.push(l);
         }
     }
-    let cards = channels(&names, &s, &releases, &open);
+    let cards = channels(&names, &s, &user.scope, &releases, &open);
     let total: u64 = cards.iter().map(|c| c.nodes).sum();
     let alerts = open
         .iter()

@@ -12,7 +12,6 @@ use moho_rollout::state::{Action, apply_action};
 use serde::Deserialize;
 
 use super::answer;
-use crate::app::AppState;
 use crate::dashboard::charts::timeline as chart;
 use crate::dashboard::error::DashError;
 use crate::dashboard::format::{bytes, thousands, utc};
@@ -25,6 +24,7 @@ use crate::dashboard::timeline::{bucket_ms, build};
 use crate::dashboard::widgets::{alert, status_badge, when};
 use crate::dashboard::words::policy_in_words;
 use crate::rollout_ops::action_name;
+use crate::state::AppState;
 
 /// Query of the rollout page.
 #[derive(Debug, Default, Deserialize)]

@@ -1,0 +1,11 @@
+//! Conventions every Moho binary follows where a user meets it first: logs on
+//! stderr (coloured only on a terminal and never with `NO_COLOR`, or JSON
+//! lines for log shippers: [`logging`]), and output on stdout that ends the
+//! program quietly when its reader has gone away (`... | head -1`:
+//! [`stdout`]). Binaries only; the library crates never print.
+
+pub mod logging;
+pub mod stdout;
+
+pub use logging::{LogArgs, LogFormat};
+pub use stdout::StdoutError;

@@ -1,0 +1,68 @@
+//! Background jobs: the work the server does on its own, not in answer to a
+//! request. Each job is one pass (`run_once`-style functions that tests call
+//! directly with a fake clock) wrapped in a loop that [`spawn`] starts.
+//!
+//! - [`rollouts`]: the ticker, the one place where rollouts move on by
+//!   themselves (auto-pause, ramp steps).
+//! - [`refresh`]: re-signing of the online metadata before it expires.
+//! - [`retention`]: forgetting nodes not seen for the configured time.
+
+pub mod refresh;
+pub mod retention;
+pub mod rollouts;
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::state::AppState;
+
+/// How often each job runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Schedule {
+    /// Rollout ticks.
+    pub tick: Duration,
+    /// Checks whether the online metadata needs re-signing.
+    pub refresh: Duration,
+    /// Retention passes.
+    pub retention: Duration,
+}
+
+impl Default for Schedule {
+    fn default() -> Self {
+        Self {
+            tick: Duration::from_secs(5),
+            refresh: Duration::from_secs(600),
+            retention: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The running jobs; [`Jobs::stop`] ends them.
+#[derive(Debug)]
+pub struct Jobs {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts every job on the current runtime.
+pub fn spawn(state: &AppState, schedule: Schedule) -> Jobs {
+    Jobs {
+        tasks: vec![
+            tokio::spawn(rollouts::run(state.clone(), schedule.tick)),
+            tokio::spawn(refresh::run(state.clone(), schedule.refresh)),
+            tokio::spawn(retention::run(state.clone(), schedule.retention)),
+        ],
+    }
+}
+
+impl Jobs {
+    /// Stops every job at its next await point and waits until they ended.
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

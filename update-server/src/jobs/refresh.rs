@@ -1,0 +1,20 @@
+//! Re-signing of the online metadata: checks periodically whether the
+//! snapshot or timestamp is close to expiry and, with the online keys at
+//! hand, re-signs and publishes it (`crate::repository::sync::refresh_if_due`).
+
+use std::time::Duration;
+
+use crate::state::AppState;
+
+/// Checks every `every` until the task is dropped.
+pub async fn run(state: AppState, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        match crate::repository::sync::refresh_if_due(&state).await {
+            Ok(true) => tracing::info!("re-signed snapshot and timestamp metadata"),
+            Ok(false) => {}
+            Err(e) => tracing::error!("re-signing the online metadata failed: {e}"),
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Step 3 of a check-in's answer: the one write the decision asks for. An
+//! install that starts an attempt is recorded atomically under the
+//! rollout's caps (`Db::start_attempt`, serialised per rollout across
+//! replicas); every other answer writes nothing.
+
+use jiff::Timestamp;
+use moho_rollout::offer::Offer;
+
+use super::gather::Gathered;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// Whether the decision could be recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// Recorded (or nothing to record).
+    Done,
+    /// The caps of rollout `rollout` were reached meanwhile.
+    Capped {
+        /// The rollout.
+        rollout: i64,
+    },
+}
+
+/// Records `offer` for `node_id` at `now`.
+pub async fn record(
+    app: &AppState,
+    gathered: &Gathered,
+    offer: &Offer,
+    node_id: &str,
+    now: Timestamp,
+) -> Result<Recorded, StoreError> {
+    let Offer::Install {
+        rollout,
+        new_attempt: true,
+        ..
+    } = offer
+    else {
+        return Ok(Recorded::Done);
+    };
+    let Some(live) = gathered.rollout(*rollout) else {
+        return Ok(Recorded::Capped { rollout: *rollout });
+    };
+    Ok(if app.db.start_attempt(&live.record, node_id, now).await? {
+        Recorded::Done
+    } else {
+        Recorded::Capped { rollout: *rollout }
+    })
+}

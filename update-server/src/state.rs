@@ -1,0 +1,52 @@
+//! The shared state of a running server: storage, clock, settings, caches,
+//! metrics and the check-in batcher, cloned into every handler and
+//! background job.
+
+use std::sync::Arc;
+
+use crate::cache::Caches;
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::metrics::Metrics;
+use crate::store::Db;
+
+/// Everything a handler needs.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// Storage.
+    pub db: Db,
+    /// Where "now" comes from.
+    pub clock: Arc<dyn Clock>,
+    /// Settings.
+    pub config: Arc<ServerConfig>,
+    /// Caches of rollouts, releases and holds.
+    pub caches: Arc<Caches>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// Rollback state of the served repository (after the last verification).
+    pub repo_state: Arc<std::sync::Mutex<Option<moho_release::TrustedState>>>,
+    /// Serialises publications.
+    pub publish_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Batches the node updates of concurrent check-ins.
+    pub check_ins: crate::store::CheckInBatcher,
+    /// The dashboard's caches.
+    pub dashboard: Arc<crate::dashboard::DashboardState>,
+}
+
+impl AppState {
+    /// Builds the state (starts the check-in batching task: needs a tokio
+    /// runtime).
+    pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+        Self {
+            check_ins: crate::store::CheckInBatcher::start(db.clone()),
+            db,
+            clock,
+            config: Arc::new(config),
+            caches: Arc::default(),
+            metrics: Arc::new(Metrics::new()),
+            repo_state: Arc::default(),
+            publish_lock: Arc::default(),
+            dashboard: Arc::default(),
+        }
+    }
+}
