@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use moho_e2e::vm::image::Behaviour;
 use moho_e2e::vm::qemu::Vm;
-use moho_e2e::vm::story::ServerStory;
+use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
 use moho_e2e::{bin, ok};
 use serde_json::Value;
 
@@ -174,13 +174,13 @@ fn main() {
         "rollout of 3.0.0, whose kernel panics: one trial boot, then the selector falls back to 2.0.0",
     );
     let to_3 = story.roll_out("3.0.0");
-    let back = story.await_rollback(&vm, on_2, to_3, "3.0.0", "A", "2.0.0");
+    let back = story.await_rollback(&vm, on_2, to_3, "3.0.0", "A", "2.0.0", PANICKED);
     shown = console(&vm, shown, &mut state);
     server_view(&story, &[("2.0.0", to_2), ("3.0.0", to_3)]);
 
     step("rollout of 3.0.1, whose health check fails: never marked good, the next boot falls back");
     let to_3b = story.roll_out("3.0.1");
-    story.await_rollback(&vm, back, to_3b, "3.0.1", "A", "2.0.0");
+    story.await_rollback(&vm, back, to_3b, "3.0.1", "A", "2.0.0", UNHEALTHY);
     console(&vm, shown, &mut state);
     server_view(
         &story,

@@ -21,17 +21,23 @@ pub const BOOT: Duration = Duration::from_secs(180);
 /// a minute, the download, the write).
 pub const UPDATE: Duration = Duration::from_secs(540);
 
+/// The deny-list reason of a release that never came up in slot A (its
+/// kernel panicked; the boot selector fell back).
+pub const PANICKED: &str = "slot A did not boot successfully";
+/// The deny-list reason of a release whose health check failed (the agent
+/// rebooted into the fallback itself, naming the unit).
+pub const UNHEALTHY: &str = "health check moho-health-check.service failed";
+
 /// What the guest runs at each boot (after `multi-user.target`): nothing
-/// but reports. On a release that never gets healthy it reboots after a
-/// while, as a hardware watchdog would.
+/// but reports. On a release whose health check failed it only reports:
+/// the agent must notice, report and reboot into the fallback by itself.
 pub const REPORTING_SCENARIO: &str = r#"
 echo "moho-test: denied: $(update-agent denylist | tr '\n' ' ')"
 if systemctl is-failed --quiet moho-health-check.service; then
-  sleep 10
   echo "moho-test: boot-complete.target $(systemctl is-active boot-complete.target)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
-  echo "moho-test: no health: rebooting as a watchdog would"
-  systemctl --no-block reboot; sleep 600
+  echo "moho-test: no health: waiting for the agent's reboot"
+  sleep 600
 fi
 i=0
 while :; do
@@ -160,8 +166,9 @@ impl ServerStory {
 
     /// Waits for the fallback from `bad` (in `bad_slot`) to `good` after
     /// console line `from`: the good release up again with `bad` on its
-    /// deny list, and rollout `id` counting the node failed; returns the
-    /// console line of the fallback boot.
+    /// deny list for `reason`, and rollout `id` counting the node failed;
+    /// returns the console line of the fallback boot.
+    #[allow(clippy::too_many_arguments)] // the steps an operator watches, each named
     pub fn await_rollback(
         &self,
         vm: &Vm,
@@ -170,6 +177,7 @@ impl ServerStory {
         bad: &str,
         bad_slot: &str,
         good: &str,
+        reason: &str,
     ) -> usize {
         let tried = vm.wait_for_from(
             from,
@@ -184,7 +192,7 @@ impl ServerStory {
         );
         vm.wait_for_from(
             back,
-            &format!("{bad}: slot {bad_slot} did not boot successfully"),
+            &format!("{bad}: {reason}"),
             BOOT,
         );
         self.wait_count(id, "failed", BOOT);
