@@ -190,11 +190,7 @@ impl ServerStory {
             &format!("moho-test: up version={good} slot={good_slot}"),
             BOOT * 2,
         );
-        vm.wait_for_from(
-            back,
-            &format!("{bad}: {reason}"),
-            BOOT,
-        );
+        vm.wait_for_from(back, &format!("{bad}: {reason}"), BOOT);
         self.wait_count(id, "failed", BOOT);
         back
     }
