@@ -406,3 +406,31 @@ fn an_update_sharing_most_chunks_downloads_little() {
     );
     slot_b_holds(&n, 96, &v2);
 }
+
+#[test]
+fn a_release_staged_by_the_cli_and_booted_since_does_not_block_the_next_install() {
+    // `install` stages 1.1.0 in B; the node boots B and marks it good (here
+    // with `--booted B`, as the VM test does for real); the next `install`
+    // from B puts 1.2.0 in A instead of "cancelling" the slot now running.
+    let w = world(2);
+    let v2 = w.repo.build("1.1.0", &payload(2 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "staged-then-booted", false);
+    assert_eq!(json(&n.install(&[]))["slot"], "B");
+    let on_b = |extra: &[&str]| {
+        let mut args = n.agent_args("B");
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        moho_e2e::run(moho_e2e::bin("update-agent"), args)
+    };
+    let disk = n.disk();
+    let marked = on_b(&["slots", "--disk", disk.to_str().unwrap(), "mark-good"]);
+    assert!(marked.status.success(), "mark-good: {}", stderr(&marked));
+    let v3 = w.repo.build("1.2.0", &payload(2 * MIB, 3));
+    w.repo.add(&v3, &["stable"]);
+    let out = json(&on_b(&["install", "--json", "--version", "1.2.0"]));
+    assert_eq!(out["outcome"], "installed", "{out}");
+    assert_eq!(out["slot"], "A", "{out}");
+    let slots = moho_e2e::slots_json(&n.disk(), Some("B"));
+    assert_eq!(slot_fields(&slots, "A"), (2, 1, false), "{slots}");
+    assert_eq!(slot_fields(&slots, "B"), (1, 0, true), "{slots}");
+}

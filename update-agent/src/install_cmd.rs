@@ -11,6 +11,7 @@ use semver::Version;
 
 use crate::booted::detect_booted;
 use crate::config::AgentConfig;
+use crate::daemon::boot_assess::{BootFinding, assess};
 use crate::daemon::clock::{Clock, SystemClock};
 use crate::disk_locate::locate_disk;
 use crate::install::progress::Progress;
@@ -59,6 +60,19 @@ pub fn run(
     let booted_version = crate::os_release::booted_version(&config.node.os_release)?;
     let transport = crate::fetch::repository_transport(config)?;
     let mut keeper = StateKeeper::load(&config.state_dir)?;
+    let now = SystemClock.now();
+    // What the boots since the last run did to a staged update (booted it,
+    // fell back from it), as the daemon finds at its start: without this a
+    // release staged by an earlier `install` and booted since would still
+    // look staged, and be "cancelled" from the slot now running.
+    let version_text = booted_version.as_ref().map(Version::to_string);
+    if let BootFinding::Events(events) =
+        assess(keeper.state(), booted, &table, version_text.as_deref(), now)
+    {
+        for e in events {
+            log_reports(keeper.apply(e)?);
+        }
+    }
     let state = keeper.state().clone();
     let mut svc = InstallService {
         board: config.node.board.as_str(),
@@ -80,15 +94,10 @@ pub fn run(
             attempts: config.update.download_attempts,
             first_backoff: config.update.download_backoff,
         },
-        now: SystemTime::from(SystemClock.now()),
+        now: SystemTime::from(now),
     };
-    // Without the daemon nobody reports to the server: the steps are logged.
     let mut owner = |e: Event| -> Result<(), InstallError> {
-        for a in keeper.apply(e)? {
-            if let Action::Report(r) = a {
-                tracing::info!(report = ?r, "install step");
-            }
-        }
+        log_reports(keeper.apply(e)?);
         Ok(())
     };
     Ok(install_service::run(
@@ -100,4 +109,13 @@ pub fn run(
         &state,
         &mut owner,
     )?)
+}
+
+/// Logs the reports among `actions`: without the daemon nobody sends them.
+fn log_reports(actions: Vec<Action>) {
+    for a in actions {
+        if let Action::Report(r) = a {
+            tracing::info!(report = ?r, "install step");
+        }
+    }
 }
