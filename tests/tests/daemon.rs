@@ -417,6 +417,98 @@ fn the_daemon_waits_for_its_window_reboots_once_and_denies_a_release_that_falls_
 }
 
 #[test]
+fn a_node_staged_for_a_distant_window_is_in_flight_not_failed_and_cancels_an_aborted_rollout() {
+    require_root("the daemon test uses loop devices");
+    let tmp = tempfile::tempdir().unwrap();
+    let fleet = Fleet::new(tmp.path());
+    // An update timeout far shorter than the wait for the node's window.
+    let (status, body) = fleet.api(
+        "POST",
+        "/api/v1/rollouts",
+        Some(
+            json!({"version": "1.1.0", "board": BOARD, "channel": "stable",
+                    "group": "default",
+                    "policy": {"steps": [{"percent": 100}], "update_timeout": "3s"}}),
+        ),
+    );
+    assert_eq!(status, 201, "{body}");
+    let rollout = body["id"].as_i64().unwrap();
+    let node = Node::new(
+        &fleet,
+        "far",
+        "[reboot]\nstrategy = \"windows\"\n[[reboot.windows]]\ndays = [\"mon\"]\n\
+         start = \"10:00\"\nlength = \"1h\"\ntime_zone = \"UTC\"\n",
+    );
+    // Tuesday 09:00 UTC: the window opens in six days (of injected time).
+    let clock = TestClock::starting_at("2026-11-24T09:00:00Z".parse().unwrap());
+    let daemon = RunningDaemon::start(&fleet, &node, "A", &clock);
+    wait_for(
+        "the update to be staged, waiting for the window",
+        120,
+        || {
+            let st = node.status(&fleet.bus);
+            st["state"] == "updated-need-reboot"
+                && st["reboot_blocked_by"] == "reboot window closed until 2026-11-30T10:00:00Z"
+        },
+    );
+    assert_eq!(slot_fields(&node.slots("A"), "B"), (2, 1, false));
+    let server_node = || {
+        fleet
+            .api("GET", &format!("/api/v1/nodes/{}", node.id), None)
+            .1
+    };
+    wait_for("the server to see the node staged", 30, || {
+        server_node()["state"] == "staged"
+    });
+
+    // Well past the update timeout (and a few ticks of the server's
+    // rollout job), the staged node is still in flight, not failed: it
+    // waits for its own reboot policy.
+    std::thread::sleep(Duration::from_secs(8));
+    let stats = fleet.rollout_stats(rollout);
+    assert_eq!(stats["failed"], 0, "{stats}");
+    assert_eq!(stats["in_flight"], 1, "{stats}");
+    let (_, r) = fleet.api("GET", &format!("/api/v1/rollouts/{rollout}"), None);
+    assert_eq!(r["state"]["status"], "active", "{r}");
+
+    // The operator aborts the rollout; at its next check-in (a minute
+    // later) the node clears the armed slot and is idle again.
+    let (status, body) = fleet.api(
+        "POST",
+        &format!("/api/v1/rollouts/{rollout}/actions"),
+        Some(json!({"action": "abort"})),
+    );
+    assert_eq!(status, 200, "{body}");
+    clock.set("2026-11-24T09:01:00Z".parse().unwrap());
+    wait_for("the cancel", 60, || {
+        node.status(&fleet.bus)["state"] == "idle"
+    });
+    let slots = node.slots("A");
+    assert_eq!(slot_fields(&slots, "B"), (0, 0, false), "{slots}");
+    assert_eq!(slot_fields(&slots, "A"), (1, 0, true), "{slots}");
+    wait_for("the server to hear of the cancel", 30, || {
+        server_node()["state"] == "idle"
+    });
+    assert_eq!(fleet.rollout_stats(rollout)["in_flight"], 0);
+
+    // The window opens: nothing reboots, nothing is installed again.
+    clock.set("2026-11-30T10:00:00Z".parse().unwrap());
+    std::thread::sleep(Duration::from_secs(3));
+    clock.set("2026-11-30T10:01:00Z".parse().unwrap());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(reboots(&fleet.logind), 0, "{:?}", fleet.logind.calls());
+    assert_eq!(node.status(&fleet.bus)["state"], "idle");
+    assert_eq!(slot_fields(&node.slots("A"), "B"), (0, 0, false));
+    // A cancelled release is not denied: a new rollout may offer it again.
+    let deny = node.agent(&fleet.bus, "A", &["denylist", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&deny.stdout).unwrap(),
+        json!({})
+    );
+    daemon.stop();
+}
+
+#[test]
 fn a_good_boot_is_marked_good_reported_healthy_and_releases_the_fleet_lock() {
     require_root("the daemon test uses loop devices");
     let tmp = tempfile::tempdir().unwrap();
