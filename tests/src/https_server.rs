@@ -27,6 +27,11 @@ pub enum Fault {
     /// Like `TruncateAt`, for the next request of the file only (a dropped
     /// connection).
     TruncateOnceAt(u64),
+    /// Send up to this file offset, then nothing more while keeping the
+    /// connection open (a server or network that stops mid-transfer).
+    StallAt(u64),
+    /// Like `StallAt`, for the next request of the file only.
+    StallOnceAt(u64),
 }
 
 #[derive(Debug, Default)]
@@ -192,15 +197,16 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
     let fault = {
         let mut faults = shared.faults.lock().expect("lock");
         let f = faults.get(&rel).copied();
-        if matches!(f, Some(Fault::TruncateOnceAt(_))) {
+        if matches!(f, Some(Fault::TruncateOnceAt(_) | Fault::StallOnceAt(_))) {
             faults.remove(&rel);
         }
         f
     };
-    let (flip, cut) = match fault {
-        Some(Fault::FlipByte(at)) => (Some(at), None),
-        Some(Fault::TruncateAt(at) | Fault::TruncateOnceAt(at)) => (None, Some(at)),
-        None => (None, None),
+    let (flip, cut, stall) = match fault {
+        Some(Fault::FlipByte(at)) => (Some(at), None, None),
+        Some(Fault::TruncateAt(at) | Fault::TruncateOnceAt(at)) => (None, Some(at), None),
+        Some(Fault::StallAt(at) | Fault::StallOnceAt(at)) => (None, None, Some(at)),
+        None => (None, None, None),
     };
     let len = meta.len();
     let (code, start, end) = match range_header.as_deref().map(|h| parse_range(h, len)) {
@@ -216,6 +222,7 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         pos: start,
         end: send_end,
         flip,
+        stall,
         shared: shared.clone(),
         rel: rel.clone(),
         started: false,
@@ -225,13 +232,19 @@ async fn serve(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap) 
         if st.pos >= st.end {
             return None;
         }
+        if st.stall.is_some_and(|at| st.pos >= at) {
+            // Headers and the bytes before the stall point are out; the
+            // rest never comes, the connection stays open.
+            std::future::pending::<()>().await;
+        }
         if !st.started {
             st.started = true;
             if let Err(e) = st.file.seek(std::io::SeekFrom::Start(st.pos)).await {
                 return Some((Err(e), st));
             }
         }
-        let n = usize::try_from((st.end - st.pos).min(PIECE as u64)).unwrap_or(PIECE);
+        let limit = st.stall.filter(|at| *at > st.pos).unwrap_or(st.end);
+        let n = usize::try_from((limit.min(st.end) - st.pos).min(PIECE as u64)).unwrap_or(PIECE);
         let mut buf = vec![0u8; n];
         if let Err(e) = st.file.read_exact(&mut buf).await {
             return Some((Err(e), st));
@@ -274,6 +287,7 @@ struct Piece {
     pos: u64,
     end: u64,
     flip: Option<u64>,
+    stall: Option<u64>,
     shared: Arc<Shared>,
     rel: String,
     started: bool,

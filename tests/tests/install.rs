@@ -280,6 +280,101 @@ fn a_dropped_connection_is_resumed_with_a_range_request() {
     assert!(w.server.bytes_served("root.img") < std::fs::metadata(&v2).unwrap().len() * 12 / 10);
 }
 
+/// `update-agent install --json` for `n` with a short read timeout, killed
+/// (and the test failed) if it has not ended within `secs`: a stalled
+/// download must end the install, not hang it.
+fn install_within(n: &Node, secs: u32) -> Output {
+    std::fs::write(
+        n.config_dir.join("20-stall.toml"),
+        "[update]\nread_timeout = \"2s\"\n",
+    )
+    .unwrap();
+    let mut args = n.agent_args("A");
+    args.push(std::ffi::OsStr::new("install"));
+    args.push(std::ffi::OsStr::new("--json"));
+    let out = std::process::Command::new("timeout")
+        .args(["--signal=KILL", &secs.to_string()])
+        .arg(moho_e2e::bin("update-agent"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_ne!(
+        out.status.code(),
+        None,
+        "the install hung for {secs} s on a stalled download: {}",
+        stderr(&out)
+    );
+    out
+}
+
+fn image_path(w: &World, version: &str) -> String {
+    w.repo
+        .target_file(&format!("{version}/root.img"))
+        .strip_prefix(&w.repo.repo)
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn a_server_that_stops_sending_mid_image_is_resumed_after_the_read_timeout() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "stalled-once", true);
+    let rel = image_path(&w, "1.1.0");
+    // Headers and 10 MiB come, then nothing on an open connection.
+    w.server
+        .set_fault(&rel, Some(Fault::StallOnceAt(10 * MIB as u64 + 7)));
+    let out = json(&install_within(&n, 120));
+    assert_eq!(out["version"], "1.1.0");
+    slot_b_holds(&n, 64, &v2);
+    // After the read timeout the rest was asked for from the start of the
+    // chunk the stall broke.
+    let ranges: Vec<String> = w
+        .server
+        .requests()
+        .into_iter()
+        .filter(|(p, _)| *p == rel)
+        .filter_map(|(_, r)| r)
+        .collect();
+    assert!(
+        ranges
+            .iter()
+            .any(|r| r.starts_with(&format!("bytes={}-", 8 * MIB))),
+        "{ranges:?}"
+    );
+}
+
+#[test]
+fn a_server_that_keeps_stalling_fails_the_install_clearly_and_the_next_run_resumes() {
+    require_root("install on a loop device");
+    let w = world(4);
+    let v2 = w.repo.build("1.1.0", &payload(20 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "stalled", true);
+    let rel = image_path(&w, "1.1.0");
+    w.server
+        .set_fault(&rel, Some(Fault::StallAt(10 * MIB as u64 + 7)));
+    // Three attempts (the node's `download_attempts`), each ended by the
+    // 2 s read timeout: a clear failure, the slot left unarmed.
+    let out = install_within(&n, 120);
+    refused(&n, &out, 1, "failed after 3 attempts");
+    let err = stderr(&out);
+    assert!(err.contains("timed out"), "{err}");
+    assert!(err.contains(&rel), "the error names the URL: {err}");
+    // Once the server sends again, the next run goes on from what was
+    // written.
+    w.server.set_fault(&rel, None);
+    let ok = json(&install_within(&n, 120));
+    assert!(
+        ok["resumed_bytes"].as_u64().unwrap() >= 8 * MIB as u64,
+        "{ok}"
+    );
+    slot_b_holds(&n, 64, &v2);
+}
+
 #[test]
 fn wrong_board_wrong_channel_and_downgrade_are_refused() {
     require_root("install on a loop device");

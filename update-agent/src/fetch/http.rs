@@ -82,7 +82,44 @@ impl HttpTransport {
     }
 
     fn guard(&self, url: &Url, body: impl std::io::Read + Send + 'static) -> Body {
+        let body = TimedBody {
+            inner: body,
+            url: url.clone(),
+            timeout: self.limits.read_timeout,
+        };
         Box::new(StallGuard::new(body, url.clone(), self.limits.stall))
+    }
+}
+
+/// A response body whose read timeout says so: reqwest reports a read that
+/// waited too long as "error decoding response body", with the timeout
+/// only deep in its source chain.
+struct TimedBody<R> {
+    inner: R,
+    url: Url,
+    timeout: Duration,
+}
+
+impl<R: std::io::Read> std::io::Read for TimedBody<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                || e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+                    .is_some_and(reqwest::Error::is_timeout);
+            if timed_out {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "{}: timed out: no data for {} (update.read_timeout)",
+                        self.url,
+                        humantime::format_duration(self.timeout)
+                    ),
+                )
+            } else {
+                e
+            }
+        })
     }
 }
 
@@ -238,6 +275,11 @@ mod tests {
         let err = body.read_to_end(&mut out).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(10), "{err}");
         assert!(out.is_empty());
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert_eq!(
+            err.to_string(),
+            format!("{url}: timed out: no data for 1s (update.read_timeout)")
+        );
     }
 
     #[test]
