@@ -1,7 +1,9 @@
 //! The files in `systemd/` as the system would load them: the units pass
 //! `systemd-analyze verify`, the D-Bus policy is accepted by `dbus-daemon`,
-//! the tmpfiles entry creates the state directory root-only, and the
-//! default config drop-in validates once an image adds its own keys.
+//! the tmpfiles entry creates the state directory root-only, the server's
+//! sysusers and tmpfiles entries make its user and directories, its unit
+//! is hardened (`systemd-analyze security`), and the default config drop-in
+//! validates once an image adds its own keys.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,15 +20,19 @@ fn systemd_dir() -> PathBuf {
 fn units_pass_systemd_analyze_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let agent = bin("update-agent");
+    let server = bin("update-server");
     let mut units = Vec::new();
     for f in [
         "moho-agent.service",
         "moho-mark-good.service",
         "examples/moho-health-check.service",
+        "update-server.service",
     ] {
         let text = std::fs::read_to_string(systemd_dir().join(f)).unwrap();
         // verify checks that ExecStart exists: point it at the built binary.
-        let text = text.replace("/usr/bin/update-agent", agent.to_str().unwrap());
+        let text = text
+            .replace("/usr/bin/update-agent", agent.to_str().unwrap())
+            .replace("/usr/bin/update-server", server.to_str().unwrap());
         let name = Path::new(f).file_name().unwrap();
         let out = tmp.path().join(name);
         std::fs::write(&out, text).unwrap();
@@ -40,7 +46,10 @@ fn units_pass_systemd_analyze_verify() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "systemd-analyze verify: {stderr}");
     // Warnings count too: nothing in our units may be questionable.
-    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("moho-")).collect();
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("moho-") || l.contains("update-server"))
+        .collect();
     assert!(ours.is_empty(), "{ours:?}");
     let agent_unit = std::fs::read_to_string(systemd_dir().join("moho-agent.service")).unwrap();
     for needed in [
@@ -61,6 +70,88 @@ fn units_pass_systemd_analyze_verify() {
         std::fs::read_to_string(systemd_dir().join("examples/moho-health-check.service")).unwrap();
     assert!(check.contains("Before=boot-complete.target"));
     assert!(check.contains("RequiredBy=boot-complete.target"));
+}
+
+#[test]
+fn the_server_unit_is_a_hardened_notify_service() {
+    let text = std::fs::read_to_string(systemd_dir().join("update-server.service")).unwrap();
+    for needed in [
+        "Type=notify",
+        "NotifyAccess=main",
+        "User=moho-server",
+        "ExecReload=/bin/kill -HUP $MAINPID",
+        "StateDirectory=moho-server",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "CapabilityBoundingSet=CAP_NET_BIND_SERVICE\n",
+    ] {
+        assert!(
+            text.contains(needed),
+            "update-server.service lacks {needed}"
+        );
+    }
+    // The stop timeout leaves room for the drain (--drain-timeout, 30 s).
+    assert!(text.contains("TimeoutStopSec=2min"));
+    let tmp = tempfile::tempdir().unwrap();
+    let unit = tmp.path().join("update-server.service");
+    std::fs::write(&unit, text.replace("/usr/bin/update-server", "/bin/true")).unwrap();
+    // Exposure 2.0 of 10 at most ("OK"; the agent's, which must write the
+    // boot disk and reboot, is higher).
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--threshold=20"])
+        .arg(&unit)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn sysusers_and_tmpfiles_make_the_servers_user_and_directories() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir(root.path().join("etc")).unwrap();
+    let out = Command::new("systemd-sysusers")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(systemd_dir().join("update-server.sysusers"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let passwd = std::fs::read_to_string(root.path().join("etc/passwd")).unwrap();
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("moho-server:"))
+        .unwrap_or_else(|| panic!("no moho-server user in {passwd}"));
+    let uid: u32 = line.split(':').nth(2).unwrap().parse().unwrap();
+    assert!(
+        line.ends_with(":/var/lib/moho-server:/usr/sbin/nologin"),
+        "{line}"
+    );
+    let out = Command::new("systemd-tmpfiles")
+        .arg(format!("--root={}", root.path().display()))
+        .arg("--create")
+        .arg(systemd_dir().join("update-server.tmpfiles"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let data = std::fs::metadata(root.path().join("var/lib/moho-server")).unwrap();
+    assert_eq!(data.permissions().mode() & 0o777, 0o700);
+    assert_eq!(data.uid(), uid);
+    let conf = std::fs::metadata(root.path().join("etc/moho/update-server")).unwrap();
+    assert_eq!(conf.permissions().mode() & 0o777, 0o750);
+    assert_eq!(conf.uid(), 0);
 }
 
 #[test]

@@ -80,6 +80,7 @@ pub struct ServeArgs {
     pub trusted_root: Option<PathBuf>,
     /// Directory holding the snapshot and timestamp keys (from `image-tools
     /// keygen`): the server then re-signs them before they expire.
+    /// Default: DATA_DIR/online-keys when present.
     #[arg(long)]
     pub online_keys: Option<PathBuf>,
     /// Tell nodes to fetch the repository from this base URL (a CDN)
@@ -97,6 +98,10 @@ pub struct ServeArgs {
     /// it in the background, e.g. 10s (0s: recompute on every request).
     #[arg(long, default_value = "10s")]
     pub summary_ttl: String,
+    /// On SIGTERM, how long requests in flight (downloads too) may take to
+    /// finish before their connections are closed, e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub drain_timeout: std::time::Duration,
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,

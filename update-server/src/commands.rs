@@ -85,7 +85,13 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.enrollment_token = args.enrollment_token.clone();
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
-    config.online_keys = args.online_keys.clone();
+    // Re-signing is on whenever the online keys are at hand: given, or in
+    // the data directory's `online-keys/`.
+    let default_keys = args.data.data_dir.join("online-keys");
+    config.online_keys = args
+        .online_keys
+        .clone()
+        .or_else(|| default_keys.is_dir().then_some(default_keys));
     config.omaha = omaha_config(&args)?;
     config.node_retention = args
         .node_retention_days
@@ -113,6 +119,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
             Ok(list) => tracing::info!("{} release(s) in the signed repository", list.len()),
             Err(e) => tracing::error!("repository not synced: {e}"),
         }
+        warn_about_expiry(&state);
     }
     let listener = std::net::TcpListener::bind(args.listen).map_err(|source| CommandError::Io {
         path: args.listen.to_string(),
@@ -123,20 +130,116 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         args.listen,
         if tls.is_some() { "https" } else { "http" }
     );
+    let drain: Duration = args.drain_timeout;
+    // Installed before READY=1: a SIGTERM or SIGHUP from then on is ours.
+    let mut signals = crate::service::Signals::install().map_err(|source| CommandError::Io {
+        path: "signal handlers".to_owned(),
+        source,
+    })?;
+    let rustls = match &tls {
+        Some(files) => Some(files.load().await?),
+        None => None,
+    };
     let handle = Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
-        stopper.graceful_shutdown(Some(Duration::from_secs(10)));
-    });
     let jobs = crate::jobs::spawn(&state, crate::jobs::Schedule::default());
     let warm_state = state.clone();
     tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
-    let result = serve(listener, state, tls.as_ref(), handle).await;
-    jobs.stop().await;
+    let server = serve(listener, state, rustls.clone(), handle.clone());
+    tokio::pin!(server);
+    let status = format!("serving on {}", args.listen);
+    crate::service::ready(&status);
+    let ended = loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                crate::service::Signal::Stop => break None,
+                crate::service::Signal::Reload => reload_tls(tls.as_ref(), rustls.as_ref(), &status).await,
+            },
+            result = &mut server => break Some(result),
+        }
+    };
+    let result = match ended {
+        // The listener failed by itself: nothing to drain.
+        Some(result) => {
+            jobs.stop().await;
+            result
+        }
+        None => {
+            tracing::info!(
+                "shutting down: answering the requests in flight (at most {})",
+                humantime::format_duration(drain)
+            );
+            crate::service::stopping();
+            handle.graceful_shutdown(Some(drain));
+            let (result, ()) = tokio::join!(server, jobs.stop());
+            result
+        }
+    };
     db.close().await;
+    tracing::info!("stopped");
     Ok(result?)
+}
+
+/// At start: says when the served metadata expires if nobody here will
+/// re-sign it, and flags roles that expire soon.
+fn warn_about_expiry(state: &AppState) {
+    let Some(expiry) = state.repo_expiry() else {
+        return;
+    };
+    let stamp = |t: std::time::SystemTime| {
+        jiff::Timestamp::try_from(t).map_or_else(|_| format!("{t:?}"), |t| t.to_string())
+    };
+    match &state.config.online_keys {
+        Some(dir) => tracing::info!(
+            "re-signing snapshot and timestamp before they expire with the keys in {}",
+            dir.display()
+        ),
+        None => tracing::warn!(
+            "no online keys (--online-keys, or DATA_DIR/online-keys): the timestamp expires at {} \
+             and the snapshot at {}; nodes refuse expired metadata, so re-sign them before then \
+             (image-tools repo refresh)",
+            stamp(expiry.timestamp),
+            stamp(expiry.snapshot)
+        ),
+    }
+    let now = std::time::SystemTime::from(state.clock.now());
+    for w in crate::repository::refresh::expiry_warnings(&expiry, now) {
+        tracing::warn!(
+            "the served {} metadata {} at {}",
+            w.role,
+            if w.expired { "expired" } else { "expires" },
+            stamp(w.expires)
+        );
+    }
+}
+
+/// SIGHUP: reads the certificate and key again; new connections get them.
+/// A bad file leaves the old certificate in use (and says so).
+async fn reload_tls(
+    files: Option<&TlsFiles>,
+    config: Option<&axum_server::tls_rustls::RustlsConfig>,
+    status: &str,
+) {
+    let (Some(files), Some(config)) = (files, config) else {
+        tracing::info!("SIGHUP: nothing to reload (plain HTTP)");
+        return;
+    };
+    crate::service::reloading();
+    match files.reload(config).await {
+        Ok(()) => {
+            tracing::info!(
+                "SIGHUP: reloaded TLS certificate {} and key {}",
+                files.cert.display(),
+                files.key.display()
+            );
+            crate::service::reloaded(status);
+        }
+        Err(e) => {
+            tracing::error!("SIGHUP: {e}; still serving the previous certificate");
+            crate::service::reloaded(&format!(
+                "{status}; TLS reload failed, previous certificate in use"
+            ));
+        }
+    }
 }
 
 /// The Omaha settings from `--omaha` and `--omaha-app-id`.

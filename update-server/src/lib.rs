@@ -21,6 +21,7 @@ pub mod repository;
 pub mod rollout_ops;
 pub mod router;
 pub mod serve;
+pub mod service;
 pub mod state;
 pub mod store;
 pub mod token_cmd;

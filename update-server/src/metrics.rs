@@ -1,7 +1,7 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): request latency per
 //! route, check-ins, registrations, offers and node events as counters, and,
 //! computed at scrape time from the database, nodes per channel/version/state
-//! and each rollout's progress.
+//! and each rollout's progress, and when the served metadata expires.
 
 use std::time::Instant;
 
@@ -129,6 +129,27 @@ pub async fn render(State(app): State<AppState>) -> Response {
         "Rollout progress: offered, in_flight, healthy, failed nodes and ramp percent",
         rollout.clone(),
     );
+    let expiry = Family::<Labels, Gauge>::default();
+    fleet.register(
+        "repository_metadata_expiry_timestamp_seconds",
+        "Unix time at which the served signed metadata of each role expires (nodes refuse it after)",
+        expiry.clone(),
+    );
+    if let Some(e) = app.repo_expiry() {
+        for (role, at) in [
+            ("root", e.root),
+            ("targets", e.targets),
+            ("snapshot", e.snapshot),
+            ("timestamp", e.timestamp),
+        ] {
+            let secs = at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+            expiry
+                .get_or_create(&vec![("role".to_owned(), role.to_owned())])
+                .set(secs);
+        }
+    }
     if let Ok(counts) = app.db.node_counts().await {
         for (channel, version, state, n) in counts {
             nodes

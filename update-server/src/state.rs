@@ -25,6 +25,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Rollback state of the served repository (after the last verification).
     pub repo_state: Arc<std::sync::Mutex<Option<moho_release::TrustedState>>>,
+    /// When the served repository's metadata expires (after the last
+    /// verification): `/metrics` and the dashboard's alert read it.
+    pub repo_expiry: Arc<std::sync::Mutex<Option<moho_release::Expiry>>>,
     /// Serialises publications.
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
     /// Batches the node updates of concurrent check-ins.
@@ -45,8 +48,30 @@ impl AppState {
             caches: Arc::default(),
             metrics: Arc::new(Metrics::new()),
             repo_state: Arc::default(),
+            repo_expiry: Arc::default(),
             publish_lock: Arc::default(),
             dashboard: Arc::default(),
         }
+    }
+
+    /// Records what the server now serves: the rollback state and the
+    /// metadata's expiry of a repository it just verified.
+    pub fn remember_repo(&self, repo: &moho_release::VerifiedRepository) {
+        *self
+            .repo_state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+        *self
+            .repo_expiry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.expiry());
+    }
+
+    /// When the served metadata expires, if a repository was verified.
+    pub fn repo_expiry(&self) -> Option<moho_release::Expiry> {
+        *self
+            .repo_expiry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

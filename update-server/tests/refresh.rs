@@ -99,3 +99,71 @@ async fn online_metadata_is_re_signed_before_it_expires() {
             .any(|e| e["action"] == "repository.refresh" && e["actor"] == "system")
     );
 }
+
+/// `/metrics` value of the expiry gauge for `role`.
+fn expiry_gauge(metrics: &str, role: &str) -> Option<i64> {
+    let key = format!("moho_repository_metadata_expiry_timestamp_seconds{{role=\"{role}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .map(|v| v.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_online_keys_the_expiry_is_in_metrics_and_on_the_dashboard() {
+    for (backend, url) in common::backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let repo = dir.path().join("repo");
+        make_repo(&keys, &repo);
+        let root = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
+        let repo_dir = repo.clone();
+        let s = common::start(&backend, &url, move |c| {
+            c.repo_dir = repo_dir;
+            c.trusted_root = Some(root);
+        })
+        .await;
+        s.clock.set(jiff::Timestamp::now());
+        sync(&s.state).await.unwrap();
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(repo.join("metadata/timestamp.json")).unwrap())
+                .unwrap();
+        let signed: jiff::Timestamp = doc["signed"]["expires"].as_str().unwrap().parse().unwrap();
+        let metrics = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            expiry_gauge(&metrics, "timestamp"),
+            Some(signed.as_second()),
+            "{backend}: {metrics}"
+        );
+        assert!(expiry_gauge(&metrics, "root").unwrap() > signed.as_second());
+
+        // 11 hours left, nobody here re-signs: the overview says so.
+        let mut dash = common::dash::Dash::new(&s);
+        dash.login(&s.viewer).await;
+        let page = dash.get("/ui/").await;
+        assert_eq!(page.status, 200);
+        assert!(
+            page.html.contains("data-expiring=\"timestamp\""),
+            "{backend}: {}",
+            page.html
+        );
+        assert!(page.html.contains("nodes will refuse it then"));
+        assert!(!page.html.contains("data-expiring=\"targets\""));
+        // Past the expiry: a "bad" alert.
+        s.clock.advance(SignedDuration::from_hours(12));
+        // (The session ended meanwhile: log in again.)
+        let mut dash = common::dash::Dash::new(&s);
+        dash.login(&s.viewer).await;
+        let page = dash.get("/ui/").await;
+        assert!(page.html.contains("metadata expired at"), "{}", page.html);
+        assert!(page.html.contains("data-alert=\"bad\""));
+    }
+}

@@ -106,8 +106,9 @@ async fn serves_https_with_the_given_certificate() {
         cert: cert_path,
         key: key_path,
     };
+    let config = tls.load().await.unwrap();
     tokio::spawn(async move {
-        update_server::serve::serve(listener, state, Some(&tls), h)
+        update_server::serve::serve(listener, state, Some(config), h)
             .await
             .unwrap()
     });

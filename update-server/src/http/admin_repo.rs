@@ -184,9 +184,7 @@ pub async fn commit_upload(
     app.db.replace_releases(change.tx(), &list).await?;
     let after = sync::releases_json(&list);
     change.commit(before.as_ref(), Some(&after)).await?;
-    *app.repo_state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+    app.remember_repo(&repo);
     app.caches.clear();
     Ok(Json(serde_json::json!({"releases": after})))
 }

@@ -14,6 +14,7 @@ pub mod rollouts;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 
@@ -41,28 +42,37 @@ impl Default for Schedule {
 /// The running jobs; [`Jobs::stop`] ends them.
 #[derive(Debug)]
 pub struct Jobs {
+    stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
 }
 
 /// Starts every job on the current runtime.
 pub fn spawn(state: &AppState, schedule: Schedule) -> Jobs {
+    let stop = CancellationToken::new();
     Jobs {
         tasks: vec![
-            tokio::spawn(rollouts::run(state.clone(), schedule.tick)),
-            tokio::spawn(refresh::run(state.clone(), schedule.refresh)),
-            tokio::spawn(retention::run(state.clone(), schedule.retention)),
+            tokio::spawn(rollouts::run(state.clone(), schedule.tick, stop.clone())),
+            tokio::spawn(refresh::run(state.clone(), schedule.refresh, stop.clone())),
+            tokio::spawn(retention::run(
+                state.clone(),
+                schedule.retention,
+                stop.clone(),
+            )),
         ],
+        stop,
     }
 }
 
 impl Jobs {
-    /// Stops every job at its next await point and waits until they ended.
+    /// Asks every job to stop and waits until they ended: a pass in
+    /// progress (a tick's transaction, a re-signing and its publication)
+    /// finishes; no new pass starts.
     pub async fn stop(self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        self.stop.cancel();
         for t in self.tasks {
-            let _ = t.await;
+            if let Err(e) = t.await {
+                tracing::error!("background job ended abnormally: {e}");
+            }
         }
     }
 }

@@ -4,13 +4,19 @@
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::state::AppState;
 
-/// Checks every `every` until the task is dropped.
-pub async fn run(state: AppState, every: Duration) {
+/// Checks every `every` until `stop` is cancelled (a pass in progress
+/// finishes first).
+pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
     let mut interval = tokio::time::interval(every);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
         match crate::repository::sync::refresh_if_due(&state).await {
             Ok(true) => tracing::info!("re-signed snapshot and timestamp metadata"),
             Ok(false) => {}

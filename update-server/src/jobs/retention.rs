@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -30,11 +32,15 @@ pub async fn prune_stale(state: &AppState) -> Result<u64, StoreError> {
     Ok(removed)
 }
 
-/// A retention pass every `every` until the task is dropped.
-pub async fn run(state: AppState, every: Duration) {
+/// A retention pass every `every` until `stop` is cancelled (a pass in
+/// progress finishes first).
+pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
     let mut interval = tokio::time::interval(every);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
         if let Err(e) = prune_stale(&state).await {
             tracing::error!("pruning stale nodes failed: {e}");
         }

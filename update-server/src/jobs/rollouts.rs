@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use moho_rollout::{RolloutStatus, TickEvent, tick};
+use tokio_util::sync::CancellationToken;
 
 use crate::state::AppState;
 use crate::store::{RolloutRecord, StoreError};
@@ -82,11 +83,15 @@ async fn tick_one(
     Ok(Some(event))
 }
 
-/// Ticks every `every` until the task is dropped.
-pub async fn run(state: AppState, every: Duration) {
+/// Ticks every `every` until `stop` is cancelled (a pass in progress
+/// finishes first).
+pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
     let mut interval = tokio::time::interval(every);
     loop {
-        interval.tick().await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = interval.tick() => {}
+        }
         if let Err(e) = tick_all(&state).await {
             tracing::warn!("rollout tick failed: {e}");
         }

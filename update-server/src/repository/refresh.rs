@@ -25,6 +25,51 @@ pub fn due(expiry: &Expiry, now: SystemTime) -> bool {
     left(expiry.timestamp) < TIMESTAMP_MARGIN || left(expiry.snapshot) < SNAPSHOT_MARGIN
 }
 
+/// Root and targets (offline keys: a person signs them) are flagged this
+/// long before they expire.
+pub const OFFLINE_NOTICE: Duration = Duration::from_secs(7 * 86_400);
+
+/// A role of the served metadata that expires soon, or has: nodes refuse
+/// expired metadata, so the fleet stops updating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpiryWarning {
+    /// `root`, `targets`, `snapshot` or `timestamp`.
+    pub role: &'static str,
+    /// When it expires.
+    pub expires: SystemTime,
+    /// Already expired at `now`.
+    pub expired: bool,
+    /// Signed with an offline key (root, targets): only a person can
+    /// re-sign it; the server re-signs the others when it holds their keys.
+    pub offline: bool,
+}
+
+/// The roles to warn about at `now`: an online role past its re-signing
+/// margin (the server would have re-signed it by now, so either it holds no
+/// online keys or re-signing fails), an offline role within
+/// [`OFFLINE_NOTICE`]. Soonest first.
+pub fn expiry_warnings(expiry: &Expiry, now: SystemTime) -> Vec<ExpiryWarning> {
+    let mut out: Vec<ExpiryWarning> = [
+        ("root", expiry.root, OFFLINE_NOTICE, true),
+        ("targets", expiry.targets, OFFLINE_NOTICE, true),
+        ("snapshot", expiry.snapshot, SNAPSHOT_MARGIN, false),
+        ("timestamp", expiry.timestamp, TIMESTAMP_MARGIN, false),
+    ]
+    .into_iter()
+    .filter_map(|(role, expires, notice, offline)| {
+        let left = expires.duration_since(now).unwrap_or(Duration::ZERO);
+        (left < notice).then_some(ExpiryWarning {
+            role,
+            expires,
+            expired: left == Duration::ZERO,
+            offline,
+        })
+    })
+    .collect();
+    out.sort_by_key(|w| w.expires);
+    out
+}
+
 /// Re-signs snapshot and timestamp of the served repository with the keys in
 /// `keys`, at `now`, and serves the result (blocking).
 pub fn refresh(
@@ -57,4 +102,50 @@ pub fn refresh(
         std::fs::write(&path, bytes).map_err(io_err(&path))?;
     }
     commit(repo_dir, &id, trusted_root, trusted, now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: u64 = 3600;
+
+    fn at(now: SystemTime, hours: u64) -> SystemTime {
+        now + Duration::from_secs(hours * H)
+    }
+
+    #[test]
+    fn fresh_metadata_needs_no_warning() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let e = Expiry {
+            root: at(now, 365 * 24),
+            targets: at(now, 90 * 24),
+            snapshot: at(now, 7 * 24),
+            timestamp: at(now, 24),
+        };
+        assert_eq!(expiry_warnings(&e, now), vec![]);
+    }
+
+    #[test]
+    fn online_roles_past_their_margin_and_offline_roles_within_a_week_are_flagged() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let e = Expiry {
+            root: at(now, 365 * 24),
+            targets: at(now, 6 * 24),
+            snapshot: at(now, 3 * 24),
+            timestamp: at(now, 11),
+        };
+        let w = expiry_warnings(&e, now);
+        assert_eq!(
+            w.iter().map(|w| (w.role, w.offline)).collect::<Vec<_>>(),
+            vec![("timestamp", false), ("targets", true)]
+        );
+        assert!(w.iter().all(|w| !w.expired));
+        // 25 hours later the timestamp has expired; it is still listed first.
+        let later = at(now, 25);
+        let w = expiry_warnings(&e, later);
+        assert_eq!(w[0].role, "timestamp");
+        assert!(w[0].expired);
+        assert_eq!(w[1].role, "snapshot");
+    }
 }

@@ -107,9 +107,7 @@ async fn verify_served(app: &AppState) -> Result<VerifiedRepository, RepoError> 
 /// What the server keeps of a repository it just verified and synced.
 fn remember(app: &AppState, repo: &VerifiedRepository) {
     app.caches.clear();
-    *app.repo_state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+    app.remember_repo(repo);
 }
 
 /// Loads the served repository and replaces the database's release list
@@ -178,9 +176,7 @@ pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
         .await
         .map_err(|e| RepoError::BadUpload(format!("refresh task failed: {e}")))??;
     let Some(repo) = repo else { return Ok(false) };
-    *app.repo_state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.trusted_state());
+    app.remember_repo(&repo);
     let after = serde_json::json!({
         "timestamp_version": repo.trusted_state().timestamp_version(),
         "snapshot_version": repo.trusted_state().snapshot_version(),

@@ -1,7 +1,7 @@
 //! The overview: one card per channel with its newest signed release, the
 //! fleet's versions (chart), each open rollout's progress against its ramp
 //! target, and alerts (paused or auto-paused rollouts, nodes stuck past the
-//! update timeout). Figures come from the cached fleet summary and the same
+//! update timeout, signed metadata close to expiry). Figures come from the cached fleet summary and the same
 //! live rollout state the admin API serves; with a group chosen in the top
 //! bar, only that group's nodes and rollouts count.
 
@@ -20,7 +20,7 @@ use super::answer;
 use crate::cache::LiveRollout;
 use crate::dashboard::charts::{Segment, palette, stacked_bar};
 use crate::dashboard::error::DashError;
-use crate::dashboard::format::{bytes, duration, thousands};
+use crate::dashboard::format::{bytes, duration, thousands, utc};
 use crate::dashboard::layout::{Nav, Part, live, page as frame};
 use crate::dashboard::progress::Progress;
 use crate::dashboard::require_user;
@@ -179,6 +179,33 @@ fn card(now: Timestamp, s: &FleetSummary, c: &Channel<'_>) -> Markup {
     }
 }
 
+/// The served metadata expires soon: after that, every node refuses it and
+/// the fleet stops updating.
+fn expiry_alert(now: Timestamp, w: &crate::repository::refresh::ExpiryWarning) -> Markup {
+    let at = Timestamp::try_from(w.expires).unwrap_or(now);
+    let fix = if w.offline {
+        "Re-sign it with its offline key and publish."
+    } else {
+        "The server re-signs it only with the online keys (--online-keys): \
+         see its log, or re-sign it with image-tools repo refresh."
+    };
+    let text = if w.expired {
+        format!(
+            "The signed {} metadata expired at {}: nodes refuse it and stop updating. {fix}",
+            w.role,
+            utc(at)
+        )
+    } else {
+        format!(
+            "The signed {} metadata expires at {} (in {}): nodes will refuse it then. {fix}",
+            w.role,
+            utc(at),
+            duration(at.duration_since(now))
+        )
+    };
+    html! { div data-expiring=(w.role) { (alert(if w.expired { "bad" } else { "warn" }, text)) } }
+}
+
 /// `GET /ui/`.
 pub async fn page(
     State(app): State<AppState>,
@@ -217,9 +244,14 @@ pub async fn page(
                     .is_some_and(|p| p.timed_out > 0)
         })
         .count();
+    let expiring = app
+        .repo_expiry()
+        .map(|e| crate::repository::refresh::expiry_warnings(&e, std::time::SystemTime::from(now)))
+        .unwrap_or_default();
     let region = live(
         s.at,
         html! {
+            @for w in &expiring { (expiry_alert(now, w)) }
             div.figures.top {
                 div { span.n data-figure="fleet-nodes" { (thousands(total)) } span.k { "nodes" } }
                 div { span.n data-figure="open-rollouts" { (open.len()) } span.k { "open rollouts" } }
