@@ -78,7 +78,7 @@ pub enum Command {
     /// Node groups and their FleetLock slots.
     #[command(subcommand, visible_alias = "group")]
     Groups(GroupsCommand),
-    /// Releases in the signed repository.
+    /// Releases: synced from the signed repository, and Flatcar releases registered beside them.
     #[command(subcommand, visible_alias = "release")]
     Releases(ReleasesCommand),
     /// Rollouts: create with a policy, pause, resume, abort, revert, change the policy.
