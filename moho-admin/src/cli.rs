@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent_and_positionals_do_not_shadow_flags() {
-        Cli::command().debug_assert();
+        moho_cli::help::assert_complete(Cli::command());
         let cli = Cli::try_parse_from(["moho-admin", "tokens", "revoke", "grafana"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cli.token, None);

@@ -238,3 +238,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
+    }
+}

@@ -177,3 +177,13 @@ pub struct TokenRevokeArgs {
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("unknown role {s:?}: use admin or viewer"))
 }
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
+    }
+}
