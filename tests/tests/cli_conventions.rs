@@ -244,6 +244,7 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
         &["--help"],
         &["channels", "list"],
         &["groups", "list"],
+        &["groups", "show", "default"],
         &["releases", "list"],
         &["rollouts", "list"],
         &["holds", "list"],
@@ -267,6 +268,21 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
     let out =
         with_closed_stdout(admin(&server).args(["events", "--follow", "--interval", "100ms"]));
     assert_quiet_end("moho-admin events --follow", &out);
+
+    // The benchmark tool's figures, one line per page measured.
+    let base = server.base();
+    let out = with_closed_stdout(Command::new(bin("moho-loadgen")).args([
+        "dashboard",
+        "--server",
+        base.trim_end_matches('/'),
+        "--token",
+        &server.viewer_token,
+        "--requests",
+        "1",
+        "/ui/",
+        "/ui/nodes",
+    ]));
+    assert_quiet_end("moho-loadgen dashboard", &out);
 
     // What a user types: the shell's own pipe, status of the Moho command.
     let out = Command::new("bash")
