@@ -1,6 +1,7 @@
 //! The Omaha endpoint against scripted Flatcar-like clients
 //! (`omaha/client.rs`), on SQLite and PostgreSQL: the walk from check to
-//! the new version under the rollout's caps and holds, a rollback (error
+//! the new version under the rollout's caps and holds, a group's rollout
+//! offered only inside its calendar windows, a rollback (error
 //! 44) that fails the attempt and auto-pauses the rollout, unsigned
 //! successes that never open a health gate, a revert that only stops
 //! offering, refused requests that store nothing, FleetLock and the
@@ -638,6 +639,67 @@ async fn fleetlock_and_the_dashboard_show_flatcar_nodes_beside_moho_nodes() {
             page.html.contains("track <code>stable</code>"),
             "{}",
             page.html
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flatcar_node_follows_the_rollout_of_its_group_inside_its_windows_only() {
+    for (backend, url) in backends().await {
+        let s = omaha_server(&backend, &url).await;
+        let g = s
+            .admin("POST", "/groups", Some(json!({"name": "db"})))
+            .await;
+        assert_eq!(g.status, 201, "{backend}: {:?}", g.body);
+        register(&s, "3815.2.1", &["stable"]).await;
+        // Monday 10:00 UTC, inside the Monday 09:00-11:00 window.
+        s.clock.set("2026-12-07T10:00:00Z".parse().unwrap());
+        let r = s
+            .admin(
+                "POST",
+                "/rollouts",
+                Some(json!({
+                    "version": "3815.2.1", "board": "amd64-usr", "channel": "stable", "group": "db",
+                    "policy": {"steps": [{"percent": 100}],
+                               "windows": [{"days": ["mon"], "start": "09:00", "length": "2h", "time_zone": "UTC"}]},
+                })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{backend}: {:?}", r.body);
+
+        // GROUP=stable/db: in its group's rollout, inside the window.
+        let mut db: Vec<FlatcarClient> = (0..2)
+            .map(|i| {
+                let mut c = FlatcarClient::new(&format!("db-{i}"));
+                c.track = "stable/db".into();
+                c
+            })
+            .collect();
+        assert_eq!(db[0].check(&s).await.check_status(), "ok", "{backend}");
+        assert_eq!(node(&s, "db-0").await["group"], "db", "{backend}");
+        // GROUP=stable: group default, which has no rollout.
+        let mut other = FlatcarClient::new("default-0");
+        assert_eq!(
+            other.check(&s).await.check_status(),
+            "noupdate",
+            "{backend}: another group"
+        );
+
+        // 12:00: the window has closed; noupdate, never an error.
+        s.clock.set("2026-12-07T12:00:00Z".parse().unwrap());
+        let a = db[1].check(&s).await;
+        assert_eq!(
+            (a.app().status.as_str(), a.check_status().as_str()),
+            ("ok", "noupdate"),
+            "{backend}: window closed: {}",
+            a.text
+        );
+        // The next Monday's window.
+        s.clock.set("2026-12-14T09:30:00Z".parse().unwrap());
+        assert_eq!(
+            db[1].check(&s).await.check_status(),
+            "ok",
+            "{backend}: window open"
         );
     }
 }
