@@ -18,6 +18,8 @@ pub struct ApiError {
     pub code: &'static str,
     /// Message.
     pub message: String,
+    /// The request field to blame, if one is.
+    pub field: Option<&'static str>,
 }
 
 impl ApiError {
@@ -27,7 +29,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
+    }
+    /// The same error, naming the request field that was refused.
+    pub fn field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
     }
     /// 400.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -74,6 +82,10 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorDoc::new(self.code, self.message))).into_response()
+        let mut doc = ErrorDoc::new(self.code, self.message);
+        if let Some(field) = self.field {
+            doc = doc.with_field(field);
+        }
+        (self.status, Json(doc)).into_response()
     }
 }
