@@ -103,6 +103,19 @@ pub enum Command {
         #[arg(long, env = "MOHO_DISK")]
         disk: Option<PathBuf>,
     },
+    /// Grow STATE to the end of the disk: its partition (one GPT commit,
+    /// the backup GPT moved to the end), then its mounted ext4 online with
+    /// resize2fs. Does nothing when STATE already fills the disk; run at
+    /// every boot by moho-grow-state.service.
+    GrowState {
+        /// The disk holding STATE (default: the disk of the running root
+        /// filesystem, or the only disk with Moho slots).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show or edit the versions this node will not install again.
     Denylist {
         /// Remove this version from the list.
@@ -225,6 +238,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);
             let (config, _) = crate::config::load(&dirs)?;
             crate::agent_cmds::denylist(&config.state_dir, clear.as_deref(), json)
+        }
+        Command::GrowState { disk, json } => {
+            let path = crate::disk_locate::locate_disk(disk.as_deref(), &LiveSystem)?;
+            let report = crate::grow_state::grow_state(&path, &crate::grow_state::Resize2fs)?;
+            if json {
+                moho_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                moho_cli::outln!("{report}")?;
+            }
+            Ok(())
         }
         Command::Config { json } => {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);

@@ -49,6 +49,14 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         if let Some(ClientError::Refused { .. }) = cause.downcast_ref::<ClientError>() {
             return REFUSED;
         }
+        if let Some(e) = cause.downcast_ref::<crate::grow_state::GrowError>() {
+            use crate::grow_state::GrowError as G;
+            return match e {
+                G::NotABlockDevice { .. } => DISK,
+                G::Disk(d) => disk_code(d),
+                _ => FAILED,
+            };
+        }
         if let Some(d) = cause.downcast_ref::<DiskError>() {
             return disk_code(d);
         }
