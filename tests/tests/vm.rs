@@ -13,7 +13,7 @@ use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelea
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
 use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
-use moho_e2e::{bin, ok, slot_fields, slots_json};
+use moho_e2e::{bin, ok, run, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
 
@@ -418,7 +418,32 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     );
     let to_2 = story.roll_out("2.0.0");
     let disk = story.os.disk("disk.img", &story.first, false, "raw");
+    // The image is written to a disk four times its size (issue 14): the
+    // first boot grows STATE to fill it, and every update works on it.
+    let image_bytes = std::fs::metadata(&disk).unwrap().len();
+    ok(
+        "qemu-img",
+        [
+            OsStr::new("resize"),
+            OsStr::new("-f"),
+            OsStr::new("raw"),
+            disk.as_os_str(),
+            OsStr::new(&(4 * image_bytes).to_string()),
+        ],
+    );
     let mut vm = Vm::start(&story.vm_spec(&disk, None), &console_log("systemd"));
+    let var = vm.wait_for("moho-test: var ", BOOT);
+    let var_line = vm.lines()[var].clone();
+    let var_bytes: u64 = var_line
+        .split("moho-test: var ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{var_line}"));
+    assert!(
+        var_line.contains("grow-state active") && var_bytes > 2 * image_bytes,
+        "STATE fills the grown disk: {var_line} (image {image_bytes} bytes)"
+    );
 
     // 1.0.0 checks in, gets 2.0.0, reboots into it through logind; 2.0.0
     // is marked good after boot-complete.target and reports healthy.
@@ -499,4 +524,30 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     let json = slots_json(&disk, Some("B"));
     assert!(slot_fields(&json, "B").2, "{json}");
     assert!(!slot_fields(&json, "A").2, "{json}");
+    // The grown disk's table, as stock tools read it: valid, both copies at
+    // the ends, STATE up to the last usable sector.
+    let verify = ok("sgdisk", [OsStr::new("--verify"), disk.as_os_str()]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let cgpt = run(
+        "cgpt",
+        [OsStr::new("show"), OsStr::new("-v"), disk.as_os_str()],
+    );
+    let cgpt_said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&cgpt.stdout),
+        String::from_utf8_lossy(&cgpt.stderr)
+    );
+    assert!(
+        cgpt.status.success() && !cgpt_said.contains("INVALID") && !cgpt_said.contains("WARNING"),
+        "{cgpt_said}"
+    );
+    let state = ok(
+        "sgdisk",
+        [OsStr::new("-i"), OsStr::new("4"), disk.as_os_str()],
+    );
+    let last_usable = 4 * image_bytes / 512 - 34;
+    assert!(
+        state.contains(&format!("Last sector: {last_usable} ")),
+        "STATE ends at LBA {last_usable}: {state}"
+    );
 }

@@ -479,6 +479,15 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
         std::fs::copy(shipped.join(unit), lib_units.join(unit)).unwrap();
         symlink(format!("/usr/lib/systemd/system/{unit}"), wants.join(unit)).unwrap();
     }
+    let grow = "moho-grow-state.service";
+    std::fs::copy(shipped.join(grow), lib_units.join(grow)).unwrap();
+    let local_fs = units.join("local-fs.target.wants");
+    std::fs::create_dir_all(&local_fs).unwrap();
+    symlink(
+        format!("/usr/lib/systemd/system/{grow}"),
+        local_fs.join(grow),
+    )
+    .unwrap();
     for (from, to) in [
         (
             "org.moho.Agent1.conf",

@@ -45,6 +45,7 @@ while :; do
   echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
   [ "$i" = 1 ] && update-agent slots | sed 's/^/moho-test: slots: /'
+  [ "$i" = 1 ] && echo "moho-test: var $(df -B1 --output=size /var | tail -n1 | tr -d ' ') bytes, grow-state $(systemctl is-active moho-grow-state.service)"
   sleep 10
 done
 "#;
