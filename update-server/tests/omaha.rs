@@ -1,10 +1,10 @@
 //! The Omaha endpoint against scripted Flatcar-like clients
 //! (`omaha/client.rs`), on SQLite and PostgreSQL: the walk from check to
 //! the new version under the rollout's caps and holds, a group's rollout
-//! offered only inside its calendar windows, a rollback (error
-//! 44) that fails the attempt and auto-pauses the rollout, unsigned
-//! successes that never open a health gate, a revert that only stops
-//! offering, refused requests that store nothing, FleetLock and the
+//! offered only inside its calendar windows and as node pins allow, a
+//! rollback (error 44) that fails the attempt and auto-pauses the rollout,
+//! unsigned successes that never open a health gate, a revert that only
+//! stops offering, refused requests that store nothing, FleetLock and the
 //! dashboard showing Flatcar nodes beside Moho nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -644,7 +644,7 @@ async fn fleetlock_and_the_dashboard_show_flatcar_nodes_beside_moho_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_flatcar_node_follows_the_rollout_of_its_group_inside_its_windows_only() {
+async fn a_flatcar_node_follows_its_groups_rollout_inside_its_windows_and_as_pins_allow() {
     for (backend, url) in backends().await {
         let s = omaha_server(&backend, &url).await;
         let g = s
@@ -677,6 +677,27 @@ async fn a_flatcar_node_follows_the_rollout_of_its_group_inside_its_windows_only
             .collect();
         assert_eq!(db[0].check(&s).await.check_status(), "ok", "{backend}");
         assert_eq!(node(&s, "db-0").await["group"], "db", "{backend}");
+        // A node pinned to the version it runs is not offered the release
+        // (noupdate, never an error); one pinned to the release is.
+        for (id, pinned, want) in [
+            ("db-pinned", "3815.2.0", "noupdate"),
+            ("db-pinned-up", "3815.2.1", "ok"),
+        ] {
+            let until = s.now().checked_add(SignedDuration::from_hours(24)).unwrap();
+            let pin = s
+                .admin("POST", "/holds", Some(json!({"target": {"kind": "node", "name": id}, "type": "pin", "version": pinned, "until": until})))
+                .await;
+            assert_eq!(pin.status, 201, "{backend}: {:?}", pin.body);
+            let mut c = FlatcarClient::new(id);
+            c.track = "stable/db".into();
+            let a = c.check(&s).await;
+            assert_eq!(
+                (a.app().status.as_str(), a.check_status().as_str()),
+                ("ok", want),
+                "{backend}: {id}: {}",
+                a.text
+            );
+        }
         // GROUP=stable: group default, which has no rollout.
         let mut other = FlatcarClient::new("default-0");
         assert_eq!(
