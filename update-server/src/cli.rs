@@ -102,6 +102,16 @@ pub struct ServeArgs {
     /// finish before their connections are closed, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub drain_timeout: std::time::Duration,
+    /// First check-ins (registrations) per minute per source address; 0: no
+    /// limit. Known nodes' signed check-ins are never limited.
+    #[arg(long, default_value_t = 60)]
+    pub rate_limit_registrations: u32,
+    /// Unsigned FleetLock requests per minute per source address; 0: no limit.
+    #[arg(long, default_value_t = 120)]
+    pub rate_limit_fleetlock: u32,
+    /// Dashboard log-in attempts per minute per source address; 0: no limit.
+    #[arg(long, default_value_t = 10)]
+    pub rate_limit_logins: u32,
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,

@@ -93,6 +93,11 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         .clone()
         .or_else(|| default_keys.is_dir().then_some(default_keys));
     config.omaha = omaha_config(&args)?;
+    config.rate_limits = crate::http::limits::RateLimitConfig {
+        registrations: std::num::NonZeroU32::new(args.rate_limit_registrations),
+        fleetlock: std::num::NonZeroU32::new(args.rate_limit_fleetlock),
+        logins: std::num::NonZeroU32::new(args.rate_limit_logins),
+    };
     config.node_retention = args
         .node_retention_days
         .map(|d| SignedDuration::from_hours(i64::from(d) * 24));

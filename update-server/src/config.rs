@@ -40,6 +40,9 @@ pub struct ServerConfig {
     pub tls: bool,
     /// The Omaha endpoint for Flatcar nodes; `None`: off.
     pub omaha: Option<OmahaConfig>,
+    /// Per-source limits on registrations, unsigned FleetLock calls and
+    /// log-ins.
+    pub rate_limits: crate::http::limits::RateLimitConfig,
 }
 
 /// Settings of the Omaha endpoint (`POST /v1/update/`).
@@ -77,6 +80,7 @@ impl ServerConfig {
             max_upload: 64 << 30,
             tls: false,
             omaha: None,
+            rate_limits: crate::http::limits::RateLimitConfig::default(),
         }
     }
 }

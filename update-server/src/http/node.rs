@@ -16,6 +16,7 @@ use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request
 
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
+use crate::http::limits::{Limited, Source};
 use crate::offer;
 use crate::state::AppState;
 use crate::store::{NodeRecord, NodeUpsert, Phase, Registration};
@@ -82,6 +83,7 @@ fn replayed(counter: u64, node: &str) -> ApiError {
 /// `POST /v1/check-in`.
 pub async fn check_in(
     State(app): State<AppState>,
+    source: Source,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CheckInResponse>, ApiError> {
@@ -147,6 +149,9 @@ pub async fn check_in(
             }
             Some(_) => return Err(replayed(sig.counter, &req.node_id)),
             None => {
+                app.limits
+                    .check(Limited::Registration, source.0)
+                    .map_err(|t| ApiError::too_many("registrations", t))?;
                 if let Some(token) = &app.config.enrollment_token
                     && req.enrollment_token.as_deref() != Some(token.as_str())
                 {

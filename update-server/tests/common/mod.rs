@@ -97,6 +97,9 @@ pub async fn start(backend: &str, url: &str, tweak: impl FnOnce(&mut ServerConfi
     config.stats_ttl = SignedDuration::ZERO;
     config.index_ttl = SignedDuration::ZERO;
     config.summary_ttl = SignedDuration::ZERO;
+    // Simulated fleets register hundreds of nodes from 127.0.0.1; the
+    // limits are tested where a test turns them on again.
+    config.rate_limits = update_server::http::limits::RateLimitConfig::NONE;
     tweak(&mut config);
     let db = Db::connect(url).await.unwrap();
     let clock = Arc::new(FakeClock::new(T0.parse().unwrap()));
