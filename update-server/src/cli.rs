@@ -26,6 +26,34 @@ pub enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the database while the server runs (SQLite), or print the
+    /// pg_dump command that does it (PostgreSQL).
+    Backup(BackupArgs),
+    /// Put a SQLite backup in place as the data directory's database (the
+    /// server stopped), or print the pg_restore command (PostgreSQL).
+    Restore(RestoreArgs),
+}
+
+/// `update-server backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `update-server restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file (from `update-server backup`).
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 /// Where the data lives (shared by every command).
