@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
-use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
+use moho_e2e::vm::story::{HUNG, PANICKED, ServerStory, UNHEALTHY, WATCHDOG_RESET};
 use moho_e2e::{bin, ok, run, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -54,7 +54,7 @@ fn selector_choices(lines: &[String]) -> Vec<String> {
     lines
         .iter()
         .filter_map(|l| l.strip_prefix("moho-boot: slot "))
-        .filter(|l| l.contains(": trial boot") || l.contains(": booting (marked successful)"))
+        .filter(|l| l.contains(": trial boot,") || l.contains(": booting (marked successful)"))
         .map(|l| l.split(':').next().unwrap().to_owned())
         .collect()
 }
@@ -400,12 +400,15 @@ esac
 }
 
 #[test]
-fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_failed_health_check() {
+fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or_endless_health_check_and_a_looping_init()
+ {
     // Releases with systemd and dbus, the agent running from the shipped
     // units (moho-agent.service, moho-mark-good.service) and talking to the
     // update server over qemu's user network: nobody runs update-agent by
-    // hand, the operator only starts rollouts. 3.0.0's kernel panics (its
-    // init exits); 3.0.1 boots but fails its health check.
+    // hand or reboots the guest, the operator only starts rollouts. 3.0.0's
+    // kernel panics (its init exits); 3.0.1 boots but fails its health
+    // check; 3.0.2's health check never ends; 3.0.3's init loops for ever
+    // without panicking.
     let dir = tempfile::tempdir().unwrap();
     let story = ServerStory::new(
         dir.path(),
@@ -414,6 +417,8 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
             ("2.0.0", Behaviour::Agent),
             ("3.0.0", Behaviour::Panic),
             ("3.0.1", Behaviour::Unhealthy),
+            ("3.0.2", Behaviour::Hangs),
+            ("3.0.3", Behaviour::Loops),
         ],
     );
     let to_2 = story.roll_out("2.0.0");
@@ -492,7 +497,59 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     }
     vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
 
-    // Neither bad release is installed again: after one more check-in
+    // 3.0.2: its health check never ends, so boot-complete.target is never
+    // reached (nor multi-user.target, which waits for the mark-good unit:
+    // the scenario never even starts); at the configured `[health]
+    // deadline` the agent reports it and reboots into 2.0.0 by itself.
+    let to_3c = story.roll_out("3.0.2");
+    let after_hang = story.await_rollback(&vm, last, to_3c, "3.0.2", "A", "2.0.0", HUNG);
+    let lines = vm.lines();
+    let hung = &lines[last..after_hang];
+    for seen in [
+        "moho-test: health check hangs",
+        "Started moho-agent.service",
+    ] {
+        assert!(
+            hung.iter().any(|l| l.contains(seen)),
+            "{seen:?} on 3.0.2 (log {})",
+            vm.log.display()
+        );
+    }
+    assert!(
+        !hung
+            .iter()
+            .any(|l| l.contains("moho-test: health check failed")),
+        "3.0.2's check must hang, not fail (log {})",
+        vm.log.display()
+    );
+
+    // 3.0.3: its init loops without panicking; nothing in userspace runs.
+    // The selector and the slot's initramfs armed the watchdog for the
+    // trial, nobody feeds it, it resets the machine and the selector falls
+    // back (the try was used up).
+    let to_3d = story.roll_out("3.0.3");
+    let last = story.await_rollback(&vm, after_hang, to_3d, "3.0.3", "A", "2.0.0", PANICKED);
+    let lines = vm.lines();
+    let looped = &lines[after_hang..last];
+    for seen in [
+        "moho-boot: slot A: trial boot under the hardware watchdog (60 s)",
+        "moho-boot: trial boot: hardware watchdog armed (60 s)",
+        "moho-test: this release's init loops",
+        WATCHDOG_RESET,
+    ] {
+        assert!(
+            looped.iter().any(|l| l.contains(seen)),
+            "{seen:?} on 3.0.3 (log {})",
+            vm.log.display()
+        );
+    }
+    assert!(
+        !looped.iter().any(|l| l.contains("Kernel panic")),
+        "3.0.3 hung, it did not panic (log {})",
+        vm.log.display()
+    );
+
+    // No bad release is installed again: after one more check-in
     // (the server asks for one a minute) the node is still idle on 2.0.0.
     let seen = story.nodes()[0]["last_seen"].clone();
     let deadline = Instant::now() + BOOT;
@@ -507,16 +564,34 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
             && !l.contains(r#""state":"installing""#)),
         "the node tried again: {after:#?}"
     );
-    for id in [to_3, to_3b] {
+    for id in [to_3, to_3b, to_3c, to_3d] {
         assert_eq!(story.server.rollout_stats(id)["failed"], 1);
     }
+    vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
+    let denied = vm.lines()[last..]
+        .iter()
+        .find(|l| l.contains("moho-test: denied: 3.0.0"))
+        .cloned()
+        .unwrap();
+    for v in ["3.0.1", "3.0.2", "3.0.3"] {
+        assert!(denied.contains(&format!("{v}: ")), "{v} denied: {denied}");
+    }
+    // The watchdog reset the looping trial and nothing else: not 2.0.0's
+    // trial boot (systemd fed it), not the good boots, which ran on for
+    // minutes after.
+    let resets = vm
+        .lines()
+        .iter()
+        .filter(|l| l.contains(WATCHDOG_RESET))
+        .count();
+    assert_eq!(resets, 1, "watchdog resets (log {})", vm.log.display());
     let fleet = story.nodes();
     assert_eq!(fleet.len(), 1, "{fleet:?}");
     assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
     assert_eq!(fleet[0]["state"], "idle", "{fleet:?}");
     assert_eq!(
         selector_choices(&vm.lines()),
-        ["A", "B", "A", "B", "A", "B"],
+        ["A", "B", "A", "B", "A", "B", "A", "B", "A", "B"],
         "log {}",
         vm.log.display()
     );

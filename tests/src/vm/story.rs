@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
+use super::image::{
+    Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
+};
 use super::qemu::{Boot, Vm, VmSpec};
 use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer, agent_dropin};
 
@@ -27,6 +29,15 @@ pub const PANICKED: &str = "slot A did not boot successfully";
 /// The deny-list reason of a release whose health check failed (the agent
 /// rebooted into the fallback itself, naming the unit).
 pub const UNHEALTHY: &str = "health check moho-health-check.service failed";
+/// The trial deadline the story's images set (`[health] deadline` in an
+/// `/etc/moho/agent.d/` drop-in, as an operator would shorten the 10 min
+/// default): long enough for a good release under `-accel tcg`.
+pub const HEALTH_DEADLINE: &str = "2m";
+/// The deny-list reason of a release whose health check never ends (the
+/// agent rebooted into the fallback itself at the deadline).
+pub const HUNG: &str = "boot-complete.target not reached within 2m";
+/// What the kernel says when the watchdog (softdog) resets the machine.
+pub const WATCHDOG_RESET: &str = "softdog: Initiating system reboot";
 
 /// What the guest runs at each boot (after `multi-user.target`): nothing
 /// but reports. On a release whose health check failed it only reports:
@@ -50,7 +61,8 @@ while :; do
 done
 "#;
 
-/// The releases, the server and the first image.
+/// The releases, the server and the first image. The initramfs carries
+/// the watchdog driver ([`WATCHDOG_MODULE`]), so trial boots run under it.
 #[derive(Debug)]
 pub struct ServerStory {
     /// The test OS (kernel, initramfs, signed repository).
@@ -66,7 +78,7 @@ impl ServerStory {
     /// Builds and publishes `releases` (systemd flavour; the first goes in
     /// slot A), starts the server and reads the releases into it.
     pub fn new(dir: &Path, releases: &[(&str, Behaviour)]) -> Self {
-        let mut os = TestOs::new(dir);
+        let mut os = TestOs::with_modules(dir, &format!("{MODULES},{WATCHDOG_MODULE}"));
         os.slot_mib = 256;
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
@@ -75,6 +87,10 @@ impl ServerStory {
             (
                 "etc/moho/agent.d/20-server.toml".into(),
                 agent_dropin("/etc/moho/server-ca.pem"),
+            ),
+            (
+                "etc/moho/agent.d/30-health.toml".into(),
+                format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
             ),
         ];
         let mut first = None;
