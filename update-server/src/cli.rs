@@ -122,6 +122,14 @@ pub struct ServeArgs {
     /// hourly, audited). Default: keep them.
     #[arg(long)]
     pub node_retention_days: Option<u32>,
+    /// Forget node events received more than this many days ago (checked
+    /// hourly, audited); 0: keep them.
+    #[arg(long, default_value_t = 90)]
+    pub event_retention_days: u32,
+    /// Forget audit entries older than this many days (checked hourly; the
+    /// pruning itself is audited). Default: keep them.
+    #[arg(long)]
+    pub audit_retention_days: Option<u32>,
     /// How long the dashboard reuses its fleet summary before recomputing
     /// it in the background, e.g. 10s (0s: recompute on every request).
     #[arg(long, default_value = "10s")]

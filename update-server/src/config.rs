@@ -34,6 +34,10 @@ pub struct ServerConfig {
     pub online_keys: Option<PathBuf>,
     /// Forget nodes not seen for this long (checked hourly); `None`: keep.
     pub node_retention: Option<SignedDuration>,
+    /// Forget node events received longer ago than this; `None`: keep them.
+    pub event_retention: Option<SignedDuration>,
+    /// Forget audit entries older than this; `None`: keep them.
+    pub audit_retention: Option<SignedDuration>,
     /// Largest uploaded repository file, bytes.
     pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
@@ -77,6 +81,8 @@ impl ServerConfig {
             trusted_root: None,
             online_keys: None,
             node_retention: None,
+            event_retention: Some(SignedDuration::from_hours(90 * 24)),
+            audit_retention: None,
             max_upload: 64 << 30,
             tls: false,
             omaha: None,
