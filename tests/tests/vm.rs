@@ -222,7 +222,10 @@ fn ovmf_and_systemd_boot_start_the_selector_from_a_qcow2_disk() {
 
 /// A small deterministic generator for the cut points (seed printed, and
 /// taken from `MOHO_VM_SEED` to replay a run).
-struct Rng(u64);
+struct Rng {
+    state: u64,
+    seed: u64,
+}
 
 impl Rng {
     fn from_env() -> Self {
@@ -236,14 +239,17 @@ impl Rng {
                 t.as_secs() ^ (u64::from(t.subsec_nanos()) << 20)
             });
         println!("power cuts: MOHO_VM_SEED={seed}");
-        Self(seed | 1)
+        Self {
+            state: seed | 1,
+            seed,
+        }
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % n
     }
 }
 
@@ -625,4 +631,174 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
         state.contains(&format!("Last sector: {last_usable} ")),
         "STATE ends at LBA {last_usable}: {state}"
     );
+}
+
+/// The phase a console (from line `from`) was in when it was cut: the last
+/// step it announced.
+fn phase_at_cut(lines: &[String], from: usize) -> &'static str {
+    let mut phase = "firmware and selector kernel";
+    for l in lines.iter().skip(from) {
+        phase = if l.contains(": trial boot,") {
+            "selector: trial boot (tries decremented)"
+        } else if l.contains(": booting (marked successful)") {
+            "selector: good slot"
+        } else if l.contains("moho-test: up ") {
+            "slot system up"
+        } else if l.contains("moho-test: phase mark-good") {
+            "mark-good"
+        } else if l.contains("moho-test: phase install") {
+            "install: metadata and plan"
+        } else if l.contains("report=DownloadStarted") {
+            "slot clear"
+        } else if l.contains("install phase phase=\"writing\"") {
+            "download and write"
+        } else if l.contains("install phase phase=\"verifying\"") {
+            "read back"
+        } else if l.contains("install phase phase=\"arming\"") {
+            "GPT arm"
+        } else if l.contains("moho-test: phase rollback") {
+            "GPT rollback"
+        } else if l.contains("rebooting") {
+            "reboot"
+        } else {
+            continue;
+        };
+    }
+    phase
+}
+
+/// Waits (without panicking) for a line containing `needle` from line
+/// `from` on; its index.
+fn seen_within(vm: &Vm, from: usize, needle: &str, timeout: Duration) -> Option<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(i) = vm
+            .lines()
+            .iter()
+            .skip(from)
+            .position(|l| l.contains(needle))
+        {
+            return Some(from + i);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `scripts/soak-power-cuts.sh N`: `MOHO_SOAK_CUTS` power cuts at random
+/// moments of an endless update cycle (install 2.0.0 into B, trial boot,
+/// mark-good, roll back to A, install again...), so that they land in
+/// every phase: download and write, slot clear, GPT arm, the selector's
+/// tries decrement, mark-good, rollback. After each cut the machine must
+/// boot a slot (the next boot reaches the system); at the end an install
+/// must complete. Prints `survived S of N, unbootable U` and the seed.
+#[test]
+#[ignore = "a soak run: scripts/soak-power-cuts.sh N"]
+fn power_cut_soak() {
+    let cuts: usize = std::env::var("MOHO_SOAK_CUTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    let os = TestOs::new(dir.path());
+    let r1 = os.publish(&release("1.0.0", Behaviour::Agent));
+    os.publish(&TestRelease {
+        payload_mib: 24,
+        ..release("2.0.0", Behaviour::Agent)
+    });
+    let repo_disk = os.repo_disk();
+    let disk = os.disk("disk.img", &r1, false, "raw");
+    let scenario = dir.path().join("scenario.sh");
+    std::fs::write(
+        &scenario,
+        r#"
+set -o pipefail
+agent() { MOHO_LOG=info update-agent "$@" 2>&1 | cat; }
+echo "moho-test: phase mark-good"
+agent slots mark-good
+case "$VERSION_ID" in
+1.0.0)
+  # A trial cut before mark-good is a failed trial: the install denies
+  # 2.0.0 then. The soak takes it off the list and tries again.
+  for try in 1 2; do
+    echo "moho-test: phase install"
+    if agent install --version 2.0.0; then echo "moho-test: installed, rebooting"; sync; reboot -f; fi
+    echo "moho-test: install failed"
+    agent denylist --clear 2.0.0
+  done ;;
+2.0.0)
+  echo "moho-test: 2.0.0 is good"
+  echo "moho-test: phase rollback"
+  if agent slots rollback; then echo "moho-test: rolled back, rebooting"; sync; reboot -f; fi
+  echo "moho-test: rollback failed" ;;
+esac
+"#,
+    )
+    .unwrap();
+    let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
+    spec.extra_disks.push(repo_disk);
+    // 4 MiB/s from the repository: the download takes a few seconds.
+    spec.extra_disk_options = "throttling.bps-read=4194304".into();
+    spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
+
+    // One uncut cycle first: how long install, trial boot, mark-good and
+    // rollback take here, the span the cuts are spread over.
+    let started = Instant::now();
+    let mut vm = Vm::start(&spec, &console_log("soak_cycle"));
+    let back = vm.wait_for("moho-test: rolled back, rebooting", BOOT * 4);
+    vm.wait_for_from(back, "moho-test: up version=1.0.0 slot=A", BOOT);
+    let cycle = started.elapsed();
+    vm.power_cut();
+    println!("soak: one update cycle takes {cycle:?}");
+
+    let mut rng = Rng::from_env();
+    let span = u64::try_from(cycle.as_millis()).unwrap();
+    let (mut survived, mut unbootable) = (0, 0);
+    let mut phases = std::collections::BTreeMap::<&str, usize>::new();
+    for cut in 0..cuts {
+        let delay = Duration::from_millis(rng.below(span));
+        let mut vm = Vm::start(&spec, &console_log(&format!("soak_{cut}")));
+        std::thread::sleep(delay);
+        vm.power_cut();
+        let phase = phase_at_cut(&vm.lines(), 0);
+        *phases.entry(phase).or_default() += 1;
+        // The next boot must come up on a slot (good, or a complete trial).
+        let mut vm = Vm::start(&spec, &console_log(&format!("soak_{cut}_check")));
+        match seen_within(&vm, 0, "moho-test: up version=", BOOT * 2) {
+            Some(at) => {
+                survived += 1;
+                println!(
+                    "cut {cut}: after {delay:?} ({phase}); next boot: {}",
+                    vm.lines()[at]
+                );
+            }
+            None => {
+                unbootable += 1;
+                println!(
+                    "cut {cut}: after {delay:?} ({phase}); UNBOOTABLE (log {})",
+                    vm.log.display()
+                );
+            }
+        }
+        vm.power_cut();
+    }
+
+    // At the end the cycle goes on: an install completes and its trial is
+    // marked good.
+    let mut vm = Vm::start(&spec, &console_log("soak_final"));
+    let good = seen_within(&vm, 0, "moho-test: 2.0.0 is good", BOOT * 6);
+    vm.power_cut();
+    println!("soak: cuts by phase: {phases:?}");
+    println!(
+        "survived {survived} of {cuts}, unbootable {unbootable} (MOHO_VM_SEED={})",
+        rng.seed
+    );
+    assert!(
+        good.is_some(),
+        "after the cuts no install completed (log {})",
+        vm.log.display()
+    );
+    assert_eq!(unbootable, 0, "unbootable after a cut");
 }
