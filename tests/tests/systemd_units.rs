@@ -26,6 +26,7 @@ fn units_pass_systemd_analyze_verify() {
         "moho-agent.service",
         "moho-mark-good.service",
         "moho-grow-state.service",
+        "moho-provision.service",
         "examples/moho-health-check.service",
         "update-server.service",
     ] {
@@ -77,6 +78,18 @@ fn units_pass_systemd_analyze_verify() {
         assert!(
             grow.contains(needed),
             "moho-grow-state.service lacks {needed}"
+        );
+    }
+    assert!(agent_unit.contains("Requires=moho-provision.service"));
+    let provision = std::fs::read_to_string(systemd_dir().join("moho-provision.service")).unwrap();
+    for needed in [
+        "Before=moho-agent.service",
+        "ExecStart=/usr/bin/update-agent provision",
+        "StandardOutput=journal+console",
+    ] {
+        assert!(
+            provision.contains(needed),
+            "moho-provision.service lacks {needed}"
         );
     }
     let check =

@@ -116,6 +116,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Apply the first-boot provision document: the one accepted on an
+    /// earlier boot, else the first found on the kernel command line, in
+    /// the systemd credential moho.provision, on a config drive (cidata,
+    /// config-2) or in moho/provision.toml on the ESP; writes the agent
+    /// drop-in, SSH keys and host name under the run directory. Run at every
+    /// boot by moho-provision.service, before the agent.
+    Provision {
+        /// The disk holding the ESP (default: discovered as for `slots`).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+        /// Where the accepted document is kept.
+        #[arg(long, default_value = "/var/lib/moho")]
+        state_dir: PathBuf,
+        /// Where the derived files go (its agent.d is read by the agent).
+        #[arg(long, default_value = "/run/moho")]
+        run_dir: PathBuf,
+    },
     /// Show or edit the versions this node will not install again.
     Denylist {
         /// Remove this version from the list.
@@ -247,6 +264,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 moho_cli::outln!("{report}")?;
             }
+            Ok(())
+        }
+        Command::Provision {
+            disk,
+            state_dir,
+            run_dir,
+        } => {
+            let said = crate::provision_cmd::run(
+                &crate::provision_cmd::ProvisionArgs {
+                    disk,
+                    state_dir,
+                    run_dir,
+                    config_dirs: crate::config::dirs_or_default(&cli.config_dirs),
+                },
+                &LiveSystem,
+            )?;
+            moho_cli::outln!("{said}")?;
             Ok(())
         }
         Command::Config { json } => {

@@ -212,7 +212,7 @@ pub fn grow_state(disk: &Path, grower: &dyn FsGrower) -> Result<GrowReport, Grow
 }
 
 /// `/dev/<name>` of partition `number` of `disk`, as sysfs lists it.
-fn partition_device(disk: &Path, number: u32) -> Result<PathBuf, GrowError> {
+pub(crate) fn partition_device(disk: &Path, number: u32) -> Result<PathBuf, GrowError> {
     let missing = || GrowError::NoPartitionDevice {
         disk: disk.to_owned(),
         number,

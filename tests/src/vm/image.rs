@@ -526,7 +526,11 @@ fn systemd_extras(tree: &Path, behaviour: Behaviour) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
     let lib_units = tree.join("usr/lib/systemd/system");
     std::fs::create_dir_all(&lib_units).unwrap();
-    for unit in ["moho-agent.service", "moho-mark-good.service"] {
+    for unit in [
+        "moho-agent.service",
+        "moho-mark-good.service",
+        "moho-provision.service",
+    ] {
         std::fs::copy(shipped.join(unit), lib_units.join(unit)).unwrap();
         symlink(format!("/usr/lib/systemd/system/{unit}"), wants.join(unit)).unwrap();
     }
