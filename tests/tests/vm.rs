@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
-use moho_e2e::vm::story::{HUNG, PANICKED, ServerStory, UNHEALTHY, WATCHDOG_RESET};
+use moho_e2e::vm::story::{
+    HUNG, NODE_HOSTNAME, NODE_SSH_KEY, PANICKED, ServerStory, UNHEALTHY, WATCHDOG_RESET,
+};
 use moho_e2e::{bin, ok, run, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
@@ -443,6 +445,16 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
         ],
     );
     let mut vm = Vm::start(&story.vm_spec(&disk, None), &console_log("systemd"));
+    // The image names no server: the provision document (a systemd
+    // credential over fw_cfg) gives the node its server, host name and key.
+    let prov = vm.wait_for("moho-test: provisioned ", BOOT);
+    let prov_line = vm.lines()[prov].clone();
+    assert!(
+        prov_line.contains(&format!(
+            "provisioned active host={NODE_HOSTNAME} keys={NODE_SSH_KEY}"
+        )),
+        "{prov_line}"
+    );
     let var = vm.wait_for("moho-test: var ", BOOT);
     let var_line = vm.lines()[var].clone();
     let var_bytes: u64 = var_line
@@ -463,6 +475,7 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
     assert_eq!(fleet.len(), 1, "one node across its reboots: {fleet:?}");
     assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
     assert_eq!(fleet[0]["slot"], "b", "{fleet:?}");
+    assert_eq!(fleet[0]["hostname"], NODE_HOSTNAME, "{fleet:?}");
 
     // 3.0.0: its kernel panics on the trial boot; the selector falls back
     // to 2.0.0, whose agent reports the rollback and denies 3.0.0.

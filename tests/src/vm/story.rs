@@ -15,7 +15,7 @@ use super::image::{
     Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
 };
 use super::qemu::{Boot, Vm, VmSpec};
-use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer, agent_dropin};
+use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
 
 /// How long one boot may take under `-accel tcg`.
 pub const BOOT: Duration = Duration::from_secs(180);
@@ -56,10 +56,29 @@ while :; do
   echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
   [ "$i" = 1 ] && update-agent slots | sed 's/^/moho-test: slots: /'
+  [ "$i" = 1 ] && echo "moho-test: provisioned $(systemctl is-active moho-provision.service) host=$(hostname) keys=$(cat /run/moho/ssh/authorized_keys/root 2>&1)"
   [ "$i" = 1 ] && echo "moho-test: var $(df -B1 --output=size /var | tail -n1 | tr -d ' ') bytes, grow-state $(systemctl is-active moho-grow-state.service)"
   sleep 10
 done
 "#;
+
+/// The host name the provision document gives the node.
+pub const NODE_HOSTNAME: &str = "moho-story-node";
+/// The SSH key the provision document installs for root.
+pub const NODE_SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN0b3J5LW5vZGUta2V5LW1vaG8tdGVzdA story@moho";
+/// The fw_cfg name systemd (and the agent) read the credential from.
+pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
+
+/// The provision document of the story's node: the server (and so the
+/// repository) with its CA inline, channel, group, host name, an SSH key.
+fn provision_doc(ca_pem: &str) -> String {
+    format!(
+        "version = 1\nhostname = \"{NODE_HOSTNAME}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
+         ca = '''\n{ca_pem}'''\n\n[node]\nchannel = \"stable\"\ngroup = \"default\"\n\n\
+         [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{NODE_SSH_KEY}\"]\n"
+    )
+}
 
 /// The releases, the server and the first image. The initramfs carries
 /// the watchdog driver ([`WATCHDOG_MODULE`]), so trial boots run under it.
@@ -72,6 +91,8 @@ pub struct ServerStory {
     /// The image of the first release (for slot A).
     pub first: PathBuf,
     scenario: PathBuf,
+    /// The provision document the node boots with (fw_cfg credential).
+    pub provision: PathBuf,
 }
 
 impl ServerStory {
@@ -82,17 +103,14 @@ impl ServerStory {
         os.slot_mib = 256;
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
-        os.extra_files = vec![
-            ("etc/moho/server-ca.pem".into(), tls.ca_pem.clone()),
-            (
-                "etc/moho/agent.d/20-server.toml".into(),
-                agent_dropin("/etc/moho/server-ca.pem"),
-            ),
-            (
-                "etc/moho/agent.d/30-health.toml".into(),
-                format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
-            ),
-        ];
+        // The image names no server: the node learns it from its
+        // provision document at first boot.
+        let provision = dir.join("provision.toml");
+        std::fs::write(&provision, provision_doc(&tls.ca_pem)).unwrap();
+        os.extra_files = vec![(
+            "etc/moho/agent.d/30-health.toml".into(),
+            format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
+        )];
         let mut first = None;
         for (version, behaviour) in releases {
             let image = os.publish(&TestRelease {
@@ -118,6 +136,7 @@ impl ServerStory {
             os,
             server,
             scenario,
+            provision,
         }
     }
 
@@ -132,6 +151,8 @@ impl ServerStory {
             .push((GUEST_SERVER_PORT, self.server.port));
         spec.fw_cfg
             .push((SCENARIO_FW_CFG.into(), self.scenario.clone()));
+        spec.fw_cfg
+            .push((PROVISION_FW_CFG.into(), self.provision.clone()));
         spec
     }
 
