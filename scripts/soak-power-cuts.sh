@@ -24,5 +24,5 @@ echo "soak: $n power cuts; full output in $log"
 rc=0
 MOHO_SOAK_CUTS=$n cargo test --locked -p moho-e2e --features vm --test vm power_cut_soak \
   -- --ignored --nocapture --test-threads=1 >"$log" 2>&1 || rc=$?
-grep -E '^(power cuts:|soak:|cut [0-9]+:|survived )' "$log" || true
+grep -oE '(power cuts: |soak: |cut [0-9]+: |survived ).*' "$log" || true
 [ "$rc" -eq 0 ] || die "the soak failed (exit $rc): see $log"
