@@ -1,5 +1,5 @@
 //! `update-agent provision`: one boot's provisioning run over the real
-//! sources (kernel command line, systemd credential, config drive, ESP
+//! sources (kernel command line URL, systemd credential, config drive, ESP
 //! file), the real host name and the real directories.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use moho_core::layout::ESP_LABEL;
 use moho_disk::GptSlotDisk;
 
 use crate::provision::apply::LiveHost;
-use crate::provision::local::{ConfigDrive, Credential, EspFile, KernelCmdline};
+use crate::provision::local::{ConfigDrive, Credential, EspFile, HttpFetch, KernelCmdline};
 use crate::provision::source::Source;
 use crate::provision::{Outcome, Paths, provision};
 use crate::system::SystemView;
@@ -30,9 +30,11 @@ pub struct ProvisionArgs {
 pub fn run(args: &ProvisionArgs, system: &dyn SystemView) -> anyhow::Result<String> {
     let mount_dir = args.run_dir.join("provision-mnt");
     let esp = esp_device(args.disk.as_deref(), system);
+    let fetch = HttpFetch::default();
     let mut sources: Vec<Box<dyn Source>> = vec![
         Box::new(KernelCmdline {
             cmdline: system.kernel_cmdline().unwrap_or_default(),
+            fetch: &fetch,
         }),
         Box::new(Credential::from_env()),
         Box::new(ConfigDrive {

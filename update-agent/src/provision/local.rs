@@ -16,31 +16,143 @@ use super::source::{Found, Source, SourceError, SourceName, read_if_present};
 /// The credential's name.
 pub const CREDENTIAL: &str = "moho.provision";
 
-/// `moho.provision=URL` (with `moho.provision.sha256=HEX`) on the kernel
-/// command line.
-#[derive(Debug, Clone)]
-pub struct KernelCmdline {
-    /// The command line.
-    pub cmdline: String,
+/// Gets the bytes at a URL (the seam for tests).
+pub trait UrlFetch {
+    /// One GET; the body, or why not.
+    fn get(&self, url: &str) -> Result<Vec<u8>, String>;
 }
 
-impl Source for KernelCmdline {
+/// Largest document fetched.
+pub const MAX_DOCUMENT: u64 = 1024 * 1024;
+
+/// HTTP(S) with reqwest: the system roots for HTTPS (the pinned hash is what
+/// makes the document trusted), 10 s per attempt, a few attempts while the
+/// network comes up, at most [`MAX_DOCUMENT`] bytes.
+#[derive(Debug, Clone)]
+pub struct HttpFetch {
+    /// Attempts before giving up.
+    pub attempts: u32,
+    /// Pause between attempts.
+    pub pause: std::time::Duration,
+}
+
+impl Default for HttpFetch {
+    fn default() -> Self {
+        Self {
+            attempts: 6,
+            pause: std::time::Duration::from_secs(5),
+        }
+    }
+}
+
+impl UrlFetch for HttpFetch {
+    fn get(&self, url: &str) -> Result<Vec<u8>, String> {
+        use std::io::Read;
+        let client = crate::fetch::http::client_builder(None)
+            .map_err(|e| e.to_string())?
+            .timeout(std::time::Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let mut last = String::new();
+        for attempt in 1..=self.attempts.max(1) {
+            match client
+                .get(url)
+                .send()
+                .and_then(reqwest::blocking::Response::error_for_status)
+            {
+                Ok(resp) => {
+                    let mut body = Vec::new();
+                    resp.take(MAX_DOCUMENT + 1)
+                        .read_to_end(&mut body)
+                        .map_err(|e| format!("reading the body: {e}"))?;
+                    if body.len() as u64 > MAX_DOCUMENT {
+                        return Err(format!("larger than {MAX_DOCUMENT} bytes"));
+                    }
+                    return Ok(body);
+                }
+                Err(e) => {
+                    last = moho_core::report::render_chain(&e);
+                    if e.status().is_some() {
+                        break; // the server answered: no point asking again
+                    }
+                    tracing::info!(url, attempt, "fetching the provision document: {last}");
+                    if attempt < self.attempts {
+                        std::thread::sleep(self.pause);
+                    }
+                }
+            }
+        }
+        Err(format!("unreachable: {last}"))
+    }
+}
+
+/// `moho.provision=URL` with `moho.provision.sha256=HEX` on the kernel
+/// command line: fetched once (HTTP or HTTPS), accepted only if it hashes
+/// to the pinned value.
+pub struct KernelCmdline<'f> {
+    /// The command line.
+    pub cmdline: String,
+    /// How URLs are fetched.
+    pub fetch: &'f dyn UrlFetch,
+}
+
+impl std::fmt::Debug for KernelCmdline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelCmdline")
+            .field("cmdline", &self.cmdline)
+            .finish()
+    }
+}
+
+impl Source for KernelCmdline<'_> {
     fn kind(&self) -> &'static str {
         "kernel command line"
     }
 
     fn probe(&mut self) -> Result<Option<Found>, SourceError> {
-        let Some(url) = self
-            .cmdline
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("moho.provision="))
-        else {
+        let word = |prefix: &str| {
+            self.cmdline
+                .split_whitespace()
+                .rev()
+                .find_map(|w| w.strip_prefix(prefix))
+                .map(str::to_owned)
+        };
+        let Some(url) = word("moho.provision=") else {
             return Ok(None);
         };
-        Err(SourceError::NotImplemented {
-            origin: SourceName::KernelCmdline(url.to_owned()),
-            what: "fetching the document from a URL",
-        })
+        let origin = SourceName::KernelCmdline(url.clone());
+        let read = |detail: String| SourceError::Read {
+            origin: origin.clone(),
+            detail,
+        };
+        let Some(pinned) = word("moho.provision.sha256=") else {
+            return Err(read(
+                "moho.provision.sha256= is missing: a document fetched from a URL must be \
+                 pinned by its SHA-256 on the same command line"
+                    .into(),
+            ));
+        };
+        let pinned = pinned.to_ascii_lowercase();
+        if pinned.len() != 64 || !pinned.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(read(format!(
+                "moho.provision.sha256={pinned} is not 64 hexadecimal digits"
+            )));
+        }
+        match url::Url::parse(&url).map(|u| u.scheme().to_owned()) {
+            Ok(s) if s == "http" || s == "https" => {}
+            Ok(s) => return Err(read(format!("scheme {s} (https or http only)"))),
+            Err(e) => return Err(read(format!("not a URL: {e}"))),
+        }
+        let bytes = self.fetch.get(&url).map_err(read)?;
+        let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if actual != pinned {
+            return Err(SourceError::HashMismatch {
+                origin,
+                pinned,
+                actual,
+            });
+        }
+        Ok(Some(Found { origin, bytes }))
     }
 }
 
@@ -282,20 +394,122 @@ fn read_from_drive(device: &Path, mount_dir: &Path, file: &str) -> Result<Option
 mod tests {
     use super::*;
 
+    struct FakeFetch(Result<Vec<u8>, String>, std::cell::Cell<u32>);
+
+    impl UrlFetch for FakeFetch {
+        fn get(&self, _url: &str) -> Result<Vec<u8>, String> {
+            self.1.set(self.1.get() + 1);
+            self.0.clone()
+        }
+    }
+
+    fn sha(b: &[u8]) -> String {
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b))
+    }
+
     #[test]
-    fn the_command_line_source_is_named_and_refused_until_urls_are_fetched() {
+    fn a_url_on_the_command_line_is_fetched_and_checked_against_its_pinned_hash() {
+        let doc = b"version = 1\n".to_vec();
+        let fetch = FakeFetch(Ok(doc.clone()), std::cell::Cell::new(0));
         let mut none = KernelCmdline {
             cmdline: "ro console=ttyS0 moho.slot=A".into(),
+            fetch: &fetch,
         };
         assert_eq!(none.probe(), Ok(None));
-        let mut url = KernelCmdline {
-            cmdline: "ro moho.provision=http://10.0.2.2/p.toml moho.provision.sha256=ab".into(),
+        assert_eq!(fetch.1.get(), 0);
+        let url = "http://10.0.2.2/p.toml";
+        let mut good = KernelCmdline {
+            cmdline: format!(
+                "ro moho.provision={url} moho.provision.sha256={}",
+                sha(&doc).to_uppercase()
+            ),
+            fetch: &fetch,
         };
-        let e = url.probe().unwrap_err().to_string();
-        assert!(
-            e.contains("moho.provision=http://10.0.2.2/p.toml") && e.contains("not implemented"),
-            "{e}"
+        let found = good.probe().unwrap().unwrap();
+        assert_eq!(found.origin, SourceName::KernelCmdline(url.into()));
+        assert_eq!(found.bytes, doc);
+
+        let mut wrong = KernelCmdline {
+            cmdline: format!(
+                "moho.provision={url} moho.provision.sha256={}",
+                sha(b"other")
+            ),
+            fetch: &fetch,
+        };
+        let e = wrong.probe().unwrap_err();
+        assert!(matches!(e, SourceError::HashMismatch { .. }), "{e}");
+        assert!(e.to_string().contains("does not match the pinned"), "{e}");
+
+        for (cmdline, needle) in [
+            (
+                format!("moho.provision={url}"),
+                "moho.provision.sha256= is missing",
+            ),
+            (
+                format!("moho.provision={url} moho.provision.sha256=abc"),
+                "not 64 hexadecimal digits",
+            ),
+            (
+                format!(
+                    "moho.provision=ftp://x/ moho.provision.sha256={}",
+                    sha(&doc)
+                ),
+                "scheme ftp",
+            ),
+        ] {
+            let mut src = KernelCmdline {
+                cmdline,
+                fetch: &fetch,
+            };
+            let e = src.probe().unwrap_err().to_string();
+            assert!(
+                e.contains(needle) && e.contains("kernel command line moho.provision="),
+                "{e}"
+            );
+        }
+        let down = FakeFetch(
+            Err("unreachable: connection refused".into()),
+            std::cell::Cell::new(0),
         );
+        let mut src = KernelCmdline {
+            cmdline: format!("moho.provision={url} moho.provision.sha256={}", sha(&doc)),
+            fetch: &down,
+        };
+        let e = src.probe().unwrap_err().to_string();
+        assert!(e.contains("connection refused") && e.contains(url), "{e}");
+    }
+
+    #[test]
+    fn the_real_fetcher_gets_a_document_from_a_loopback_server_and_names_a_refusal() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            for (status, body) in [("200 OK", "version = 1\n"), ("404 Not Found", "")] {
+                let (mut c, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = c.read(&mut buf).unwrap();
+                write!(
+                    c,
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+            }
+        });
+        let fetch = HttpFetch {
+            attempts: 2,
+            pause: std::time::Duration::from_millis(10),
+        };
+        let url = format!("http://127.0.0.1:{port}/p.toml");
+        assert_eq!(fetch.get(&url).unwrap(), b"version = 1\n");
+        let e = fetch.get(&url).unwrap_err();
+        assert!(e.contains("404"), "{e}");
+        server.join().unwrap();
+        let refused = fetch
+            .get(&format!("http://127.0.0.1:{port}/gone"))
+            .unwrap_err();
+        assert!(refused.starts_with("unreachable"), "{refused}");
     }
 
     #[test]
