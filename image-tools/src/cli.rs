@@ -490,3 +490,13 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     moho_cli::outln!("{report}")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
+    }
+}

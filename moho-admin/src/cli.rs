@@ -78,7 +78,7 @@ pub enum Command {
     /// Node groups and their FleetLock slots.
     #[command(subcommand, visible_alias = "group")]
     Groups(GroupsCommand),
-    /// Releases in the signed repository.
+    /// Releases: synced from the signed repository, and Flatcar releases registered beside them.
     #[command(subcommand, visible_alias = "release")]
     Releases(ReleasesCommand),
     /// Rollouts: create with a policy, pause, resume, abort, revert, change the policy.
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn the_command_line_is_consistent_and_positionals_do_not_shadow_flags() {
-        Cli::command().debug_assert();
+        moho_cli::help::assert_complete(Cli::command());
         let cli = Cli::try_parse_from(["moho-admin", "tokens", "revoke", "grafana"])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(cli.token, None);

@@ -1062,7 +1062,10 @@ async fn register_flatcar(r: &Runner, version: &str, payload: &str, extra: &str)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flatcar_releases_are_registered_listed_as_their_own_kind_and_rolled_out() {
     for (backend, url) in backends().await {
-        let s = start(&backend, &url, |_| {}).await;
+        let s = start(&backend, &url, |c| {
+            c.omaha = Some(update_server::config::OmahaConfig::default());
+        })
+        .await;
         s.add_release("1.2.0", &["stable"]).await;
         let admin = Runner::new(&s, &s.admin);
         let viewer = Runner::new(&s, &s.viewer);
@@ -1145,5 +1148,44 @@ async fn flatcar_releases_are_registered_listed_as_their_own_kind_and_rolled_out
             line.starts_with("created rollout ") && line.contains("3815.2.1 (amd64-usr)"),
             "{line}"
         );
+
+        // A Flatcar node (an update_engine check, fixture of the server's
+        // Omaha tests) is listed beside a Moho node, each with its kind.
+        let check = include_bytes!("../../update-server/tests/omaha/update-check.xml");
+        let a = s.post_raw("/v1/update/", &[], check.to_vec()).await;
+        assert_eq!(a.status, 200, "{backend}: {a:?}");
+        let mut moho = TestNode::new("moho-node-1");
+        moho.check_in(&s).await;
+        let flatcar_id = "5f3b8c2a9d1e4f6a8b7c0d2e4f6a8b10";
+        let (text, json) = viewer.both(&["nodes", "list"]).await;
+        for (id, kind) in [(flatcar_id, "flatcar"), ("moho-node-1", "moho")] {
+            let row = text
+                .lines()
+                .find(|l| l.starts_with(id))
+                .unwrap_or_else(|| panic!("{backend}: {id} not listed: {text}"));
+            assert_eq!(
+                row.split_whitespace().nth(1),
+                Some(kind),
+                "{backend}: {text}"
+            );
+        }
+        assert_eq!(items(&json).len(), 2, "{backend}: {json}");
+        let only = viewer
+            .run(&["nodes", "list", "--kind", "flatcar", "--json"])
+            .await
+            .json();
+        assert_eq!(items(&only).len(), 1, "{backend}: {only}");
+        assert_eq!(items(&only)[0]["id"], flatcar_id);
+        let text = viewer
+            .run(&["nodes", "show", flatcar_id])
+            .await
+            .ok()
+            .to_owned();
+        assert!(
+            text.contains("kind:       flatcar (update_engine over Omaha, unsigned reports)"),
+            "{backend}: {text}"
+        );
+        let bad = viewer.run(&["nodes", "list", "--kind", "coreos"]).await;
+        assert_eq!(bad.code, 2, "{bad:?}");
     }
 }

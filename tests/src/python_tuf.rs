@@ -1,7 +1,9 @@
 //! python-tuf's `ngclient`, the TUF reference implementation, as an
 //! independent client of our repositories: installed from PyPI into a
-//! virtual environment the tests make once (`target/tmp/python-tuf-VERSION`,
-//! or `$MOHO_PYTHON_TUF_VENV`), and driven by `tests/interop/tuf_fetch_all.py`.
+//! virtual environment the tests make once (`target/tmp/python-tuf-VERSION`;
+//! `$MOHO_PYTHON_TUF_VENV` names a ready one instead), and driven by
+//! `tests/interop/tuf_fetch_all.py`. Without PyPI the tests fail saying so;
+//! they are never skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,18 +23,34 @@ pub struct Fetched {
     pub sha256: String,
 }
 
-/// The virtual environment's `python`, made on first use.
+/// The virtual environment's `python`: `$MOHO_PYTHON_TUF_VENV` as it is
+/// (never changed), else `target/tmp/python-tuf-VERSION`, made on first
+/// use with pip from PyPI. Panics with what to do when PyPI cannot be
+/// reached: the interoperability test is never skipped.
 fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
     PYTHON.get_or_init(|| {
-        let dir = std::env::var_os("MOHO_PYTHON_TUF_VENV").map_or_else(
-            || {
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../target/tmp")
-                    .join(format!("python-tuf-{VERSION}"))
-            },
-            PathBuf::from,
-        );
+        if let Some(dir) = std::env::var_os("MOHO_PYTHON_TUF_VENV") {
+            let python = Path::new(&dir).join("bin/python");
+            let out = Command::new(&python)
+                .args(["-c", "import tuf; print(tuf.__version__)"])
+                .output();
+            let found = out
+                .as_ref()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+            assert_eq!(
+                found.as_deref(),
+                Some(VERSION),
+                "MOHO_PYTHON_TUF_VENV={}: not a virtual environment with tuf=={VERSION} ({out:?})",
+                python.display()
+            );
+            return python;
+        }
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../target/tmp")
+            .join(format!("python-tuf-{VERSION}"));
         let python = dir.join("bin/python");
         // Written only once pip succeeded: a half-made environment is redone.
         let ready = dir.join(".moho-ready");
@@ -50,6 +68,7 @@ fn python() -> &'static Path {
             "python3 -m venv {} failed (is python3-venv installed?)",
             dir.display()
         );
+        // A bounded wait: an unreachable PyPI fails in about a minute.
         let out = Command::new(&python)
             .args([
                 "-m",
@@ -57,13 +76,20 @@ fn python() -> &'static Path {
                 "install",
                 "--disable-pip-version-check",
                 "--quiet",
+                "--timeout",
+                "20",
+                "--retries",
+                "2",
                 &format!("tuf=={VERSION}"),
             ])
             .output()
             .expect("running pip");
         assert!(
             out.status.success(),
-            "pip install tuf=={VERSION} from PyPI into {} failed:\n{}",
+            "the independent TUF client could not be installed: `pip install tuf=={VERSION}` \
+             into {} failed. This test needs PyPI (https://pypi.org, or the index in \
+             PIP_INDEX_URL) to be reachable, or MOHO_PYTHON_TUF_VENV naming a virtual \
+             environment with tuf=={VERSION} installed. pip said:\n{}",
             dir.display(),
             String::from_utf8_lossy(&out.stderr)
         );

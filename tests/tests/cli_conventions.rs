@@ -244,6 +244,7 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
         &["--help"],
         &["channels", "list"],
         &["groups", "list"],
+        &["groups", "show", "default"],
         &["releases", "list"],
         &["rollouts", "list"],
         &["holds", "list"],
@@ -267,6 +268,21 @@ fn every_printing_command_ends_quietly_when_its_reader_goes_away() {
     let out =
         with_closed_stdout(admin(&server).args(["events", "--follow", "--interval", "100ms"]));
     assert_quiet_end("moho-admin events --follow", &out);
+
+    // The benchmark tool's figures, one line per page measured.
+    let base = server.base();
+    let out = with_closed_stdout(Command::new(bin("moho-loadgen")).args([
+        "dashboard",
+        "--server",
+        base.trim_end_matches('/'),
+        "--token",
+        &server.viewer_token,
+        "--requests",
+        "1",
+        "/ui/",
+        "/ui/nodes",
+    ]));
+    assert_quiet_end("moho-loadgen dashboard", &out);
 
     // What a user types: the shell's own pipe, status of the Moho command.
     let out = Command::new("bash")
@@ -372,6 +388,34 @@ fn logs_are_plain_off_a_terminal_coloured_on_one_and_json_on_request() {
         "no log line or error to check: {out:?}"
     );
     assert_no_ansi("image-tools verify", &out.stderr);
+    // As JSON: every log line is an object; only the final error report
+    // (the program's message, not a log line) is plain text.
+    let out = image_tools(&[
+        Path::new("--log-format"),
+        Path::new("json"),
+        Path::new("verify"),
+        Path::new("--repo"),
+        Path::new("http://127.0.0.1:9/"),
+        Path::new("--root"),
+        &root,
+    ])
+    .env("MOHO_LOG", "debug")
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logs: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(
+        logs.iter().any(|l| l["level"] == "DEBUG"),
+        "no JSON log line: {stderr}"
+    );
+    assert!(
+        !stderr.lines().any(|l| l.contains(" DEBUG ")),
+        "a text log line among the JSON ones: {stderr}"
+    );
 
     // moho-admin: its errors (a server that is not there, a bad argument).
     for args in [

@@ -529,3 +529,33 @@ fn a_release_staged_by_the_cli_and_booted_since_does_not_block_the_next_install(
     assert_eq!(slot_fields(&slots, "A"), (2, 1, false), "{slots}");
     assert_eq!(slot_fields(&slots, "B"), (1, 0, true), "{slots}");
 }
+
+#[test]
+fn a_release_booted_marked_good_and_rolled_back_from_without_an_agent_does_not_block_an_install() {
+    // `install` stages 1.1.0 in B; B boots and `slots mark-good` blesses it
+    // with no agent watching; `slots rollback` puts A first and A boots.
+    // The next `install` from A writes B again instead of failing to
+    // "cancel" a B that is no longer staged (found by the power-cut soak).
+    let w = world(2);
+    let v2 = w.repo.build("1.1.0", &payload(2 * MIB, 2));
+    w.repo.add(&v2, &["stable"]);
+    let n = node(&w, "rolled-back-from", false);
+    assert_eq!(json(&n.install(&[]))["slot"], "B");
+    let disk = n.disk();
+    let slots_on = |booted: &str, cmd: &str| {
+        let mut args = n.agent_args(booted);
+        args.extend(["slots", "--disk", disk.to_str().unwrap(), cmd].map(std::ffi::OsStr::new));
+        let out = moho_e2e::run(moho_e2e::bin("update-agent"), args);
+        assert!(out.status.success(), "slots {cmd}: {}", stderr(&out));
+    };
+    slots_on("B", "mark-good");
+    slots_on("B", "rollback");
+    let slots = n.slots();
+    assert_eq!(slot_fields(&slots, "A"), (2, 0, true), "{slots}");
+    assert_eq!(slot_fields(&slots, "B"), (1, 0, true), "{slots}");
+    let out = json(&n.install(&["--version", "1.1.0"]));
+    assert_eq!(out["outcome"], "installed", "{out}");
+    assert_eq!(out["slot"], "B", "{out}");
+    slot_b_holds(&n, 64, &v2);
+    assert_eq!(slot_fields(&n.slots(), "B"), (2, 1, false));
+}

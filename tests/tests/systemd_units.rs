@@ -25,6 +25,8 @@ fn units_pass_systemd_analyze_verify() {
     for f in [
         "moho-agent.service",
         "moho-mark-good.service",
+        "moho-grow-state.service",
+        "moho-provision.service",
         "examples/moho-health-check.service",
         "update-server.service",
     ] {
@@ -66,6 +68,30 @@ fn units_pass_systemd_analyze_verify() {
     }
     let mark_good = std::fs::read_to_string(systemd_dir().join("moho-mark-good.service")).unwrap();
     assert!(mark_good.contains("After=boot-complete.target"));
+    let grow = std::fs::read_to_string(systemd_dir().join("moho-grow-state.service")).unwrap();
+    for needed in [
+        "RequiresMountsFor=/var",
+        "Before=moho-agent.service",
+        "ExecStart=/usr/bin/update-agent grow-state",
+        "WantedBy=local-fs.target",
+    ] {
+        assert!(
+            grow.contains(needed),
+            "moho-grow-state.service lacks {needed}"
+        );
+    }
+    assert!(agent_unit.contains("Requires=moho-provision.service"));
+    let provision = std::fs::read_to_string(systemd_dir().join("moho-provision.service")).unwrap();
+    for needed in [
+        "Before=moho-agent.service",
+        "ExecStart=/usr/bin/update-agent provision",
+        "StandardOutput=journal+console",
+    ] {
+        assert!(
+            provision.contains(needed),
+            "moho-provision.service lacks {needed}"
+        );
+    }
     let check =
         std::fs::read_to_string(systemd_dir().join("examples/moho-health-check.service")).unwrap();
     assert!(check.contains("Before=boot-complete.target"));

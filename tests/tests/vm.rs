@@ -12,8 +12,10 @@ use std::time::{Duration, Instant};
 use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
-use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
-use moho_e2e::{bin, ok, slot_fields, slots_json};
+use moho_e2e::vm::story::{
+    HUNG, NODE_HOSTNAME, NODE_SSH_KEY, PANICKED, ServerStory, UNHEALTHY, WATCHDOG_RESET,
+};
+use moho_e2e::{bin, ok, run, slot_fields, slots_json};
 
 const BOOT: Duration = Duration::from_secs(180);
 
@@ -54,7 +56,7 @@ fn selector_choices(lines: &[String]) -> Vec<String> {
     lines
         .iter()
         .filter_map(|l| l.strip_prefix("moho-boot: slot "))
-        .filter(|l| l.contains(": trial boot") || l.contains(": booting (marked successful)"))
+        .filter(|l| l.contains(": trial boot,") || l.contains(": booting (marked successful)"))
         .map(|l| l.split(':').next().unwrap().to_owned())
         .collect()
 }
@@ -222,7 +224,10 @@ fn ovmf_and_systemd_boot_start_the_selector_from_a_qcow2_disk() {
 
 /// A small deterministic generator for the cut points (seed printed, and
 /// taken from `MOHO_VM_SEED` to replay a run).
-struct Rng(u64);
+struct Rng {
+    state: u64,
+    seed: u64,
+}
 
 impl Rng {
     fn from_env() -> Self {
@@ -236,14 +241,17 @@ impl Rng {
                 t.as_secs() ^ (u64::from(t.subsec_nanos()) << 20)
             });
         println!("power cuts: MOHO_VM_SEED={seed}");
-        Self(seed | 1)
+        Self {
+            state: seed | 1,
+            seed,
+        }
     }
 
     fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
+        self.state ^= self.state << 13;
+        self.state ^= self.state >> 7;
+        self.state ^= self.state << 17;
+        self.state % n
     }
 }
 
@@ -400,12 +408,15 @@ esac
 }
 
 #[test]
-fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_failed_health_check() {
+fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or_endless_health_check_and_a_looping_init()
+ {
     // Releases with systemd and dbus, the agent running from the shipped
     // units (moho-agent.service, moho-mark-good.service) and talking to the
     // update server over qemu's user network: nobody runs update-agent by
-    // hand, the operator only starts rollouts. 3.0.0's kernel panics (its
-    // init exits); 3.0.1 boots but fails its health check.
+    // hand or reboots the guest, the operator only starts rollouts. 3.0.0's
+    // kernel panics (its init exits); 3.0.1 boots but fails its health
+    // check; 3.0.2's health check never ends; 3.0.3's init loops for ever
+    // without panicking.
     let dir = tempfile::tempdir().unwrap();
     let story = ServerStory::new(
         dir.path(),
@@ -414,11 +425,48 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
             ("2.0.0", Behaviour::Agent),
             ("3.0.0", Behaviour::Panic),
             ("3.0.1", Behaviour::Unhealthy),
+            ("3.0.2", Behaviour::Hangs),
+            ("3.0.3", Behaviour::Loops),
         ],
     );
     let to_2 = story.roll_out("2.0.0");
     let disk = story.os.disk("disk.img", &story.first, false, "raw");
+    // The image is written to a disk four times its size (issue 14): the
+    // first boot grows STATE to fill it, and every update works on it.
+    let image_bytes = std::fs::metadata(&disk).unwrap().len();
+    ok(
+        "qemu-img",
+        [
+            OsStr::new("resize"),
+            OsStr::new("-f"),
+            OsStr::new("raw"),
+            disk.as_os_str(),
+            OsStr::new(&(4 * image_bytes).to_string()),
+        ],
+    );
     let mut vm = Vm::start(&story.vm_spec(&disk, None), &console_log("systemd"));
+    // The image names no server: the provision document (a systemd
+    // credential over fw_cfg) gives the node its server, host name and key.
+    let prov = vm.wait_for("moho-test: provisioned ", BOOT);
+    let prov_line = vm.lines()[prov].clone();
+    assert!(
+        prov_line.contains(&format!(
+            "provisioned active host={NODE_HOSTNAME} keys={NODE_SSH_KEY}"
+        )),
+        "{prov_line}"
+    );
+    let var = vm.wait_for("moho-test: var ", BOOT);
+    let var_line = vm.lines()[var].clone();
+    let var_bytes: u64 = var_line
+        .split("moho-test: var ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{var_line}"));
+    assert!(
+        var_line.contains("grow-state active") && var_bytes > 2 * image_bytes,
+        "STATE fills the grown disk: {var_line} (image {image_bytes} bytes)"
+    );
 
     // 1.0.0 checks in, gets 2.0.0, reboots into it through logind; 2.0.0
     // is marked good after boot-complete.target and reports healthy.
@@ -427,6 +475,7 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     assert_eq!(fleet.len(), 1, "one node across its reboots: {fleet:?}");
     assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
     assert_eq!(fleet[0]["slot"], "b", "{fleet:?}");
+    assert_eq!(fleet[0]["hostname"], NODE_HOSTNAME, "{fleet:?}");
 
     // 3.0.0: its kernel panics on the trial boot; the selector falls back
     // to 2.0.0, whose agent reports the rollback and denies 3.0.0.
@@ -467,7 +516,59 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     }
     vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
 
-    // Neither bad release is installed again: after one more check-in
+    // 3.0.2: its health check never ends, so boot-complete.target is never
+    // reached (nor multi-user.target, which waits for the mark-good unit:
+    // the scenario never even starts); at the configured `[health]
+    // deadline` the agent reports it and reboots into 2.0.0 by itself.
+    let to_3c = story.roll_out("3.0.2");
+    let after_hang = story.await_rollback(&vm, last, to_3c, "3.0.2", "A", "2.0.0", HUNG);
+    let lines = vm.lines();
+    let hung = &lines[last..after_hang];
+    for seen in [
+        "moho-test: health check hangs",
+        "Started moho-agent.service",
+    ] {
+        assert!(
+            hung.iter().any(|l| l.contains(seen)),
+            "{seen:?} on 3.0.2 (log {})",
+            vm.log.display()
+        );
+    }
+    assert!(
+        !hung
+            .iter()
+            .any(|l| l.contains("moho-test: health check failed")),
+        "3.0.2's check must hang, not fail (log {})",
+        vm.log.display()
+    );
+
+    // 3.0.3: its init loops without panicking; nothing in userspace runs.
+    // The selector and the slot's initramfs armed the watchdog for the
+    // trial, nobody feeds it, it resets the machine and the selector falls
+    // back (the try was used up).
+    let to_3d = story.roll_out("3.0.3");
+    let last = story.await_rollback(&vm, after_hang, to_3d, "3.0.3", "A", "2.0.0", PANICKED);
+    let lines = vm.lines();
+    let looped = &lines[after_hang..last];
+    for seen in [
+        "moho-boot: slot A: trial boot under the hardware watchdog (60 s)",
+        "moho-boot: trial boot: hardware watchdog armed (60 s)",
+        "moho-test: this release's init loops",
+        WATCHDOG_RESET,
+    ] {
+        assert!(
+            looped.iter().any(|l| l.contains(seen)),
+            "{seen:?} on 3.0.3 (log {})",
+            vm.log.display()
+        );
+    }
+    assert!(
+        !looped.iter().any(|l| l.contains("Kernel panic")),
+        "3.0.3 hung, it did not panic (log {})",
+        vm.log.display()
+    );
+
+    // No bad release is installed again: after one more check-in
     // (the server asks for one a minute) the node is still idle on 2.0.0.
     let seen = story.nodes()[0]["last_seen"].clone();
     let deadline = Instant::now() + BOOT;
@@ -482,16 +583,34 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
             && !l.contains(r#""state":"installing""#)),
         "the node tried again: {after:#?}"
     );
-    for id in [to_3, to_3b] {
+    for id in [to_3, to_3b, to_3c, to_3d] {
         assert_eq!(story.server.rollout_stats(id)["failed"], 1);
     }
+    vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
+    let denied = vm.lines()[last..]
+        .iter()
+        .find(|l| l.contains("moho-test: denied: 3.0.0"))
+        .cloned()
+        .unwrap();
+    for v in ["3.0.1", "3.0.2", "3.0.3"] {
+        assert!(denied.contains(&format!("{v}: ")), "{v} denied: {denied}");
+    }
+    // The watchdog reset the looping trial and nothing else: not 2.0.0's
+    // trial boot (systemd fed it), not the good boots, which ran on for
+    // minutes after.
+    let resets = vm
+        .lines()
+        .iter()
+        .filter(|l| l.contains(WATCHDOG_RESET))
+        .count();
+    assert_eq!(resets, 1, "watchdog resets (log {})", vm.log.display());
     let fleet = story.nodes();
     assert_eq!(fleet.len(), 1, "{fleet:?}");
     assert_eq!(fleet[0]["version"], "2.0.0", "{fleet:?}");
     assert_eq!(fleet[0]["state"], "idle", "{fleet:?}");
     assert_eq!(
         selector_choices(&vm.lines()),
-        ["A", "B", "A", "B", "A", "B"],
+        ["A", "B", "A", "B", "A", "B", "A", "B", "A", "B"],
         "log {}",
         vm.log.display()
     );
@@ -499,4 +618,200 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_and_a_faile
     let json = slots_json(&disk, Some("B"));
     assert!(slot_fields(&json, "B").2, "{json}");
     assert!(!slot_fields(&json, "A").2, "{json}");
+    // The grown disk's table, as stock tools read it: valid, both copies at
+    // the ends, STATE up to the last usable sector.
+    let verify = ok("sgdisk", [OsStr::new("--verify"), disk.as_os_str()]);
+    assert!(verify.contains("No problems found"), "{verify}");
+    let cgpt = run(
+        "cgpt",
+        [OsStr::new("show"), OsStr::new("-v"), disk.as_os_str()],
+    );
+    let cgpt_said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&cgpt.stdout),
+        String::from_utf8_lossy(&cgpt.stderr)
+    );
+    assert!(
+        cgpt.status.success() && !cgpt_said.contains("INVALID") && !cgpt_said.contains("WARNING"),
+        "{cgpt_said}"
+    );
+    let state = ok(
+        "sgdisk",
+        [OsStr::new("-i"), OsStr::new("4"), disk.as_os_str()],
+    );
+    let last_usable = 4 * image_bytes / 512 - 34;
+    assert!(
+        state.contains(&format!("Last sector: {last_usable} ")),
+        "STATE ends at LBA {last_usable}: {state}"
+    );
+}
+
+/// The phase a console (from line `from`) was in when it was cut: the last
+/// step it announced.
+fn phase_at_cut(lines: &[String], from: usize) -> &'static str {
+    let mut phase = "firmware and selector kernel";
+    for l in lines.iter().skip(from) {
+        phase = if l.contains(": trial boot,") {
+            "selector: trial boot (tries decremented)"
+        } else if l.contains(": booting (marked successful)") {
+            "selector: good slot"
+        } else if l.contains("moho-test: up ") {
+            "slot system up"
+        } else if l.contains("moho-test: phase mark-good") {
+            "mark-good"
+        } else if l.contains("moho-test: phase install") {
+            "install: metadata and plan"
+        } else if l.contains("report=DownloadStarted") {
+            "slot clear"
+        } else if l.contains("install phase phase=\"writing\"") {
+            "download and write"
+        } else if l.contains("install phase phase=\"verifying\"") {
+            "read back"
+        } else if l.contains("install phase phase=\"arming\"") {
+            "GPT arm"
+        } else if l.contains("moho-test: phase rollback") {
+            "GPT rollback"
+        } else if l.contains("rebooting") {
+            "reboot"
+        } else {
+            continue;
+        };
+    }
+    phase
+}
+
+/// Waits (without panicking) for a line containing `needle` from line
+/// `from` on; its index.
+fn seen_within(vm: &Vm, from: usize, needle: &str, timeout: Duration) -> Option<usize> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(i) = vm
+            .lines()
+            .iter()
+            .skip(from)
+            .position(|l| l.contains(needle))
+        {
+            return Some(from + i);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// `scripts/soak-power-cuts.sh N`: `MOHO_SOAK_CUTS` power cuts at random
+/// moments of an endless update cycle (install 2.0.0 into B, trial boot,
+/// mark-good, roll back to A, install again...), so that they land in
+/// every phase: download and write, slot clear, GPT arm, the selector's
+/// tries decrement, mark-good, rollback. After each cut the machine must
+/// boot a slot (the next boot reaches the system); at the end an install
+/// must complete. Prints `survived S of N, unbootable U` and the seed.
+#[test]
+#[ignore = "a soak run: scripts/soak-power-cuts.sh N"]
+fn power_cut_soak() {
+    let cuts: usize = std::env::var("MOHO_SOAK_CUTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().unwrap();
+    let os = TestOs::new(dir.path());
+    let r1 = os.publish(&release("1.0.0", Behaviour::Agent));
+    os.publish(&TestRelease {
+        payload_mib: 24,
+        ..release("2.0.0", Behaviour::Agent)
+    });
+    let repo_disk = os.repo_disk();
+    let disk = os.disk("disk.img", &r1, false, "raw");
+    let scenario = dir.path().join("scenario.sh");
+    std::fs::write(
+        &scenario,
+        r#"
+set -o pipefail
+agent() { MOHO_LOG=info update-agent "$@" 2>&1 | cat; }
+echo "moho-test: phase mark-good"
+agent slots mark-good
+case "$VERSION_ID" in
+1.0.0)
+  # A trial cut before mark-good is a failed trial: the install denies
+  # 2.0.0 then. The soak takes it off the list and tries again.
+  for try in 1 2; do
+    echo "moho-test: phase install"
+    if agent install --version 2.0.0; then echo "moho-test: installed, rebooting"; sync; reboot -f; fi
+    echo "moho-test: install failed"
+    agent denylist --clear 2.0.0
+  done ;;
+2.0.0)
+  echo "moho-test: 2.0.0 is good"
+  echo "moho-test: phase rollback"
+  if agent slots rollback; then echo "moho-test: rolled back, rebooting"; sync; reboot -f; fi
+  echo "moho-test: rollback failed" ;;
+esac
+"#,
+    )
+    .unwrap();
+    let mut spec = VmSpec::direct(&disk, &os.kernel.vmlinuz, &os.initramfs);
+    spec.extra_disks.push(repo_disk);
+    // 4 MiB/s from the repository: the download takes a few seconds.
+    spec.extra_disk_options = "throttling.bps-read=4194304".into();
+    spec.fw_cfg.push((SCENARIO_FW_CFG.into(), scenario));
+
+    // One uncut cycle first: how long install, trial boot, mark-good and
+    // rollback take here, the span the cuts are spread over.
+    let started = Instant::now();
+    let mut vm = Vm::start(&spec, &console_log("soak_cycle"));
+    let back = vm.wait_for("moho-test: rolled back, rebooting", BOOT * 4);
+    vm.wait_for_from(back, "moho-test: up version=1.0.0 slot=A", BOOT);
+    let cycle = started.elapsed();
+    vm.power_cut();
+    println!("soak: one update cycle takes {cycle:?}");
+
+    let mut rng = Rng::from_env();
+    let span = u64::try_from(cycle.as_millis()).unwrap();
+    let (mut survived, mut unbootable) = (0, 0);
+    let mut phases = std::collections::BTreeMap::<&str, usize>::new();
+    for cut in 0..cuts {
+        let delay = Duration::from_millis(rng.below(span));
+        let mut vm = Vm::start(&spec, &console_log(&format!("soak_{cut}")));
+        std::thread::sleep(delay);
+        vm.power_cut();
+        let phase = phase_at_cut(&vm.lines(), 0);
+        *phases.entry(phase).or_default() += 1;
+        // The next boot must come up on a slot (good, or a complete trial).
+        let mut vm = Vm::start(&spec, &console_log(&format!("soak_{cut}_check")));
+        match seen_within(&vm, 0, "moho-test: up version=", BOOT * 2) {
+            Some(at) => {
+                survived += 1;
+                println!(
+                    "cut {cut}: after {delay:?} ({phase}); next boot: {}",
+                    vm.lines()[at]
+                );
+            }
+            None => {
+                unbootable += 1;
+                println!(
+                    "cut {cut}: after {delay:?} ({phase}); UNBOOTABLE (log {})",
+                    vm.log.display()
+                );
+            }
+        }
+        vm.power_cut();
+    }
+
+    // At the end the cycle goes on: an install completes and its trial is
+    // marked good.
+    let mut vm = Vm::start(&spec, &console_log("soak_final"));
+    let good = seen_within(&vm, 0, "moho-test: 2.0.0 is good", BOOT * 6);
+    vm.power_cut();
+    println!("soak: cuts by phase: {phases:?}");
+    println!(
+        "survived {survived} of {cuts}, unbootable {unbootable} (MOHO_VM_SEED={})",
+        rng.seed
+    );
+    assert!(
+        good.is_some(),
+        "after the cuts no install completed (log {})",
+        vm.log.display()
+    );
+    assert_eq!(unbootable, 0, "unbootable after a cut");
 }

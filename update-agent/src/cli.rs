@@ -103,6 +103,36 @@ pub enum Command {
         #[arg(long, env = "MOHO_DISK")]
         disk: Option<PathBuf>,
     },
+    /// Grow STATE to the end of the disk: its partition (one GPT commit,
+    /// the backup GPT moved to the end), then its mounted ext4 online with
+    /// resize2fs. Does nothing when STATE already fills the disk; run at
+    /// every boot by moho-grow-state.service.
+    GrowState {
+        /// The disk holding STATE (default: the disk of the running root
+        /// filesystem, or the only disk with Moho slots).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply the first-boot provision document: the one accepted on an
+    /// earlier boot, else the first found on the kernel command line, in
+    /// the systemd credential moho.provision, on a config drive (cidata,
+    /// config-2) or in moho/provision.toml on the ESP; writes the agent
+    /// drop-in, SSH keys and host name under the run directory. Run at every
+    /// boot by moho-provision.service, before the agent.
+    Provision {
+        /// The disk holding the ESP (default: discovered as for `slots`).
+        #[arg(long, env = "MOHO_DISK")]
+        disk: Option<PathBuf>,
+        /// Where the accepted document is kept.
+        #[arg(long, default_value = "/var/lib/moho")]
+        state_dir: PathBuf,
+        /// Where the derived files go (its agent.d is read by the agent).
+        #[arg(long, default_value = "/run/moho")]
+        run_dir: PathBuf,
+    },
     /// Show or edit the versions this node will not install again.
     Denylist {
         /// Remove this version from the list.
@@ -226,6 +256,33 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let (config, _) = crate::config::load(&dirs)?;
             crate::agent_cmds::denylist(&config.state_dir, clear.as_deref(), json)
         }
+        Command::GrowState { disk, json } => {
+            let path = crate::disk_locate::locate_disk(disk.as_deref(), &LiveSystem)?;
+            let report = crate::grow_state::grow_state(&path, &crate::grow_state::Resize2fs)?;
+            if json {
+                moho_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
+            } else {
+                moho_cli::outln!("{report}")?;
+            }
+            Ok(())
+        }
+        Command::Provision {
+            disk,
+            state_dir,
+            run_dir,
+        } => {
+            let said = crate::provision_cmd::run(
+                &crate::provision_cmd::ProvisionArgs {
+                    disk,
+                    state_dir,
+                    run_dir,
+                    config_dirs: crate::config::dirs_or_default(&cli.config_dirs),
+                },
+                &LiveSystem,
+            )?;
+            moho_cli::outln!("{said}")?;
+            Ok(())
+        }
         Command::Config { json } => {
             let dirs = crate::config::dirs_or_default(&cli.config_dirs);
             let view = crate::config_cmd::describe(&dirs)?;
@@ -236,5 +293,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
     }
 }

@@ -28,12 +28,16 @@ pub const CONFIG: u8 = 7;
 /// replayed metadata, tampered bytes), or cannot be applied to this node.
 pub const UNTRUSTED: u8 = 8;
 
+/// The provision document could not be read, is bad, or makes an invalid
+/// agent configuration (the message names source, key and value).
+pub const PROVISION: u8 = 9;
+
 /// The exit code table, for `--help`.
 pub const HELP: &str = "Exit codes: 0 success; 1 failure; 2 bad command line; \
 3 disk missing, unreadable or not a Moho disk; 4 change refused by a slot invariant \
 or a daemon command refused in its current state (nothing written); \
 5 booted slot unknown (pass --booted); 6 no bootable slot; 7 invalid configuration; \
-8 release failed verification or does not apply to this node.";
+8 release failed verification or does not apply to this node; 9 bad provision document.";
 
 /// The exit code for an error chain.
 pub fn code_for(err: &anyhow::Error) -> u8 {
@@ -48,6 +52,20 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
         }
         if let Some(ClientError::Refused { .. }) = cause.downcast_ref::<ClientError>() {
             return REFUSED;
+        }
+        if let Some(e) = cause.downcast_ref::<crate::grow_state::GrowError>() {
+            use crate::grow_state::GrowError as G;
+            return match e {
+                G::NotABlockDevice { .. } => DISK,
+                G::Disk(d) => disk_code(d),
+                _ => FAILED,
+            };
+        }
+        if cause
+            .downcast_ref::<crate::provision::ProvisionError>()
+            .is_some()
+        {
+            return PROVISION;
         }
         if let Some(d) = cause.downcast_ref::<DiskError>() {
             return disk_code(d);

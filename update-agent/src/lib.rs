@@ -18,6 +18,9 @@
 //! - [`system`]: the running system (kernel command line, root device) behind a trait.
 //! - [`disk_locate`]: which disk holds the slots when `--disk` is not given.
 //! - [`exit`]: exit codes.
+//! - [`provision`]: first-boot provisioning: the provision document, its sources, the files it makes.
+//! - [`provision_cmd`]: `update-agent provision` (CLI adapter).
+//! - [`grow_state`]: `update-agent grow-state`, growing STATE (partition, then ext4 online) to fill the disk.
 //! - [`daemon_cmd`]: `update-agent daemon`, wiring the daemon to the real system.
 //! - [`agent_cmds`]: `status`, `check`, `reboot`, `rollback`, `cancel`, `mark-good`, `denylist`.
 //! - [`daemon`]: `update-agent daemon`, the node daemon (check, install, reboot, mark good).
@@ -39,10 +42,13 @@ pub mod denylist;
 pub mod disk_locate;
 pub mod exit;
 pub mod fetch;
+pub mod grow_state;
 pub mod install;
 pub mod install_cmd;
 pub mod node_identity;
 pub mod os_release;
+pub mod provision;
+pub mod provision_cmd;
 pub mod repo_client;
 pub mod service;
 pub mod slots_cmd;

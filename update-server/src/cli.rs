@@ -26,6 +26,34 @@ pub enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Copy the database while the server runs (SQLite), or print the
+    /// pg_dump command that does it (PostgreSQL).
+    Backup(BackupArgs),
+    /// Put a SQLite backup in place as the data directory's database (the
+    /// server stopped), or print the pg_restore command (PostgreSQL).
+    Restore(RestoreArgs),
+}
+
+/// `update-server backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `update-server restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The backup file (from `update-server backup`).
+    #[arg(long)]
+    pub from: PathBuf,
 }
 
 /// Where the data lives (shared by every command).
@@ -94,6 +122,14 @@ pub struct ServeArgs {
     /// hourly, audited). Default: keep them.
     #[arg(long)]
     pub node_retention_days: Option<u32>,
+    /// Forget node events received more than this many days ago (checked
+    /// hourly, audited); 0: keep them.
+    #[arg(long, default_value_t = 90)]
+    pub event_retention_days: u32,
+    /// Forget audit entries older than this many days (checked hourly; the
+    /// pruning itself is audited). Default: keep them.
+    #[arg(long)]
+    pub audit_retention_days: Option<u32>,
     /// How long the dashboard reuses its fleet summary before recomputing
     /// it in the background, e.g. 10s (0s: recompute on every request).
     #[arg(long, default_value = "10s")]
@@ -102,6 +138,16 @@ pub struct ServeArgs {
     /// finish before their connections are closed, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub drain_timeout: std::time::Duration,
+    /// First check-ins (registrations) per minute per source address; 0: no
+    /// limit. Known nodes' signed check-ins are never limited.
+    #[arg(long, default_value_t = 60)]
+    pub rate_limit_registrations: u32,
+    /// Unsigned FleetLock requests per minute per source address; 0: no limit.
+    #[arg(long, default_value_t = 120)]
+    pub rate_limit_fleetlock: u32,
+    /// Dashboard log-in attempts per minute per source address; 0: no limit.
+    #[arg(long, default_value_t = 10)]
+    pub rate_limit_logins: u32,
     /// How often idle nodes should check in, e.g. 10m.
     #[arg(long, default_value = "10m")]
     pub check_interval: String,
@@ -176,4 +222,14 @@ pub struct TokenRevokeArgs {
 
 fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(s).ok_or_else(|| format!("unknown role {s:?}: use admin or viewer"))
+}
+
+#[cfg(test)]
+mod help_tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
+    }
 }

@@ -93,9 +93,16 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         .clone()
         .or_else(|| default_keys.is_dir().then_some(default_keys));
     config.omaha = omaha_config(&args)?;
-    config.node_retention = args
-        .node_retention_days
-        .map(|d| SignedDuration::from_hours(i64::from(d) * 24));
+    config.rate_limits = crate::http::limits::RateLimitConfig {
+        registrations: std::num::NonZeroU32::new(args.rate_limit_registrations),
+        fleetlock: std::num::NonZeroU32::new(args.rate_limit_fleetlock),
+        logins: std::num::NonZeroU32::new(args.rate_limit_logins),
+    };
+    let days = |d: u32| SignedDuration::from_hours(i64::from(d) * 24);
+    config.node_retention = args.node_retention_days.map(days);
+    config.event_retention =
+        (args.event_retention_days > 0).then(|| days(args.event_retention_days));
+    config.audit_retention = args.audit_retention_days.filter(|d| *d > 0).map(days);
     let default_root = args.data.data_dir.join("trusted-root.json");
     let root_file = args
         .trusted_root

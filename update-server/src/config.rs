@@ -34,12 +34,19 @@ pub struct ServerConfig {
     pub online_keys: Option<PathBuf>,
     /// Forget nodes not seen for this long (checked hourly); `None`: keep.
     pub node_retention: Option<SignedDuration>,
+    /// Forget node events received longer ago than this; `None`: keep them.
+    pub event_retention: Option<SignedDuration>,
+    /// Forget audit entries older than this; `None`: keep them.
+    pub audit_retention: Option<SignedDuration>,
     /// Largest uploaded repository file, bytes.
     pub max_upload: u64,
     /// Whether the server speaks TLS (for the repository URL told to nodes).
     pub tls: bool,
     /// The Omaha endpoint for Flatcar nodes; `None`: off.
     pub omaha: Option<OmahaConfig>,
+    /// Per-source limits on registrations, unsigned FleetLock calls and
+    /// log-ins.
+    pub rate_limits: crate::http::limits::RateLimitConfig,
 }
 
 /// Settings of the Omaha endpoint (`POST /v1/update/`).
@@ -74,9 +81,12 @@ impl ServerConfig {
             trusted_root: None,
             online_keys: None,
             node_retention: None,
+            event_retention: Some(SignedDuration::from_hours(90 * 24)),
+            audit_retention: None,
             max_upload: 64 << 30,
             tls: false,
             omaha: None,
+            rate_limits: crate::http::limits::RateLimitConfig::default(),
         }
     }
 }

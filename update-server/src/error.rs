@@ -18,6 +18,10 @@ pub struct ApiError {
     pub code: &'static str,
     /// Message.
     pub message: String,
+    /// The request field to blame, if one is.
+    pub field: Option<&'static str>,
+    /// `Retry-After` seconds (with 429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -27,7 +31,27 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
+            retry_after: None,
         }
+    }
+    /// 429 with `Retry-After`: the source sent too many requests of `what`.
+    pub fn too_many(what: &str, too_many: crate::http::limits::TooMany) -> Self {
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many {what} from this address: retry in {} s",
+                too_many.retry_after_secs
+            ),
+        );
+        e.retry_after = Some(too_many.retry_after_secs);
+        e
+    }
+    /// The same error, naming the request field that was refused.
+    pub fn field(mut self, field: &'static str) -> Self {
+        self.field = Some(field);
+        self
     }
     /// 400.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -74,6 +98,15 @@ impl From<sqlx::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorDoc::new(self.code, self.message))).into_response()
+        let mut doc = ErrorDoc::new(self.code, self.message);
+        if let Some(field) = self.field {
+            doc = doc.with_field(field);
+        }
+        let mut resp = (self.status, Json(doc)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp
     }
 }

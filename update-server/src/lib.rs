@@ -5,6 +5,7 @@
 //! `main.rs` only parses the command line; everything else is here so that
 //! tests run the real server in-process on loopback.
 
+pub mod backup_cmd;
 pub mod cache;
 pub mod cli;
 pub mod clock;

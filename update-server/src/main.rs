@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use update_server::cli::{Cli, Command, TokenCommand};
 use update_server::commands::run_serve;
-use update_server::token_cmd;
+use update_server::{backup_cmd, token_cmd};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -38,6 +38,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(TokenCommand::Revoke(args)) => {
             moho_cli::outln!("{}", token_cmd::revoke(args).await?)?
         }
+        Command::Backup(args) => moho_cli::outln!("{}", backup_cmd::backup(args).await?)?,
+        Command::Restore(args) => moho_cli::outln!("{}", backup_cmd::restore(args).await?)?,
     }
     Ok(())
 }

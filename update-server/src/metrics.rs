@@ -126,7 +126,7 @@ pub async fn render(State(app): State<AppState>) -> Response {
     );
     fleet.register(
         "rollout",
-        "Rollout progress: offered, in_flight, healthy, failed nodes and ramp percent",
+        "Rollout progress: offered, in_flight, healthy, failed nodes, ramp percent, auto_paused (1 when the failure rate paused it)",
         rollout.clone(),
     );
     let expiry = Family::<Labels, Gauge>::default();
@@ -186,6 +186,15 @@ pub async fn render(State(app): State<AppState>) -> Response {
                 (
                     "percent",
                     l.record.policy.share_at(l.record.state.step).percent(),
+                ),
+                (
+                    "auto_paused",
+                    f64::from(u8::from(matches!(
+                        l.record.state.status,
+                        moho_rollout::RolloutStatus::Paused {
+                            reason: moho_rollout::PauseReason::FailureRate { .. }
+                        }
+                    ))),
                 ),
             ] {
                 rollout.get_or_create(&base(what)).set(v);

@@ -34,6 +34,8 @@ pub struct AppState {
     pub check_ins: crate::store::CheckInBatcher,
     /// The dashboard's caches.
     pub dashboard: Arc<crate::dashboard::DashboardState>,
+    /// Per-source limits on unauthenticated requests.
+    pub limits: Arc<crate::http::limits::RateLimits>,
 }
 
 impl AppState {
@@ -44,13 +46,14 @@ impl AppState {
             check_ins: crate::store::CheckInBatcher::start(db.clone()),
             db,
             clock,
-            config: Arc::new(config),
             caches: Arc::default(),
             metrics: Arc::new(Metrics::new()),
             repo_state: Arc::default(),
             repo_expiry: Arc::default(),
             publish_lock: Arc::default(),
             dashboard: Arc::default(),
+            limits: Arc::new(crate::http::limits::RateLimits::new(config.rate_limits)),
+            config: Arc::new(config),
         }
     }
 

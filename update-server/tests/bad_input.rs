@@ -325,3 +325,96 @@ async fn admin_calls_need_a_token_and_changes_need_the_admin_role() {
         );
     }
 }
+
+/// The check-in of `node` with `edit` applied to its JSON, signed.
+async fn check_in_with(
+    s: &TestServer,
+    node: &mut TestNode,
+    edit: impl FnOnce(&mut serde_json::Value),
+) -> Answer {
+    let mut doc: serde_json::Value = serde_json::from_slice(&node.check_in_body()).unwrap();
+    edit(&mut doc);
+    let body = serde_json::to_vec(&doc).unwrap();
+    let headers = node.signed("/v1/check-in", &body);
+    s.post_raw("/v1/check-in", &headers, body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_in_with_an_unbounded_version_or_board_is_refused_and_stores_nothing() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        let huge_version = format!("1.0.0+{}", "9".repeat(60_000));
+        type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+        let cases: Vec<(&str, &str, Edit)> = vec![
+            (
+                "booted.version",
+                "invalid_version",
+                Box::new(move |d| d["booted"]["version"] = json!(huge_version)),
+            ),
+            (
+                "booted.version",
+                "invalid_version",
+                Box::new(|d| d["booted"]["version"] = json!("not-a-version")),
+            ),
+            (
+                "fallback_version",
+                "invalid_version",
+                Box::new(|d| d["fallback_version"] = json!("1.0")),
+            ),
+            (
+                "staged_version",
+                "invalid_version",
+                Box::new(|d| {
+                    d["state"] = json!("staged");
+                    d["staged_version"] = json!("x".repeat(200));
+                }),
+            ),
+            (
+                "board",
+                "invalid_name",
+                Box::new(|d| d["board"] = json!("b".repeat(1000))),
+            ),
+            (
+                "board",
+                "invalid_name",
+                Box::new(|d| d["board"] = json!("amd64/../../etc")),
+            ),
+        ];
+        for (i, (field, code, edit)) in cases.into_iter().enumerate() {
+            let mut node = TestNode::new(&format!("bounded-{i}"));
+            let a = check_in_with(&s, &mut node, edit).await;
+            let ctx = format!("{backend}: case {i} ({field})");
+            assert_error(&a, 400, code, &ctx);
+            assert_eq!(a.body["error"]["field"], field, "{ctx}: {:?}", a.body);
+            let message = a.body["error"]["message"].as_str().unwrap();
+            assert!(message.len() < 400, "{ctx}: the message is bounded too");
+        }
+        assert_eq!(node_count(&s).await, 0, "{backend}: nothing stored");
+        let metrics = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(metrics.len() < 20_000, "{backend}: /metrics did not grow");
+        assert!(!metrics.contains("bbbbbbbbbb") && !metrics.contains("9999999999"));
+        // The same nodes with sane values are welcome.
+        let mut ok = TestNode::new("bounded-0");
+        ok.version = "3815.2.0+build.7".to_owned();
+        assert_eq!(ok.check_in(&s).await.status, 200, "{backend}");
+        // A report naming a non-version is refused the same way.
+        let body = ok.report_body(
+            vec![EventKind::DownloadStarted {
+                version: "v".repeat(300),
+            }],
+            s.now(),
+        );
+        let headers = ok.signed("/v1/events", &body);
+        let a = s.post_raw("/v1/events", &headers, body).await;
+        assert_error(&a, 400, "invalid_version", &backend);
+        assert_eq!(a.body["error"]["field"], "events[].version");
+    }
+}

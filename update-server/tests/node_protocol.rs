@@ -649,3 +649,77 @@ async fn a_batch_records_changed_and_unchanged_check_ins_alike() {
         assert_eq!(n.check_in(&s).await.status, 409, "{backend}");
     }
 }
+
+async fn node_events(s: &common::TestServer, id: &str) -> usize {
+    s.admin("GET", &format!("/nodes/{id}/events"), None)
+        .await
+        .body["items"]
+        .as_array()
+        .unwrap()
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_forgets_old_events_and_audit_entries_and_audits_that() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| {
+            c.event_retention = Some(SignedDuration::from_hours(24 * 30));
+            c.audit_retention = Some(SignedDuration::from_hours(24 * 60));
+        })
+        .await;
+        let mut n = TestNode::new("chatty");
+        n.check_in(&s).await;
+        let old = EventKind::DownloadStarted {
+            version: "1.1.0".into(),
+        };
+        assert_eq!(n.report(&s, vec![old]).await.status, 200);
+        s.admin("POST", "/channels", Some(json!({"name": "edge"})))
+            .await;
+        assert_eq!(node_events(&s, "chatty").await, 1);
+        s.clock.advance(SignedDuration::from_hours(24 * 31));
+        let new = EventKind::DownloadStarted {
+            version: "1.2.0".into(),
+        };
+        assert_eq!(n.report(&s, vec![new]).await.status, 200);
+        let pruned = update_server::jobs::retention::prune_all(&s.state)
+            .await
+            .unwrap();
+        assert_eq!((pruned.events, pruned.audit), (1, 0), "{backend}");
+        assert_eq!(
+            node_events(&s, "chatty").await,
+            1,
+            "{backend}: the newer event stays"
+        );
+        let audit = s.admin("GET", "/audit", None).await.body;
+        assert_eq!(audit["items"][0]["action"], "events.retention", "{backend}");
+        assert_eq!(audit["items"][0]["actor"], "system");
+        let total = audit["items"].as_array().unwrap().len();
+
+        // Past the audit horizon of the first entries.
+        s.clock.advance(SignedDuration::from_hours(24 * 30));
+        let pruned = update_server::jobs::retention::prune_all(&s.state)
+            .await
+            .unwrap();
+        assert!(pruned.audit >= 1, "{backend}: {pruned:?}");
+        let audit = s.admin("GET", "/audit", None).await.body;
+        let items = audit["items"].as_array().unwrap();
+        assert_eq!(items[0]["action"], "audit.retention", "{backend}");
+        assert_eq!(items[0]["after"]["removed"], pruned.audit);
+        // What is left: the entries of the last 60 days (the events pruning
+        // 30 days ago and the audit pruning now).
+        assert!(
+            items.iter().all(|e| e["action"] != "channel.create"),
+            "{backend}: {items:?}"
+        );
+        assert_eq!(
+            items.len() as u64,
+            total as u64 + 1 - pruned.audit,
+            "{backend}"
+        );
+        // A second pass finds nothing and writes nothing.
+        let again = update_server::jobs::retention::prune_all(&s.state)
+            .await
+            .unwrap();
+        assert_eq!(again, update_server::jobs::retention::Pruned::default());
+    }
+}

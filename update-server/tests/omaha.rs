@@ -1,9 +1,10 @@
 //! The Omaha endpoint against scripted Flatcar-like clients
 //! (`omaha/client.rs`), on SQLite and PostgreSQL: the walk from check to
-//! the new version under the rollout's caps and holds, a rollback (error
-//! 44) that fails the attempt and auto-pauses the rollout, unsigned
-//! successes that never open a health gate, a revert that only stops
-//! offering, refused requests that store nothing, FleetLock and the
+//! the new version under the rollout's caps and holds, a group's rollout
+//! offered only inside its calendar windows and as node pins allow, a
+//! rollback (error 44) that fails the attempt and auto-pauses the rollout,
+//! unsigned successes that never open a health gate, a revert that only
+//! stops offering, refused requests that store nothing, FleetLock and the
 //! dashboard showing Flatcar nodes beside Moho nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -638,6 +639,88 @@ async fn fleetlock_and_the_dashboard_show_flatcar_nodes_beside_moho_nodes() {
             page.html.contains("track <code>stable</code>"),
             "{}",
             page.html
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flatcar_node_follows_its_groups_rollout_inside_its_windows_and_as_pins_allow() {
+    for (backend, url) in backends().await {
+        let s = omaha_server(&backend, &url).await;
+        let g = s
+            .admin("POST", "/groups", Some(json!({"name": "db"})))
+            .await;
+        assert_eq!(g.status, 201, "{backend}: {:?}", g.body);
+        register(&s, "3815.2.1", &["stable"]).await;
+        // Monday 10:00 UTC, inside the Monday 09:00-11:00 window.
+        s.clock.set("2026-12-07T10:00:00Z".parse().unwrap());
+        let r = s
+            .admin(
+                "POST",
+                "/rollouts",
+                Some(json!({
+                    "version": "3815.2.1", "board": "amd64-usr", "channel": "stable", "group": "db",
+                    "policy": {"steps": [{"percent": 100}],
+                               "windows": [{"days": ["mon"], "start": "09:00", "length": "2h", "time_zone": "UTC"}]},
+                })),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{backend}: {:?}", r.body);
+
+        // GROUP=stable/db: in its group's rollout, inside the window.
+        let mut db: Vec<FlatcarClient> = (0..2)
+            .map(|i| {
+                let mut c = FlatcarClient::new(&format!("db-{i}"));
+                c.track = "stable/db".into();
+                c
+            })
+            .collect();
+        assert_eq!(db[0].check(&s).await.check_status(), "ok", "{backend}");
+        assert_eq!(node(&s, "db-0").await["group"], "db", "{backend}");
+        // A node pinned to the version it runs is not offered the release
+        // (noupdate, never an error); one pinned to the release is.
+        for (id, pinned, want) in [
+            ("db-pinned", "3815.2.0", "noupdate"),
+            ("db-pinned-up", "3815.2.1", "ok"),
+        ] {
+            let until = s.now().checked_add(SignedDuration::from_hours(24)).unwrap();
+            let pin = s
+                .admin("POST", "/holds", Some(json!({"target": {"kind": "node", "name": id}, "type": "pin", "version": pinned, "until": until})))
+                .await;
+            assert_eq!(pin.status, 201, "{backend}: {:?}", pin.body);
+            let mut c = FlatcarClient::new(id);
+            c.track = "stable/db".into();
+            let a = c.check(&s).await;
+            assert_eq!(
+                (a.app().status.as_str(), a.check_status().as_str()),
+                ("ok", want),
+                "{backend}: {id}: {}",
+                a.text
+            );
+        }
+        // GROUP=stable: group default, which has no rollout.
+        let mut other = FlatcarClient::new("default-0");
+        assert_eq!(
+            other.check(&s).await.check_status(),
+            "noupdate",
+            "{backend}: another group"
+        );
+
+        // 12:00: the window has closed; noupdate, never an error.
+        s.clock.set("2026-12-07T12:00:00Z".parse().unwrap());
+        let a = db[1].check(&s).await;
+        assert_eq!(
+            (a.app().status.as_str(), a.check_status().as_str()),
+            ("ok", "noupdate"),
+            "{backend}: window closed: {}",
+            a.text
+        );
+        // The next Monday's window.
+        s.clock.set("2026-12-14T09:30:00Z".parse().unwrap());
+        assert_eq!(
+            db[1].check(&s).await.check_status(),
+            "ok",
+            "{backend}: window open"
         );
     }
 }

@@ -2,8 +2,11 @@
 //! stderr (coloured only on a terminal and never with `NO_COLOR`, or JSON
 //! lines for log shippers: [`logging`]), and output on stdout that ends the
 //! program quietly when its reader has gone away (`... | head -1`:
-//! [`stdout`]). Binaries only; the library crates never print.
+//! [`stdout`]), and a `--help` that explains every command and argument
+//! ([`help`], run by each binary's tests). Binaries only; the library crates
+//! never print.
 
+pub mod help;
 pub mod logging;
 pub mod stdout;
 

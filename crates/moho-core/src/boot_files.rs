@@ -11,7 +11,9 @@
 //!
 //! The command line the slot kernel gets is `ro panic=10`, then the slot's
 //! own words (minus any `root=` and `moho.slot=`, which only the selector may
-//! set), then `root=PARTUUID=<slot> moho.slot=A|B`. `panic=10` makes a
+//! set), then the words of the selector's own command line that are meant
+//! for the booted system ([`FORWARDED_PREFIXES`]: the provision document's
+//! URL and hash, systemd credentials), then `root=PARTUUID=<slot> moho.slot=A|B`. `panic=10` makes a
 //! panicking kernel reset the machine so that the selector can fall back;
 //! the slot may override it (the last `panic=` wins).
 //!
@@ -146,6 +148,26 @@ pub fn cmdline_words(cmdline: &str) -> Vec<String> {
     words
 }
 
+/// Words of the selector's command line (the ESP loader entry's options,
+/// or what the firmware or qemu passed) that are for the booted system and
+/// so are handed on through the `kexec`: first-boot provisioning
+/// (`moho.provision=URL`, `moho.provision.sha256=HEX`) and systemd
+/// credentials (`systemd.set_credential=`, `systemd.set_credential_binary=`).
+pub const FORWARDED_PREFIXES: [&str; 4] = [
+    "moho.provision=",
+    "moho.provision.sha256=",
+    "systemd.set_credential=",
+    "systemd.set_credential_binary=",
+];
+
+/// The words of `selector_cmdline` to hand on to the slot kernel.
+pub fn forwarded_words(selector_cmdline: &str) -> Vec<String> {
+    cmdline_words(selector_cmdline)
+        .into_iter()
+        .filter(|w| FORWARDED_PREFIXES.iter().any(|p| w.starts_with(p)))
+        .collect()
+}
+
 /// The composed command line is longer than the kernel accepts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct CmdlineTooLong {
@@ -166,10 +188,12 @@ impl fmt::Display for CmdlineTooLong {
 /// The command line for booting `slot` (partition GUID `partuuid`) with the
 /// slot's own words `own`. For a trial boot, `watchdog` is the hardware
 /// watchdog timeout the selector armed: `moho.watchdog=N` tells the slot's
-/// initramfs to arm it again once its own drivers are loaded. Only the
+/// initramfs to arm it again once its own drivers are loaded. `forwarded`
+/// ([`forwarded_words`]) come after the slot's own words. Only the
 /// selector sets `root=`, `moho.slot=` and `moho.watchdog=`.
 pub fn slot_cmdline(
     own: &str,
+    forwarded: &[String],
     slot: SlotName,
     partuuid: Uuid,
     watchdog: Option<u32>,
@@ -178,6 +202,7 @@ pub fn slot_cmdline(
     words.extend(cmdline_words(own).into_iter().filter(|w| {
         !w.starts_with("root=") && !w.starts_with("moho.slot=") && !w.starts_with("moho.watchdog=")
     }));
+    words.extend(forwarded.iter().cloned());
     words.push(format!("root=PARTUUID={partuuid}"));
     words.push(format!("moho.slot={slot}"));
     if let Some(secs) = watchdog {
@@ -249,7 +274,7 @@ mod tests {
         let own = parse_cmdline_file(
             "# serial console\nconsole=ttyS0,115200\n\nroot=/dev/sda1 moho.slot=A quiet panic=1\n",
         );
-        let line = slot_cmdline(&own, SlotName::B, id, None).unwrap();
+        let line = slot_cmdline(&own, &[], SlotName::B, id, None).unwrap();
         assert_eq!(
             line,
             "ro panic=10 console=ttyS0,115200 quiet panic=1 \
@@ -264,12 +289,12 @@ mod tests {
         // A trial boot carries the armed watchdog's timeout; a slot cannot set it.
         let own = parse_cmdline_file("moho.watchdog=1 quiet\n");
         assert_eq!(
-            slot_cmdline(&own, SlotName::B, id, Some(60)).unwrap(),
+            slot_cmdline(&own, &[], SlotName::B, id, Some(60)).unwrap(),
             "ro panic=10 quiet root=PARTUUID=7130c94a-213a-4e5a-8e26-6cce9662f132 moho.slot=B \
              moho.watchdog=60"
         );
         assert!(
-            !slot_cmdline(&own, SlotName::B, id, None)
+            !slot_cmdline(&own, &[], SlotName::B, id, None)
                 .unwrap()
                 .contains("watchdog")
         );
@@ -282,8 +307,35 @@ mod tests {
             ["a", r#"dyndbg="file x.c +p""#, "b"]
         );
         let long = "x".repeat(MAX_CMDLINE_LEN);
-        let e = slot_cmdline(&long, SlotName::A, Uuid::nil(), None).unwrap_err();
+        let e = slot_cmdline(&long, &[], SlotName::A, Uuid::nil(), None).unwrap_err();
         assert!(e.len > MAX_CMDLINE_LEN, "{e}");
         assert!(e.to_string().contains("at most 2047"));
+    }
+
+    #[test]
+    fn provisioning_words_and_credentials_of_the_selector_reach_the_slot_kernel() {
+        let selector = "console=ttyS0 moho.wait=20 moho.provision=http://10.0.2.2:8080/p.toml \
+                        moho.provision.sha256=ab12 systemd.set_credential=moho.provision:version=1 \
+                        root=/dev/sda9 moho.slot=B quiet";
+        let fwd = forwarded_words(selector);
+        assert_eq!(
+            fwd,
+            [
+                "moho.provision=http://10.0.2.2:8080/p.toml",
+                "moho.provision.sha256=ab12",
+                "systemd.set_credential=moho.provision:version=1",
+            ]
+        );
+        let id = Uuid::from_u128(7);
+        let line = slot_cmdline("console=ttyS0", &fwd, SlotName::A, id, None).unwrap();
+        assert_eq!(
+            line,
+            format!(
+                "ro panic=10 console=ttyS0 moho.provision=http://10.0.2.2:8080/p.toml \
+                 moho.provision.sha256=ab12 systemd.set_credential=moho.provision:version=1 \
+                 root=PARTUUID={id} moho.slot=A"
+            )
+        );
+        assert!(forwarded_words("console=ttyS0 moho.disk=/dev/vda").is_empty());
     }
 }

@@ -13,6 +13,7 @@
 //! - [`report`]: one-line rendering of an error chain.
 //! - [`cmdline`]: what the kernel command line says about the booted slot.
 //! - [`boot_files`]: what a slot's `/boot` holds and the command line its kernel gets.
+//! - [`state_growth`]: how far `STATE` grows to fill a grown disk.
 
 pub mod boot_files;
 pub mod cmdline;
@@ -22,6 +23,7 @@ pub mod report;
 pub mod selection;
 pub mod slot_attrs;
 pub mod slot_table;
+pub mod state_growth;
 pub mod transitions;
 
 pub use selection::{BootChoice, BootReason, NoBootableSlot, select_boot};

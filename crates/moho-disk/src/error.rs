@@ -90,6 +90,14 @@ pub enum DiskError {
         /// What failed, with the partition number and errno.
         detail: String,
     },
+    /// `STATE` cannot be grown on this table.
+    #[error("{path}: cannot grow STATE: {source}", path = path.display())]
+    StateGrowth {
+        /// The disk.
+        path: PathBuf,
+        /// Why.
+        source: moho_core::state_growth::StateGrowthError,
+    },
     /// The layout to create is impossible.
     #[error("{path}: {source}", path = path.display())]
     Layout {

@@ -14,6 +14,13 @@
 //! last LBA (and the last usable LBA extended), in the same ordered,
 //! flushed steps; the primary, written last, is what makes the move final.
 //!
+//! Growing `STATE` ([`commit_state_growth`]) is the same commit with one
+//! more in-memory edit: the `STATE` entry's last LBA, up to the last usable
+//! LBA of the placed headers. A cut before step 2 completes leaves the old
+//! table (and the old backup, still valid where it was); after it, the new
+//! one. The filesystem is grown only after the commit, so it never extends
+//! past its partition.
+//!
 //! "Trusted" is the copy the table was read from: the primary when it is
 //! valid, else the backup. Until step 2 completes the trusted copy is intact
 //! and still describes the old table; from then on the other copy is intact
@@ -25,10 +32,13 @@ use std::collections::BTreeMap;
 use std::io::SeekFrom;
 use std::path::Path;
 
+use gpt::disk::LogicalBlockSize;
+use moho_core::state_growth::{PartitionExtent, StateGrowth, plan_state_growth};
+
 use crate::device::BlockIo;
 use crate::error::DiskError;
 use crate::gpt_place::{Placement, place_headers};
-use crate::gpt_read::{ATTR_OFFSET, ENTRY_SIZE, GptSnapshot, Which, lb_size};
+use crate::gpt_read::{ATTR_OFFSET, ENTRY_SIZE, GptSnapshot, LAST_LBA_OFFSET, Which, lb_size};
 
 /// Applies `attrs` (partition number → new raw attribute field) to the
 /// trusted copy and writes both copies.
@@ -52,17 +62,76 @@ pub fn commit_attributes<D: BlockIo>(
         array[at..at + 8].copy_from_slice(&raw.to_le_bytes());
     }
 
+    let placement = place(path, snap, lb)?;
+    write_copies(dev, path, snap, &array, placement)
+}
+
+/// Grows `STATE` to the end of the disk in one commit of the trusted copy
+/// (its entry's last LBA changed in memory, the backup placed at the disk's
+/// last LBA, both copies written in the usual order). Returns what was
+/// decided; [`StateGrowth::AlreadyFull`] writes nothing unless a copy needs
+/// repair (a growth cut short), which it then rewrites from the trusted one.
+pub fn commit_state_growth<D: BlockIo>(
+    dev: &mut D,
+    path: &Path,
+    snap: &GptSnapshot,
+) -> Result<StateGrowth, DiskError> {
+    let lb = lb_size(path, snap.sector_size)?;
+    let placement = place(path, snap, lb)?;
+    let extents: Vec<PartitionExtent> = snap
+        .partitions
+        .iter()
+        .map(|(&number, p)| PartitionExtent {
+            number,
+            label: p.name.clone(),
+            type_guid: p.part_type_guid.guid,
+            first_lba: p.first_lba,
+            last_lba: p.last_lba,
+        })
+        .collect();
+    let growth = plan_state_growth(&extents, placement.primary.last_usable).map_err(|source| {
+        DiskError::StateGrowth {
+            path: path.to_owned(),
+            source,
+        }
+    })?;
+    let mut array = snap.trusted_copy().array.clone();
+    if let StateGrowth::Grow {
+        number,
+        from_last_lba,
+        to_last_lba,
+        ..
+    } = growth
+    {
+        tracing::info!(
+            disk = %path.display(),
+            partition = number,
+            from = from_last_lba,
+            to = to_last_lba,
+            "growing STATE to the end of the disk"
+        );
+        let at = (number as usize - 1) * ENTRY_SIZE as usize + LAST_LBA_OFFSET;
+        array[at..at + 8].copy_from_slice(&to_last_lba.to_le_bytes());
+    } else if !snap.health().needs_repair() {
+        return Ok(growth);
+    }
+    // A growth, or a table a cut growth left half written (STATE already
+    // full in the trusted copy): either way both copies end up valid.
+    write_copies(dev, path, snap, &array, placement)?;
+    Ok(growth)
+}
+
+/// Both headers for this disk's size (see [`place_headers`]).
+fn place(path: &Path, snap: &GptSnapshot, lb: LogicalBlockSize) -> Result<Placement, DiskError> {
+    let trusted = snap.trusted_copy();
     let last_lba = snap.last_lba();
     let ends = snap.partitions.iter().map(|(&n, p)| (n, p.last_lba));
-    let Placement {
-        mut primary,
-        mut backup,
-        relocated,
-    } = place_headers(&trusted.header, last_lba, lb, ends).map_err(|e| DiskError::Unsupported {
-        path: path.to_owned(),
-        what: e.to_string(),
-    })?;
-    if relocated {
+    let placement =
+        place_headers(&trusted.header, last_lba, lb, ends).map_err(|e| DiskError::Unsupported {
+            path: path.to_owned(),
+            what: e.to_string(),
+        })?;
+    if placement.relocated {
         tracing::info!(
             disk = %path.display(),
             from = if snap.trusted == Which::Primary { trusted.header.backup_lba } else { trusted.header.current_lba },
@@ -70,7 +139,24 @@ pub fn commit_attributes<D: BlockIo>(
             "moving the backup GPT to the end of the disk"
         );
     }
+    Ok(placement)
+}
 
+/// Writes `array` with both headers of `placement`: the other copy first,
+/// then the trusted one, each array before its header, flushed after each.
+fn write_copies<D: BlockIo>(
+    dev: &mut D,
+    path: &Path,
+    snap: &GptSnapshot,
+    array: &[u8],
+    placement: Placement,
+) -> Result<(), DiskError> {
+    let lb = lb_size(path, snap.sector_size)?;
+    let Placement {
+        mut primary,
+        mut backup,
+        ..
+    } = placement;
     let order = match snap.trusted {
         Which::Primary => [Which::Backup, Which::Primary],
         Which::Backup => [Which::Primary, Which::Backup],
@@ -81,7 +167,7 @@ pub fn commit_attributes<D: BlockIo>(
             Which::Backup => &mut backup,
         };
         let offset = header.part_start * snap.sector_size;
-        write_at(dev, path, offset, &array, &format!("{which} entry array"))?;
+        write_at(dev, path, offset, array, &format!("{which} entry array"))?;
         sync(dev, path)?;
         let written = match which {
             Which::Primary => header.write_primary(dev, lb),

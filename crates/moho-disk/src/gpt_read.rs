@@ -26,6 +26,8 @@ use crate::error::DiskError;
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 /// The only entry size the `gpt` crate (and every common tool) writes.
 pub const ENTRY_SIZE: u32 = 128;
+/// Byte offset of the last-LBA field inside an entry.
+pub const LAST_LBA_OFFSET: usize = 40;
 /// Byte offset of the attribute field inside an entry.
 pub const ATTR_OFFSET: usize = 48;
 /// Largest entry array we accept (sgdisk's default is 128 entries = 16 KiB).

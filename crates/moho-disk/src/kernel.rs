@@ -5,7 +5,10 @@
 //! sysfs). If they differ, `BLKRRPART` asks the kernel to re-parse the disk;
 //! if the kernel does not parse GPT itself (this happens: the rescan then
 //! finds nothing) or a partition is in use, the difference is applied with
-//! `BLKPG` partition add/delete, as `partx` does. Attribute-only changes leave
+//! `BLKPG` partition add/delete, as `partx` does; a partition that only
+//! changed its end (`STATE` grown to fill the disk, mounted on `/var`) is
+//! resized in place (`BLKPG_RESIZE_PARTITION`, as `resizepart` does), since a
+//! partition in use cannot be deleted. Attribute-only changes leave
 //! the geometry alone, so usually nothing needs doing.
 #![allow(unsafe_code)] // ioctls; each call site says why it is sound
 
@@ -29,6 +32,7 @@ mod ioctls {
 
 const BLKPG_ADD_PARTITION: c_int = 1;
 const BLKPG_DEL_PARTITION: c_int = 2;
+const BLKPG_RESIZE_PARTITION: c_int = 3;
 
 /// `struct blkpg_ioctl_arg` from `<linux/blkpg.h>`.
 #[repr(C)]
@@ -77,6 +81,8 @@ pub enum KernelRefresh {
         added: Vec<u32>,
         /// Removed.
         removed: Vec<u32>,
+        /// Resized in place (same start, new length).
+        resized: Vec<u32>,
     },
 }
 
@@ -155,15 +161,28 @@ pub fn refresh_kernel_view(
     );
     let wanted: BTreeMap<u32, KernelPartition> = want.iter().map(|p| (p.number, *p)).collect();
     let mut removed = Vec::new();
+    let mut resized = Vec::new();
     for p in &have {
-        if wanted.get(&p.number) != Some(p) {
-            blkpg(file, BLKPG_DEL_PARTITION, p).map_err(|e| {
-                kerr(format!(
-                    "removing stale partition {} (start {}, length {}): {e}",
-                    p.number, p.start, p.length
-                ))
-            })?;
-            removed.push(p.number);
+        match wanted.get(&p.number) {
+            Some(w) if w == p => {}
+            Some(w) if w.start == p.start => {
+                blkpg(file, BLKPG_RESIZE_PARTITION, w).map_err(|e| {
+                    kerr(format!(
+                        "resizing partition {} (start {}) from {} to {} bytes: {e}",
+                        p.number, p.start, p.length, w.length
+                    ))
+                })?;
+                resized.push(p.number);
+            }
+            _ => {
+                blkpg(file, BLKPG_DEL_PARTITION, p).map_err(|e| {
+                    kerr(format!(
+                        "removing stale partition {} (start {}, length {}): {e}",
+                        p.number, p.start, p.length
+                    ))
+                })?;
+                removed.push(p.number);
+            }
         }
     }
     let mut added = Vec::new();
@@ -186,7 +205,11 @@ pub fn refresh_kernel_view(
             "kernel shows {now:?} after BLKPG, expected {want:?}"
         )));
     }
-    Ok(KernelRefresh::Reconciled { added, removed })
+    Ok(KernelRefresh::Reconciled {
+        added,
+        removed,
+        resized,
+    })
 }
 
 fn blkpg(file: &File, op: c_int, p: &KernelPartition) -> io::Result<()> {

@@ -12,10 +12,11 @@ use std::path::{Path, PathBuf};
 use moho_core::layout::{PartitionInfo, identify_slots};
 use moho_core::slot_attrs::SlotAttributes;
 use moho_core::slot_table::{SlotName, SlotTable};
+use moho_core::state_growth::StateGrowth;
 
 use crate::device::Disk;
 use crate::error::DiskError;
-use crate::gpt_commit::commit_attributes;
+use crate::gpt_commit::{commit_attributes, commit_state_growth};
 use crate::gpt_read::{GptSnapshot, TableHealth, read_gpt};
 use crate::kernel::{KernelPartition, KernelRefresh, refresh_kernel_view};
 
@@ -90,6 +91,61 @@ impl GptSlotDisk {
             .partitions
             .get(&number)
             .map(|p| (p.first_lba * ss, (p.last_lba + 1 - p.first_lba) * ss))
+    }
+
+    /// Grows `STATE` to the end of the disk (moving the backup GPT there
+    /// too), in one commit under the disk lock, then brings the kernel's
+    /// view up to date (a mounted `STATE` is resized in place). Writes
+    /// nothing when `STATE` already fills the disk and both copies are valid
+    /// (else the table is repaired); the filesystem is the caller's to grow
+    /// afterwards.
+    pub fn grow_state(&mut self) -> Result<StateGrowth, DiskError> {
+        let path = self.disk.path.clone();
+        self.disk
+            .file
+            .lock()
+            .map_err(|e| DiskError::io(&path, "flock", e))?;
+        let result = self.grow_state_locked();
+        let unlocked = self.disk.file.unlock();
+        let growth = result?;
+        unlocked.map_err(|e| DiskError::io(&path, "unlock", e))?;
+        self.refresh_kernel()?;
+        Ok(growth)
+    }
+
+    fn grow_state_locked(&mut self) -> Result<StateGrowth, DiskError> {
+        self.reread()?;
+        let before = self.slots_of(&self.snapshot)?;
+        let repair = self.snapshot.health().needs_repair();
+        let growth = commit_state_growth(&mut self.disk.file, &self.disk.path, &self.snapshot)?;
+        if matches!(growth, StateGrowth::AlreadyFull { .. }) && !repair {
+            return Ok(growth);
+        }
+        self.reread()?;
+        let health = self.snapshot.health();
+        let end = self
+            .snapshot
+            .partitions
+            .get(&growth.number())
+            .map(|p| p.last_lba);
+        if health.needs_repair() || end != Some(growth.final_last_lba()) {
+            return Err(DiskError::ReadBackMismatch {
+                path: self.disk.path.clone(),
+                detail: format!(
+                    "after growing STATE: {health}, partition {} ends at {end:?}, expected {}",
+                    growth.number(),
+                    growth.final_last_lba()
+                ),
+            });
+        }
+        let after = self.slots_of(&self.snapshot)?;
+        if after != before {
+            return Err(DiskError::ReadBackMismatch {
+                path: self.disk.path.clone(),
+                detail: format!("growing STATE changed the slots: {before:?} -> {after:?}"),
+            });
+        }
+        Ok(growth)
     }
 
     /// Makes the kernel's partitions of a block device match the GPT.

@@ -10,10 +10,11 @@ use std::path::Path;
 use moho_core::SlotName;
 use moho_core::layout::{LayoutRequest, plan_disk};
 use moho_core::slot_attrs::SlotAttributes;
+use moho_core::state_growth::StateGrowth;
 use moho_core::transitions::{arm_inactive, clear_inactive};
 use moho_disk::create::{DiskGuids, InitialSlots, create_layout, write_table};
 use moho_disk::device::BlockIo;
-use moho_disk::gpt_commit::commit_attributes;
+use moho_disk::gpt_commit::{commit_attributes, commit_state_growth};
 use moho_disk::gpt_read::read_gpt;
 use moho_disk::{CopyHealth, DiskError, GptSlotDisk, SlotDisk};
 use proptest::prelude::*;
@@ -473,4 +474,162 @@ proptest! {
             }
         }
     }
+}
+
+/// STATE's (first, last) LBA and both slots' attributes, as the trusted
+/// copy says.
+/// `((first, last) LBA of STATE, (slot A, slot B) attributes)`.
+type StateAndSlots = ((u64, u64), (u64, u64));
+
+fn state_and_slots(disk: &MemDisk, len: u64) -> Result<StateAndSlots, DiskError> {
+    let snap = read_gpt(&mut disk.clone(), Path::new("mem"), 512, len)?;
+    let s = &snap.partitions[&4];
+    Ok((
+        (s.first_lba, s.last_lba),
+        (snap.partitions[&2].flags, snap.partitions[&3].flags),
+    ))
+}
+
+#[test]
+fn state_grows_to_the_end_of_a_grown_disk_in_one_commit_and_only_once() {
+    let base = grown_mem_image();
+    let (old_state, slots) = state_and_slots(&base, GROWN).unwrap();
+    let mut dev = base.clone();
+    let snap = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    let growth = commit_state_growth(&mut dev, Path::new("mem"), &snap).unwrap();
+    assert_eq!(
+        growth,
+        StateGrowth::Grow {
+            number: 4,
+            first_lba: old_state.0,
+            from_last_lba: SMALL / 512 - 34,
+            to_last_lba: GROWN / 512 - 34,
+        }
+    );
+    let after = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    assert!(!after.health().needs_repair(), "{}", after.health());
+    assert_eq!(
+        after.primary.as_ref().unwrap().header.backup_lba,
+        GROWN / 512 - 1
+    );
+    assert_eq!(
+        state_and_slots(&dev, GROWN).unwrap(),
+        ((old_state.0, GROWN / 512 - 34), slots)
+    );
+    for n in 1..=3 {
+        assert_eq!(
+            (
+                after.partitions[&n].first_lba,
+                after.partitions[&n].last_lba
+            ),
+            (snap.partitions[&n].first_lba, snap.partitions[&n].last_lba)
+        );
+    }
+    // The next boot finds STATE full and writes nothing.
+    let mut again = dev.torn_after(usize::MAX);
+    let growth = commit_state_growth(&mut again, Path::new("mem"), &after).unwrap();
+    assert_eq!(
+        growth,
+        StateGrowth::AlreadyFull {
+            number: 4,
+            last_lba: GROWN / 512 - 34
+        }
+    );
+    assert_eq!(again.written, 0);
+}
+
+#[test]
+fn state_grows_after_the_selector_already_moved_the_backup() {
+    let mut dev = grown_mem_image();
+    let snap = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    let attrs: BTreeMap<u32, u64> = [(3u32, snap.partitions[&3].flags)].into();
+    commit_attributes(&mut dev, Path::new("mem"), &snap, &attrs).unwrap();
+    let moved = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    assert!(!moved.health().needs_repair());
+    assert_eq!(moved.partitions[&4].last_lba, SMALL / 512 - 34);
+    let growth = commit_state_growth(&mut dev, Path::new("mem"), &moved).unwrap();
+    assert_eq!(growth.final_last_lba(), GROWN / 512 - 34);
+    let done = read_gpt(&mut dev, Path::new("mem"), 512, GROWN).unwrap();
+    assert!(!done.health().needs_repair(), "{}", done.health());
+    assert_eq!(done.partitions[&4].last_lba, GROWN / 512 - 34);
+}
+
+#[test]
+fn a_disk_of_its_own_size_has_nothing_to_grow() {
+    let mut dev = mem_image();
+    let snap = read_gpt(&mut dev, Path::new("mem"), 512, DISK).unwrap();
+    let mut probe = dev.torn_after(usize::MAX);
+    assert!(matches!(
+        commit_state_growth(&mut probe, Path::new("mem"), &snap).unwrap(),
+        StateGrowth::AlreadyFull { number: 4, .. }
+    ));
+    assert_eq!(probe.written, 0);
+}
+
+/// A power cut after any sector of the growth's commit leaves the old table
+/// or the new one (STATE's start, the other partitions and the slots never
+/// change), and running the growth again, as the next boot does, ends with
+/// STATE filling the disk and both copies valid at its ends.
+#[test]
+fn a_torn_state_growth_leaves_old_or_new_and_the_next_boot_finishes_it() {
+    let base = grown_mem_image();
+    let (old_state, slots) = state_and_slots(&base, GROWN).unwrap();
+    let new_state = (old_state.0, GROWN / 512 - 34);
+    let snap = read_gpt(&mut base.clone(), Path::new("mem"), 512, GROWN).unwrap();
+    for budget in 0.. {
+        let mut dev = base.torn_after(budget);
+        commit_state_growth(&mut dev, Path::new("mem"), &snap).unwrap();
+        let (state, got_slots) = state_and_slots(&dev, GROWN)
+            .unwrap_or_else(|e| panic!("cut after {budget} sectors: {e}"));
+        assert!(
+            state == old_state || state == new_state,
+            "cut after {budget} sectors: STATE {state:?}"
+        );
+        assert_eq!(got_slots, slots, "cut after {budget} sectors");
+        let mut next_boot = dev.clone();
+        next_boot.budget = usize::MAX;
+        let torn = read_gpt(&mut next_boot.clone(), Path::new("mem"), 512, GROWN).unwrap();
+        commit_state_growth(&mut next_boot, Path::new("mem"), &torn).unwrap();
+        let done = read_gpt(&mut next_boot.clone(), Path::new("mem"), 512, GROWN).unwrap();
+        assert!(
+            !done.health().needs_repair(),
+            "cut after {budget}: {}",
+            done.health()
+        );
+        assert_eq!(
+            state_and_slots(&next_boot, GROWN).unwrap(),
+            (new_state, slots)
+        );
+        if dev.written < budget {
+            assert_eq!(state, new_state);
+            break;
+        }
+    }
+}
+
+#[test]
+fn a_grown_disk_file_grows_state_and_keeps_its_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_disk_file(dir.path());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4 * DISK)
+        .unwrap();
+    let mut disk = GptSlotDisk::open(&path, true).unwrap();
+    let slots = disk.read_slots().unwrap();
+    let growth = disk.grow_state().unwrap();
+    assert_eq!(growth.final_last_lba(), 4 * DISK / 512 - 34);
+    assert!(matches!(growth, StateGrowth::Grow { .. }));
+    let mut fresh = GptSlotDisk::open(&path, false).unwrap();
+    assert_eq!(fresh.read_slots().unwrap(), slots);
+    assert!(!fresh.health().needs_repair(), "{}", fresh.health());
+    assert!(matches!(
+        GptSlotDisk::open(&path, true)
+            .unwrap()
+            .grow_state()
+            .unwrap(),
+        StateGrowth::AlreadyFull { .. }
+    ));
 }

@@ -1,5 +1,6 @@
-//! Names on the wire: node ids, channels and groups. Checked on both ends so
-//! that a bad name is refused with a clear message instead of being stored.
+//! Names on the wire: node ids, channels, groups, boards, and the versions a
+//! node reports. Checked on both ends so that a bad name is refused with a
+//! clear message instead of being stored.
 
 /// A name that breaks the rules.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,6 +80,50 @@ pub fn check_group(s: &str) -> Result<(), NameError> {
     check_label("group", s)
 }
 
+/// Most bytes of a board name.
+pub const MAX_BOARD_LEN: usize = 64;
+
+/// Board names (`amd64-generic`, `arm64-usr`): 1-64 characters of
+/// `A-Z a-z 0-9 . _ + -` starting with a letter or digit — the characters a
+/// release's board may have in its target name, with a bound, so a node can
+/// name every board a release can be signed for and nothing longer.
+pub fn check_board(s: &str) -> Result<(), NameError> {
+    let ok = !s.is_empty()
+        && s.len() <= MAX_BOARD_LEN
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(NameError {
+            what: "board",
+            value: s.chars().take(80).collect(),
+            rule: "use 1-64 characters of A-Z a-z 0-9 . _ + -, starting with a letter or digit",
+        })
+    }
+}
+
+/// Most bytes of a version a node reports.
+pub const MAX_VERSION_LEN: usize = 128;
+
+/// A version a node reports (booted, fallback, staged): a semantic version
+/// (`1.4.0`, `3815.2.0+build.7`) of at most [`MAX_VERSION_LEN`] bytes.
+pub fn check_version(what: &'static str, s: &str) -> Result<(), NameError> {
+    let rule = if s.len() > MAX_VERSION_LEN {
+        "use at most 128 bytes"
+    } else if moho_rollout::version::parse_version(s).is_err() || s.trim() != s {
+        "use a semantic version such as 1.4.0"
+    } else {
+        return Ok(());
+    };
+    Err(NameError {
+        what,
+        value: s.chars().take(80).collect(),
+        rule,
+    })
+}
+
 /// Actor names the server itself writes into the audit log; no token may
 /// take them.
 pub const RESERVED_ACTORS: &[&str] = &["system", "local"];
@@ -137,5 +182,24 @@ mod tests {
         assert!(check_token_name("-x").is_err());
         assert!(check_token_name("a b").is_err());
         assert!(check_token_name(&"a".repeat(65)).is_err());
+        assert!(check_board("amd64-generic").is_ok());
+        assert!(check_board("rpi4.v2+x_1").is_ok());
+        assert!(check_board(&"b".repeat(64)).is_ok());
+        assert!(check_board(&"b".repeat(65)).is_err());
+        assert!(check_board("").is_err());
+        assert!(check_board("../etc").is_err());
+        assert!(check_board("a b").is_err());
+        assert!(check_version("version", "3815.2.0+build.7").is_ok());
+        assert!(check_version("version", "1.0").is_err());
+        assert!(check_version("version", " 1.0.0").is_err());
+        let long = format!("1.0.0+{}", "a".repeat(123));
+        assert_eq!(long.len(), 129);
+        let e = check_version("booted.version", &long).unwrap_err();
+        assert!(e.to_string().contains("at most 128 bytes"), "{e}");
+        assert!(
+            e.value.len() <= 80,
+            "the message does not repeat a huge value"
+        );
+        assert!(check_version("version", &long[..128]).is_ok());
     }
 }

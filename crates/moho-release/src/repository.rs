@@ -223,7 +223,11 @@ impl VerifiedRepository {
         let consistent = root.signed.consistent_snapshot;
         let mut plain = BTreeMap::new();
         let mut images = Vec::new();
-        for (name, target) in &targets.signed.targets {
+        // In name order, so that a repository with several bad targets is
+        // always refused for the same one (tough keeps them in a HashMap).
+        let mut entries: Vec<_> = targets.signed.targets.iter().collect();
+        entries.sort_by(|a, b| a.0.raw().cmp(b.0.raw()));
+        for (name, target) in entries {
             let raw = name.raw();
             check_name(raw)?;
             let info = target_info(raw, target, consistent)?;

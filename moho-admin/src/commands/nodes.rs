@@ -1,7 +1,7 @@
 //! `moho-admin nodes list|show|delete|prune`.
 
 use clap::{Args, Subcommand};
-use moho_protocol::admin::{EventView, List, NodeView, PruneNodes, PruneResult};
+use moho_protocol::admin::{EventView, List, NodeKind, NodeView, PruneNodes, PruneResult};
 use moho_protocol::names::check_node_id;
 
 use super::{Ctx, Report, checked};
@@ -54,6 +54,10 @@ pub struct ListArgs {
     /// Only nodes in this agent state (idle, downloading, ...).
     #[arg(long)]
     pub state: Option<String>,
+    /// Only nodes of this kind: moho (update-agent, signed reports) or
+    /// flatcar (update_engine over Omaha, unsigned reports).
+    #[arg(long, value_parser = ["moho", "flatcar"])]
+    pub kind: Option<String>,
     /// Only nodes not seen for at least this long, e.g. 1d.
     #[arg(long, value_parser = humantime::parse_duration)]
     pub stale: Option<std::time::Duration>,
@@ -80,6 +84,7 @@ struct Page {
 fn table(items: &[NodeView]) -> String {
     let mut t = Table::new(&[
         "ID",
+        "KIND",
         "HOSTNAME",
         "CHANNEL",
         "GROUP",
@@ -91,6 +96,7 @@ fn table(items: &[NodeView]) -> String {
     for n in items {
         t.row(vec![
             n.id.clone(),
+            n.kind.as_str().to_owned(),
             n.hostname.clone().unwrap_or_else(|| "-".into()),
             n.channel.clone(),
             n.group.clone(),
@@ -111,6 +117,7 @@ fn page(ctx: &Ctx<'_>, f: &ListArgs, limit: u32, after: Option<String>) -> Resul
             ("group", f.group.clone()),
             ("version", f.version.clone()),
             ("state", f.state.clone()),
+            ("kind", f.kind.clone()),
             ("stale_secs", f.stale.map(|d| d.as_secs().to_string())),
             ("limit", Some(limit.to_string())),
             ("after", after),
@@ -161,6 +168,7 @@ fn show(ctx: &Ctx<'_>, id: &str, events: u32) -> Result<Report, CliError> {
     ))?;
     let mut text = format!(
         "node {id}\n\
+         kind:       {kind}\n\
          hostname:   {host}\n\
          channel:    {channel}\n\
          group:      {group}\n\
@@ -169,6 +177,10 @@ fn show(ctx: &Ctx<'_>, id: &str, events: u32) -> Result<Report, CliError> {
          state:      {state}\n\
          last seen:  {seen}\n\
          registered: {registered}\n",
+        kind = match node.kind {
+            NodeKind::Moho => "moho (update-agent, signed reports)",
+            NodeKind::Flatcar => "flatcar (update_engine over Omaha, unsigned reports)",
+        },
         host = node.hostname.as_deref().unwrap_or("-"),
         channel = node.channel,
         group = node.group,
@@ -242,6 +254,7 @@ impl NodesCommand {
                         group: None,
                         version: None,
                         state: None,
+                        kind: None,
                         stale: Some(stale),
                         limit: 1000,
                         after: None,

@@ -41,7 +41,8 @@ pub enum RolloutsCommand {
         /// Rollout id.
         id: i64,
     },
-    /// Stop and send nodes that took the release back to their previous slot.
+    /// Stop, and send Moho nodes that took the release back to their previous slot (Flatcar
+    /// nodes are only no longer offered it: Omaha cannot switch partitions).
     Revert {
         /// Rollout id.
         id: i64,

@@ -19,11 +19,23 @@ use crate::{bin, ok};
 /// tests hand scenarios through, the network, and entropy.
 pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net,virtio_rng";
 
+/// The watchdog driver of the systemd test OS's initramfs. Debian's cloud
+/// kernel has no driver for a hardware watchdog qemu emulates
+/// (`CONFIG_I6300ESB_WDT` and `CONFIG_ITCO_WDT` are not set), so the VMs
+/// use the kernel's `softdog` behind the same `/dev/watchdog` API: the
+/// selector arms it for a trial, the slot role arms it again in the slot's
+/// kernel (a timer does not survive the kexec), systemd feeds it
+/// (`RuntimeWatchdogSec`). It resets a machine whose PID 1 hangs or loops;
+/// unlike a hardware watchdog it cannot catch a kernel that hangs with
+/// interrupts off. The busybox test OS does not carry it: its plain init
+/// feeds no watchdog, so a long trial boot of it would be reset.
+pub const WATCHDOG_MODULE: &str = "softdog";
+
 /// Where the guest finds the scenario script qemu passes with `-fw_cfg`.
 pub const SCENARIO_FW_CFG: &str = "opt/moho/run";
 
-/// Builds the initramfs into `out`.
-pub fn initramfs(kernel: &Kernel, out: &Path) -> PathBuf {
+/// Builds the initramfs with `modules` (comma-separated) into `out`.
+pub fn initramfs(kernel: &Kernel, modules: &str, out: &Path) -> PathBuf {
     ok(
         bin("image-tools"),
         [
@@ -31,7 +43,7 @@ pub fn initramfs(kernel: &Kernel, out: &Path) -> PathBuf {
             OsStr::new("--kernel-modules"),
             kernel.modules.as_os_str(),
             OsStr::new("--modules"),
-            OsStr::new(MODULES),
+            OsStr::new(modules),
             OsStr::new("--init"),
             static_boot_select().as_os_str(),
             OsStr::new("--out"),
@@ -53,6 +65,35 @@ pub enum Behaviour {
     /// systemd only: boots, but a health check required by
     /// `boot-complete.target` fails, so the slot is never marked good.
     Unhealthy,
+    /// systemd only: boots, but a health check required by
+    /// `boot-complete.target` never ends (`TimeoutStartSec=infinity`), so
+    /// the target is never reached.
+    Hangs,
+    /// systemd only: the kernel starts an init that loops for ever without
+    /// exiting (`init=/usr/lib/moho-test/loop-init`): no panic, nothing
+    /// feeds the watchdog.
+    Loops,
+}
+
+impl Behaviour {
+    /// The systemd flavour's health verdict file (`/usr/lib/moho-test/health`):
+    /// the same size for every behaviour, so releases keep the same layout.
+    fn verdict(self) -> &'static str {
+        match self {
+            Self::Unhealthy => "fail\n",
+            Self::Hangs => "hang\n",
+            Self::Agent | Self::Panic | Self::Loops => "pass\n",
+        }
+    }
+
+    /// What a systemd release adds to its kernel command line.
+    fn systemd_cmdline(self) -> &'static str {
+        match self {
+            Self::Panic => " init=/bin/false",
+            Self::Loops => " init=/usr/lib/moho-test/loop-init",
+            Self::Agent | Self::Unhealthy | Self::Hangs => "",
+        }
+    }
 }
 
 /// The plain init of the busybox test OS.
@@ -124,6 +165,11 @@ tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0
 
 const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
 
+/// systemd flavour: the init of a release that hangs without panicking
+/// (every systemd release carries it; only [`Behaviour::Loops`] starts it).
+const LOOP_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init loops\"\n\
+while :; do sleep 1; done\n";
+
 /// What the test OS is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavour {
@@ -167,11 +213,16 @@ pub struct TestOs {
 }
 
 impl TestOs {
-    /// Fetches the kernel (cached) and makes the initramfs and an empty
-    /// repository under `dir`.
+    /// Fetches the kernel (cached) and makes the initramfs (with
+    /// [`MODULES`]) and an empty repository under `dir`.
     pub fn new(dir: &Path) -> Self {
+        Self::with_modules(dir, MODULES)
+    }
+
+    /// [`TestOs::new`] with the initramfs carrying `modules`.
+    pub fn with_modules(dir: &Path, modules: &str) -> Self {
         let kernel = debian_cloud_kernel();
-        let initramfs = initramfs(kernel, &dir.join("initrd.img"));
+        let initramfs = initramfs(kernel, modules, &dir.join("initrd.img"));
         let repo = ReleaseRepo::new(&dir.join("releases"), "amd64-vm");
         Self {
             dir: dir.to_owned(),
@@ -232,12 +283,13 @@ impl TestOs {
         // boot waits for.
         let quiet = if busybox { "quiet " } else { "" };
         // A systemd release panics by starting a program that exits as
-        // its init: its tree stays the good one's, so an install of it
-        // reuses the booted slot's chunks like any other update.
-        let panic_init = if !busybox && release.behaviour == Behaviour::Panic {
-            " init=/bin/false"
-        } else {
+        // its init, and hangs by starting one that loops: its tree stays
+        // the good one's, so an install of it reuses the booted slot's
+        // chunks like any other update.
+        let panic_init = if busybox {
             ""
+        } else {
+            release.behaviour.systemd_cmdline()
         };
         std::fs::write(
             tree.join("boot/cmdline"),
@@ -292,12 +344,9 @@ impl TestOs {
             (Flavour::Busybox, Behaviour::Panic) => {
                 write_exec(&tree.join("sbin/init"), PANIC_INIT);
             }
-            (Flavour::Systemd, Behaviour::Agent | Behaviour::Panic) => {
-                systemd_extras(&tree, false);
-            }
-            (Flavour::Systemd, Behaviour::Unhealthy) => systemd_extras(&tree, true),
-            (Flavour::Busybox, Behaviour::Unhealthy) => {
-                panic!("Behaviour::Unhealthy needs the systemd flavour")
+            (Flavour::Systemd, behaviour) => systemd_extras(&tree, behaviour),
+            (Flavour::Busybox, behaviour) => {
+                panic!("Behaviour::{behaviour:?} needs the systemd flavour")
             }
         }
         tree
@@ -426,17 +475,19 @@ ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30
 ";
 
 /// systemd flavour: fstab, the network, the scenario unit, no login prompts, and the
-/// agent as a product ships it: the units, D-Bus policy, tmpfiles and
-/// default drop-in from `systemd/` (enabled), plus a health check that
-/// fails when `unhealthy`. Every release has the same files (only the
-/// verdict file's same-sized content differs), so that the ext4 layouts
-/// match and an install reuses the booted slot's chunks.
-fn systemd_extras(tree: &Path, unhealthy: bool) {
+/// agent as a product ships it: the units, D-Bus policy, tmpfiles, default
+/// drop-in and watchdog configuration from `systemd/` (enabled), plus a
+/// health check that fails or blocks for `behaviour`. Every release has
+/// the same files (only the verdict file's same-sized content differs), so
+/// that the ext4 layouts match and an install reuses the booted slot's
+/// chunks.
+fn systemd_extras(tree: &Path, behaviour: Behaviour) {
     std::fs::write(tree.join("etc/fstab"), SYSTEMD_FSTAB).unwrap();
     write_exec(
         &tree.join("usr/lib/moho-test/run-scenario"),
         SCENARIO_RUNNER,
     );
+    write_exec(&tree.join("usr/lib/moho-test/loop-init"), LOOP_INIT);
     let units = tree.join("etc/systemd/system");
     std::fs::write(units.join("moho-test-scenario.service"), SCENARIO_UNIT).unwrap();
     let wants = units.join("multi-user.target.wants");
@@ -475,10 +526,23 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
     let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../systemd");
     let lib_units = tree.join("usr/lib/systemd/system");
     std::fs::create_dir_all(&lib_units).unwrap();
-    for unit in ["moho-agent.service", "moho-mark-good.service"] {
+    for unit in [
+        "moho-agent.service",
+        "moho-mark-good.service",
+        "moho-provision.service",
+    ] {
         std::fs::copy(shipped.join(unit), lib_units.join(unit)).unwrap();
         symlink(format!("/usr/lib/systemd/system/{unit}"), wants.join(unit)).unwrap();
     }
+    let grow = "moho-grow-state.service";
+    std::fs::copy(shipped.join(grow), lib_units.join(grow)).unwrap();
+    let local_fs = units.join("local-fs.target.wants");
+    std::fs::create_dir_all(&local_fs).unwrap();
+    symlink(
+        format!("/usr/lib/systemd/system/{grow}"),
+        local_fs.join(grow),
+    )
+    .unwrap();
     for (from, to) in [
         (
             "org.moho.Agent1.conf",
@@ -489,15 +553,15 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
             "agent.d/50-defaults.toml",
             "usr/lib/moho/agent.d/50-defaults.toml",
         ),
+        (
+            "system.conf.d/50-moho-watchdog.conf",
+            "usr/lib/systemd/system.conf.d/50-moho-watchdog.conf",
+        ),
     ] {
         std::fs::create_dir_all(tree.join(to).parent().unwrap()).unwrap();
         std::fs::copy(shipped.join(from), tree.join(to)).unwrap();
     }
-    std::fs::write(
-        tree.join("usr/lib/moho-test/health"),
-        if unhealthy { "fail\n" } else { "pass\n" },
-    )
-    .unwrap();
+    std::fs::write(tree.join("usr/lib/moho-test/health"), behaviour.verdict()).unwrap();
     std::fs::write(units.join("moho-health-check.service"), HEALTH_CHECK).unwrap();
     let requires = units.join("boot-complete.target.requires");
     std::fs::create_dir_all(&requires).unwrap();
@@ -509,16 +573,17 @@ fn systemd_extras(tree: &Path, unhealthy: bool) {
 }
 
 /// A health check as an operator writes one (see
-/// `systemd/examples/moho-health-check.service`): it fails on the release
-/// whose verdict file says so.
+/// `systemd/examples/moho-health-check.service`): it fails, or never ends,
+/// on the release whose verdict file says so.
 const HEALTH_CHECK: &str = "[Unit]
-Description=Moho VM test health check (fails where /usr/lib/moho-test/health says fail)
+Description=Moho VM test health check (fails or hangs where /usr/lib/moho-test/health says so)
 Before=boot-complete.target
 
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=/bin/sh -c 'grep -qx pass /usr/lib/moho-test/health || { echo \"moho-test: health check failed\" >/dev/console; exit 1; }'
+TimeoutStartSec=infinity
+ExecStart=/bin/sh -c 'case $$(cat /usr/lib/moho-test/health) in pass) exit 0 ;; hang) echo \"moho-test: health check hangs\" >/dev/console; exec sleep infinity ;; *) echo \"moho-test: health check failed\" >/dev/console; exit 1 ;; esac'
 
 [Install]
 RequiredBy=boot-complete.target

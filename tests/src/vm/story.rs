@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease};
+use super::image::{
+    Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
+};
 use super::qemu::{Boot, Vm, VmSpec};
-use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer, agent_dropin};
+use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
 
 /// How long one boot may take under `-accel tcg`.
 pub const BOOT: Duration = Duration::from_secs(180);
@@ -27,6 +29,15 @@ pub const PANICKED: &str = "slot A did not boot successfully";
 /// The deny-list reason of a release whose health check failed (the agent
 /// rebooted into the fallback itself, naming the unit).
 pub const UNHEALTHY: &str = "health check moho-health-check.service failed";
+/// The trial deadline the story's images set (`[health] deadline` in an
+/// `/etc/moho/agent.d/` drop-in, as an operator would shorten the 10 min
+/// default): long enough for a good release under `-accel tcg`.
+pub const HEALTH_DEADLINE: &str = "2m";
+/// The deny-list reason of a release whose health check never ends (the
+/// agent rebooted into the fallback itself at the deadline).
+pub const HUNG: &str = "boot-complete.target not reached within 2m";
+/// What the kernel says when the watchdog (softdog) resets the machine.
+pub const WATCHDOG_RESET: &str = "softdog: Initiating system reboot";
 
 /// What the guest runs at each boot (after `multi-user.target`): nothing
 /// but reports. On a release whose health check failed it only reports:
@@ -45,11 +56,32 @@ while :; do
   echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
   [ "$i" = 1 ] && update-agent slots | sed 's/^/moho-test: slots: /'
+  [ "$i" = 1 ] && echo "moho-test: provisioned $(systemctl is-active moho-provision.service) host=$(hostname) keys=$(cat /run/moho/ssh/authorized_keys/root 2>&1)"
+  [ "$i" = 1 ] && echo "moho-test: var $(df -B1 --output=size /var | tail -n1 | tr -d ' ') bytes, grow-state $(systemctl is-active moho-grow-state.service)"
   sleep 10
 done
 "#;
 
-/// The releases, the server and the first image.
+/// The host name the provision document gives the node.
+pub const NODE_HOSTNAME: &str = "moho-story-node";
+/// The SSH key the provision document installs for root.
+pub const NODE_SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN0b3J5LW5vZGUta2V5LW1vaG8tdGVzdA story@moho";
+/// The fw_cfg name systemd (and the agent) read the credential from.
+pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
+
+/// The provision document of the story's node: the server (and so the
+/// repository) with its CA inline, channel, group, host name, an SSH key.
+fn provision_doc(ca_pem: &str) -> String {
+    format!(
+        "version = 1\nhostname = \"{NODE_HOSTNAME}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
+         ca = '''\n{ca_pem}'''\n\n[node]\nchannel = \"stable\"\ngroup = \"default\"\n\n\
+         [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{NODE_SSH_KEY}\"]\n"
+    )
+}
+
+/// The releases, the server and the first image. The initramfs carries
+/// the watchdog driver ([`WATCHDOG_MODULE`]), so trial boots run under it.
 #[derive(Debug)]
 pub struct ServerStory {
     /// The test OS (kernel, initramfs, signed repository).
@@ -59,23 +91,26 @@ pub struct ServerStory {
     /// The image of the first release (for slot A).
     pub first: PathBuf,
     scenario: PathBuf,
+    /// The provision document the node boots with (fw_cfg credential).
+    pub provision: PathBuf,
 }
 
 impl ServerStory {
     /// Builds and publishes `releases` (systemd flavour; the first goes in
     /// slot A), starts the server and reads the releases into it.
     pub fn new(dir: &Path, releases: &[(&str, Behaviour)]) -> Self {
-        let mut os = TestOs::new(dir);
+        let mut os = TestOs::with_modules(dir, &format!("{MODULES},{WATCHDOG_MODULE}"));
         os.slot_mib = 256;
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
-        os.extra_files = vec![
-            ("etc/moho/server-ca.pem".into(), tls.ca_pem.clone()),
-            (
-                "etc/moho/agent.d/20-server.toml".into(),
-                agent_dropin("/etc/moho/server-ca.pem"),
-            ),
-        ];
+        // The image names no server: the node learns it from its
+        // provision document at first boot.
+        let provision = dir.join("provision.toml");
+        std::fs::write(&provision, provision_doc(&tls.ca_pem)).unwrap();
+        os.extra_files = vec![(
+            "etc/moho/agent.d/30-health.toml".into(),
+            format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
+        )];
         let mut first = None;
         for (version, behaviour) in releases {
             let image = os.publish(&TestRelease {
@@ -101,6 +136,7 @@ impl ServerStory {
             os,
             server,
             scenario,
+            provision,
         }
     }
 
@@ -115,6 +151,8 @@ impl ServerStory {
             .push((GUEST_SERVER_PORT, self.server.port));
         spec.fw_cfg
             .push((SCENARIO_FW_CFG.into(), self.scenario.clone()));
+        spec.fw_cfg
+            .push((PROVISION_FW_CFG.into(), self.provision.clone()));
         spec
     }
 

@@ -2,6 +2,7 @@
 //! running update server with their signed check-ins, printing check-ins per
 //! second and latency percentiles. A benchmark tool (scripts/bench-server.sh).
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -89,8 +90,21 @@ enum Cmd {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        // `moho-loadgen run ... | head -1`: a closed stdout is no failure.
+        Err(err) if moho_cli::stdout::closed_in_chain(err.as_ref()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("moho-loadgen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Cmd::Seed {
             database,
             nodes,
@@ -138,10 +152,10 @@ async fn main() -> anyhow::Result<()> {
             let http = dashboard::client()?;
             let session = dashboard::log_in(&http, &server, &token).await?;
             for path in paths {
-                println!(
+                moho_cli::outln!(
                     "{}",
                     dashboard::measure(&http, &server, &session, &path, requests).await?
-                );
+                )?;
             }
         }
         Cmd::Run {
@@ -169,13 +183,24 @@ async fn main() -> anyhow::Result<()> {
                 baseline,
             })
             .await;
-            println!("{report}");
+            let printed = moho_cli::outln!("{report}");
             anyhow::ensure!(
                 report.check_ins > 0,
                 "no request succeeded ({} errors)",
                 report.errors
             );
+            printed?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn help_explains_every_command_and_argument() {
+        moho_cli::help::assert_complete(super::Cli::command());
+    }
 }

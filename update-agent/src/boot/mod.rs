@@ -67,6 +67,7 @@ pub fn run_as_init(init_args: Vec<String>) -> ! {
                 watchdog_secs: params
                     .watchdog_secs
                     .unwrap_or(params::DEFAULT_WATCHDOG_SECS),
+                forward: moho_core::boot_files::forwarded_words(&cmdline),
             };
             match run_selector(&mut sys, &cfg) {
                 SelectorOutcome::Booted(slot) => format!("the reboot into slot {slot} returned"),

@@ -29,6 +29,9 @@ pub struct SelectorConfig {
     /// `moho.watchdog=`: the hardware watchdog timeout armed before a trial
     /// boot (0: never armed).
     pub watchdog_secs: u32,
+    /// Words of the selector's command line handed on to the slot kernel
+    /// (`moho_core::boot_files::forwarded_words`).
+    pub forward: Vec<String>,
 }
 
 /// How the selector ended (the real machine never sees `Booted`: it is in
@@ -178,7 +181,15 @@ fn boot_slot(
     let device = sys.partition_device(disk, entry.partition)?;
     let mp = cfg.mount_point.as_path();
     let fstype = sys.mount_ro(&device, mp, None)?;
-    let loaded = load_kernel(sys, mp, slot, entry.partuuid, &device, &fstype, watchdog);
+    let loaded = load_kernel(
+        sys,
+        mp,
+        (slot, entry.partuuid),
+        &device,
+        &fstype,
+        &cfg.forward,
+        watchdog,
+    );
     if let Err(e) = sys.unmount(mp) {
         sys.say(&format!("WARNING: {e}"));
     }
@@ -210,10 +221,10 @@ fn boot_slot(
 fn load_kernel(
     sys: &mut dyn BootSystem,
     mp: &Path,
-    slot: SlotName,
-    partuuid: uuid::Uuid,
+    (slot, partuuid): (SlotName, uuid::Uuid),
     device: &Path,
     fstype: &str,
+    forward: &[String],
     watchdog: Option<u32>,
 ) -> Result<(), BootError> {
     let names = sys.list_dir(mp, BOOT_DIR)?;
@@ -225,7 +236,7 @@ fn load_kernel(
         .read_file(mp, CMDLINE_FILE)?
         .map(|b| parse_cmdline_file(&String::from_utf8_lossy(&b)))
         .unwrap_or_default();
-    let cmdline = slot_cmdline(&own, slot, partuuid, watchdog)?;
+    let cmdline = slot_cmdline(&own, forward, slot, partuuid, watchdog)?;
     let kernel = format!("{BOOT_DIR}/{}", files.kernel);
     let initrd = files.initrd.as_ref().map(|i| format!("{BOOT_DIR}/{i}"));
     sys.say(&format!(
@@ -268,7 +279,28 @@ mod tests {
             wait_interval: Duration::from_millis(250),
             mount_point: PathBuf::from("/slot"),
             watchdog_secs: 60,
+            forward: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_selectors_provisioning_words_are_handed_to_the_slot_kernel() {
+        let mut sys = FakeBoot::with_slots();
+        let mut disk = FakeSlotDisk::new(table((2, 0, true), (1, 0, true)));
+        let mut c = cfg();
+        c.forward = moho_core::boot_files::forwarded_words(
+            "console=ttyS0 moho.provision=http://10.0.2.2/p.toml moho.provision.sha256=ab",
+        );
+        assert_eq!(
+            boot_from(&mut sys, &mut disk, &c),
+            SelectorOutcome::Booted(SlotName::A)
+        );
+        let load = sys.kexec_loads();
+        assert!(
+            matches!(load[0], FakeCall::KexecLoad { cmdline, .. }
+                if cmdline.contains(" moho.provision=http://10.0.2.2/p.toml moho.provision.sha256=ab root=PARTUUID=")),
+            "{load:?}"
+        );
     }
 
     #[test]

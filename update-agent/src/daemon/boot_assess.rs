@@ -71,6 +71,13 @@ pub fn assess(
         }
         return BootFinding::Events(events);
     }
+    if attrs.successful() && !staged.revert && attrs.priority() < table.attrs(booted).priority() {
+        // The staged slot booted and was marked good while no agent ran on
+        // it (`update-agent slots mark-good`), then the other slot was put
+        // first (`slots rollback`): its release came up, this is no
+        // failure, and nothing is staged any more.
+        return BootFinding::Events(vec![Event::BootedStaged { at: now }, Event::MarkedGood]);
+    }
     if attrs.priority() == 0 && attrs.tries() == 0 && !attrs.successful() && !staged.revert {
         // Cleared without a reboot: a cancel that was written but not recorded.
         return BootFinding::Events(vec![Event::Cleared]);
@@ -187,6 +194,30 @@ mod tests {
             f,
             BootFinding::Events(vec![Event::TrialObserved { at: now() }])
         );
+    }
+
+    #[test]
+    fn a_staged_slot_marked_good_without_us_then_rolled_back_from_is_no_longer_staged() {
+        // B booted, `slots mark-good` blessed it with no agent watching,
+        // `slots rollback` put A first, A booted: B's release was good.
+        let mut t = table((1, 0, true));
+        t.a.attrs = t.a.attrs.with_priority(2).unwrap();
+        for s in [AgentState::Rebooting(staged()), waiting()] {
+            let f = assess(&s, SlotName::A, &t, Some("1.0.0"), now());
+            assert_eq!(
+                f,
+                BootFinding::Events(vec![Event::BootedStaged { at: now() }, Event::MarkedGood]),
+                "{s:?}"
+            );
+            let (next, _) = s.on(Event::BootedStaged { at: now() }).unwrap();
+            let (next, _) = next.on(Event::MarkedGood).unwrap();
+            assert_eq!(next, AgentState::Idle);
+        }
+        // An armed B an operator marked good before it booted still boots
+        // next (it is first): still staged.
+        let ahead = table((2, 1, true));
+        let f = assess(&waiting(), SlotName::A, &ahead, Some("1.0.0"), now());
+        assert_eq!(f, BootFinding::Unchanged);
     }
 
     #[test]

@@ -293,6 +293,35 @@ mod tests {
     }
 
     #[test]
+    fn a_206_for_other_bytes_is_refused_before_its_body_and_the_right_one_is_read() {
+        // Asked for bytes 10-13; a server (or a cache in between) answers
+        // with the file's first four bytes instead.
+        let lying = stalling_server(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-3/100\r\nContent-Length: 4\r\n\r\n",
+            b"abcd",
+            Some(Duration::ZERO),
+        );
+        let t = HttpTransport::new(None, limits()).unwrap();
+        let err = t.get(&lying, Some(10..14)).err().unwrap();
+        assert!(matches!(err, FetchError::BadPartialContent { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(lying.as_str()) && msg.contains("10-13"),
+            "{msg}"
+        );
+
+        let honest = stalling_server(
+            "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 10-13/100\r\nContent-Length: 4\r\n\r\n",
+            b"klmn",
+            Some(Duration::ZERO),
+        );
+        let mut body = t.get(&honest, Some(10..14)).unwrap().unwrap();
+        let mut out = Vec::new();
+        body.read_to_end(&mut out).unwrap();
+        assert_eq!(out, b"klmn");
+    }
+
+    #[test]
     fn one_byte_a_second_is_broken_off_as_a_stall() {
         let body: &'static [u8] = &[b'{'; 200];
         let url = stalling_server(

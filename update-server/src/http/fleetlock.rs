@@ -3,7 +3,7 @@
 //! `fleet-lock-protocol: true`. A node registered with a Moho key must also
 //! sign the request; other ids (stock FleetLock clients, and Flatcar nodes
 //! known from Omaha, which have no key) are accepted as the protocol
-//! defines.
+//! defines, within a per-source rate limit (`429` with `Retry-After`).
 
 use axum::Json;
 use axum::body::Body;
@@ -19,6 +19,7 @@ use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request
 use moho_protocol::admin::NodeKind;
 
 use crate::http::body::read_limited;
+use crate::http::limits::{Limited, Source};
 use crate::state::AppState;
 use crate::store::Acquire;
 
@@ -36,6 +37,7 @@ fn refuse(status: StatusCode, kind: &str, value: impl Into<String>) -> Response 
 /// Validates headers, body and (for Moho nodes) the signature.
 async fn request(
     app: &AppState,
+    source: Source,
     headers: &HeaderMap,
     body: Body,
     path: &str,
@@ -93,13 +95,31 @@ async fn request(
                 format!("counter {} already used", sig.counter),
             ));
         }
+    } else if let Err(t) = app.limits.check(Limited::FleetLock, source.0) {
+        // Unsigned: anyone could send it, so it is limited per source.
+        let mut resp = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many unsigned FleetLock requests from this address: retry in {} s",
+                t.retry_after_secs
+            ),
+        );
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, t.retry_after_secs.into());
+        return Err(resp);
     }
     Ok(req)
 }
 
 /// `POST /v1/pre-reboot`: take (or renew) a reboot slot.
-pub async fn pre_reboot(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let req = match request(&app, &headers, body, PRE_REBOOT_PATH).await {
+pub async fn pre_reboot(
+    State(app): State<AppState>,
+    source: Source,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let req = match request(&app, source, &headers, body, PRE_REBOOT_PATH).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -124,8 +144,13 @@ pub async fn pre_reboot(State(app): State<AppState>, headers: HeaderMap, body: B
 }
 
 /// `POST /v1/steady-state`: release the slot (fine if none was held).
-pub async fn steady_state(State(app): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    let req = match request(&app, &headers, body, STEADY_STATE_PATH).await {
+pub async fn steady_state(
+    State(app): State<AppState>,
+    source: Source,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let req = match request(&app, source, &headers, body, STEADY_STATE_PATH).await {
         Ok(r) => r,
         Err(resp) => return resp,
     };

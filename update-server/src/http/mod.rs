@@ -4,6 +4,7 @@
 //! - [`auth`]: bearer tokens and roles of the admin API.
 //! - [`node`]: signed check-ins and event reports.
 //! - [`fleetlock`]: FleetLock reboot coordination.
+//! - [`limits`]: per-source rate limits on unauthenticated requests.
 //! - [`admin_fleet`], [`admin_rollouts`], [`admin_repo`], [`admin_tokens`],
 //!   [`admin_events`], [`admin_flatcar`]: the admin API.
 //! - [`repo`]: static TUF repository files with Range and ETag; [`file_body`]:
@@ -21,6 +22,7 @@ pub mod body;
 pub mod file_body;
 pub mod fleetlock;
 pub mod health;
+pub mod limits;
 pub mod node;
 pub mod openapi;
 pub mod repo;

@@ -6,7 +6,9 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use moho_protocol::names::{check_channel, check_group, check_hostname, check_node_id};
+use moho_protocol::names::{
+    check_board, check_channel, check_group, check_hostname, check_node_id, check_version,
+};
 use moho_protocol::node::{
     AgentState, CheckIn, CheckInResponse, EventReport, MAX_EVENTS_PER_REPORT,
 };
@@ -14,6 +16,7 @@ use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request
 
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
+use crate::http::limits::{Limited, Source};
 use crate::offer;
 use crate::state::AppState;
 use crate::store::{NodeRecord, NodeUpsert, Phase, Registration};
@@ -27,6 +30,35 @@ fn signature(headers: &HeaderMap) -> Result<RequestSignature, ApiError> {
 
 fn bad_name(e: moho_protocol::names::NameError) -> ApiError {
     ApiError::bad_request("invalid_name", e.to_string())
+}
+
+/// A name refused, blaming `field`.
+fn bad_field(field: &'static str) -> impl Fn(moho_protocol::names::NameError) -> ApiError {
+    move |e| bad_name(e).field(field)
+}
+
+/// A reported version refused, blaming `field`.
+fn bad_version(field: &'static str) -> impl Fn(moho_protocol::names::NameError) -> ApiError {
+    move |e| ApiError::bad_request("invalid_version", e.to_string()).field(field)
+}
+
+/// Everything a check-in names that ends up stored (and in `/metrics`
+/// labels): checked before anything is written.
+fn check_check_in(req: &CheckIn) -> Result<(), ApiError> {
+    check_channel(&req.channel).map_err(bad_field("channel"))?;
+    check_group(&req.group).map_err(bad_field("group"))?;
+    check_board(&req.board).map_err(bad_field("board"))?;
+    if let Some(h) = &req.hostname {
+        check_hostname(h).map_err(bad_field("hostname"))?;
+    }
+    check_version("booted.version", &req.booted.version).map_err(bad_version("booted.version"))?;
+    if let Some(v) = &req.fallback_version {
+        check_version("fallback_version", v).map_err(bad_version("fallback_version"))?;
+    }
+    if let Some(v) = &req.staged_version {
+        check_version("staged_version", v).map_err(bad_version("staged_version"))?;
+    }
+    Ok(())
 }
 
 fn repository_url(app: &AppState, headers: &HeaderMap) -> String {
@@ -51,13 +83,14 @@ fn replayed(counter: u64, node: &str) -> ApiError {
 /// `POST /v1/check-in`.
 pub async fn check_in(
     State(app): State<AppState>,
+    source: Source,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<CheckInResponse>, ApiError> {
     let sig = signature(&headers)?;
     let bytes = read_limited(body, app.config.max_node_body).await?;
     let req: CheckIn = parse_json(&bytes)?;
-    check_node_id(&req.node_id).map_err(bad_name)?;
+    check_node_id(&req.node_id).map_err(bad_field("node_id"))?;
     if sig.node_id != req.node_id {
         return Err(ApiError::bad_request(
             "node_id_mismatch",
@@ -71,11 +104,7 @@ pub async fn check_in(
         .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
     verify_request(&key, "POST", CHECK_IN_PATH, &sig, &bytes)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
-    check_channel(&req.channel).map_err(bad_name)?;
-    check_group(&req.group).map_err(bad_name)?;
-    if let Some(h) = &req.hostname {
-        check_hostname(h).map_err(bad_name)?;
-    }
+    check_check_in(&req)?;
     let now = app.clock.now();
     let names = app.caches.names(&app.db, &app.config, now).await?;
     if !names.channels.contains(&req.channel) {
@@ -120,6 +149,9 @@ pub async fn check_in(
             }
             Some(_) => return Err(replayed(sig.counter, &req.node_id)),
             None => {
+                app.limits
+                    .check(Limited::Registration, source.0)
+                    .map_err(|t| ApiError::too_many("registrations", t))?;
                 if let Some(token) = &app.config.enrollment_token
                     && req.enrollment_token.as_deref() != Some(token.as_str())
                 {
@@ -197,6 +229,14 @@ pub async fn events(
                 report.events.len()
             ),
         ));
+    }
+    for (i, e) in report.events.iter().enumerate() {
+        if let Some(v) = e.kind.version() {
+            check_version("event version", v).map_err(|err| {
+                ApiError::bad_request("invalid_version", format!("event {i}: {err}"))
+                    .field("events[].version")
+            })?;
+        }
     }
     let node = app.db.node(&report.node_id).await?.ok_or_else(|| {
         ApiError::unauthorized(

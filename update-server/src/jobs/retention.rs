@@ -1,6 +1,8 @@
 //! Retention: forgets nodes that have not checked in for the configured
 //! time (`--node-retention-days`), with their attempts, events and FleetLock
-//! slots, audited as actor `system`.
+//! slots; node events older than `--event-retention-days`; audit entries
+//! older than `--audit-retention-days`. Each pruning is audited as actor
+//! `system` in the transaction that does it.
 
 use std::time::Duration;
 
@@ -32,6 +34,65 @@ pub async fn prune_stale(state: &AppState) -> Result<u64, StoreError> {
     Ok(removed)
 }
 
+/// What one [`prune_all`] pass removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Nodes.
+    pub nodes: u64,
+    /// Node events.
+    pub events: u64,
+    /// Audit entries.
+    pub audit: u64,
+}
+
+/// What [`prune_older`] deletes.
+#[derive(Debug, Clone, Copy)]
+enum Old {
+    Events,
+    Audit,
+}
+
+/// Deletes `what` older than now − `keep`, with an audit entry `action`
+/// (nothing, not even the entry, when nothing was old).
+async fn prune_older(
+    state: &AppState,
+    keep: Option<jiff::SignedDuration>,
+    what: Old,
+) -> Result<u64, StoreError> {
+    let Some(keep) = keep else { return Ok(0) };
+    let (action, subject) = match what {
+        Old::Events => ("events.retention", "events"),
+        Old::Audit => ("audit.retention", "audit"),
+    };
+    let now = state.clock.now();
+    let before = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+    let mut change = state.db.change("system", action, subject, now).await?;
+    let removed = match what {
+        Old::Events => state.db.prune_events(change.tx(), before).await?,
+        Old::Audit => state.db.prune_audit(change.tx(), before).await?,
+    };
+    if removed > 0 {
+        let after = serde_json::json!({"retention_secs": keep.as_secs(), "removed": removed});
+        change.commit(None, Some(&after)).await?;
+        tracing::info!("{action}: removed {removed} {subject} entries older than {keep:#}");
+    } else {
+        change.abandon().await?;
+    }
+    Ok(removed)
+}
+
+/// One whole retention pass: stale nodes, old events, old audit entries.
+pub async fn prune_all(state: &AppState) -> Result<Pruned, StoreError> {
+    let nodes = prune_stale(state).await?;
+    let events = prune_older(state, state.config.event_retention, Old::Events).await?;
+    let audit = prune_older(state, state.config.audit_retention, Old::Audit).await?;
+    Ok(Pruned {
+        nodes,
+        events,
+        audit,
+    })
+}
+
 /// A retention pass every `every` until `stop` is cancelled (a pass in
 /// progress finishes first).
 pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
@@ -41,8 +102,8 @@ pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
-        if let Err(e) = prune_stale(&state).await {
-            tracing::error!("pruning stale nodes failed: {e}");
+        if let Err(e) = prune_all(&state).await {
+            tracing::error!("retention pass failed: {e}");
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod admin;
 mod audit;
+mod backup;
 mod batch;
 mod event_stream;
 mod fleetlock;
@@ -30,6 +31,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::Change;
+pub use backup::{BackupInfo, check_sqlite_backup};
 pub use batch::CheckInBatcher;
 pub use event_stream::{STREAM_WINDOW, StreamEvent, StreamFilter, StreamPage};
 pub use fleetlock::{Acquire, LockRow};
@@ -53,6 +55,9 @@ pub enum StoreError {
     /// The check-in batch failed (the message of the database error).
     #[error("database error: {0}")]
     Batch(String),
+    /// A backup file that cannot be restored (named, with the reason).
+    #[error("{0}")]
+    Backup(String),
     /// A stored JSON document that no longer parses.
     #[error("corrupt stored {what}: {source}")]
     Corrupt {

@@ -286,6 +286,27 @@ impl Db {
         Ok(done.rows_affected())
     }
 
+    /// Deletes node events the server received before `before`; returns
+    /// how many.
+    pub async fn prune_events(&self, tx: &mut Tx, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM events WHERE received_at < $1")
+            .bind(millis(before))
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes audit entries made before `before`; returns how many. (The
+    /// entry that records the pruning is made after, in the same
+    /// transaction, so it stays.)
+    pub async fn prune_audit(&self, tx: &mut Tx, before: Timestamp) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM audit WHERE at < $1")
+            .bind(millis(before))
+            .execute(&mut **tx)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ids of the nodes in a rollout's scope.
     pub async fn scope_node_ids(
         &self,

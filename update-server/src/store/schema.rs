@@ -150,7 +150,14 @@ ALTER TABLE releases ADD COLUMN flatcar TEXT;
 CREATE INDEX nodes_kind_id ON nodes (kind, id);
 ";
 
-const STEPS: &[&str] = &[V1, V2, V3, V4];
+/// Retention (issue 16): events are pruned by when the server received
+/// them, audit entries by when they were made; both need an index for that.
+const V5: &str = "
+CREATE INDEX events_received ON events (received_at);
+CREATE INDEX audit_at ON audit (at);
+";
+
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Applies the steps not applied yet.
 pub(super) async fn migrate(db: &Db) -> Result<(), StoreError> {

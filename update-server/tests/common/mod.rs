@@ -92,24 +92,47 @@ impl Drop for TestServer {
 
 /// Starts a server on `url` with `tweak` applied to its config.
 pub async fn start(backend: &str, url: &str, tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
+    start_with(backend, url, tweak, None).await
+}
+
+/// Starts a server on a database that already holds the admin and viewer
+/// tokens `tokens` (a restored backup).
+pub async fn start_existing(backend: &str, url: &str, tokens: (String, String)) -> TestServer {
+    start_with(backend, url, |_| {}, Some(tokens)).await
+}
+
+async fn start_with(
+    backend: &str,
+    url: &str,
+    tweak: impl FnOnce(&mut ServerConfig),
+    tokens: Option<(String, String)>,
+) -> TestServer {
     let repo_dir = tempfile::tempdir().unwrap().keep();
     let mut config = ServerConfig::new(repo_dir.clone());
     config.stats_ttl = SignedDuration::ZERO;
     config.index_ttl = SignedDuration::ZERO;
     config.summary_ttl = SignedDuration::ZERO;
+    // Simulated fleets register hundreds of nodes from 127.0.0.1; the
+    // limits are tested where a test turns them on again.
+    config.rate_limits = update_server::http::limits::RateLimitConfig::NONE;
     tweak(&mut config);
     let db = Db::connect(url).await.unwrap();
     let clock = Arc::new(FakeClock::new(T0.parse().unwrap()));
     let state = AppState::new(db.clone(), clock.clone(), config);
     let now = clock.now_ts();
-    let admin = create_token(&db, "alice", Role::Admin, now)
-        .await
-        .unwrap()
-        .secret;
-    let viewer = create_token(&db, "victor", Role::Viewer, now)
-        .await
-        .unwrap()
-        .secret;
+    let (admin, viewer) = match tokens {
+        Some(t) => t,
+        None => (
+            create_token(&db, "alice", Role::Admin, now)
+                .await
+                .unwrap()
+                .secret,
+            create_token(&db, "victor", Role::Viewer, now)
+                .await
+                .unwrap()
+                .secret,
+        ),
+    };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let handle = Handle::new();

@@ -1,6 +1,7 @@
 //! Logging in and out. The login form takes an admin or viewer API token;
 //! it is protected against cross-site posting by a double-submit cookie
-//! (there is no session yet to hold a CSRF secret).
+//! (there is no session yet to hold a CSRF secret), and attempts are
+//! limited per source address (`429` with `Retry-After`).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, State};
@@ -86,6 +87,7 @@ pub async fn form(State(app): State<AppState>, headers: HeaderMap) -> Result<Res
 /// `POST /ui/login`.
 pub async fn submit(
     State(app): State<AppState>,
+    source: crate::http::limits::Source,
     headers: HeaderMap,
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> Result<Response, DashError> {
@@ -93,6 +95,24 @@ pub async fn submit(
     let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if !same_secret(expected, &f.csrf) {
         return Err(DashError::csrf());
+    }
+    // Guessing tokens: a few attempts per minute per source.
+    if let Err(t) = app
+        .limits
+        .check(crate::http::limits::Limited::Login, source.0)
+    {
+        let mut resp = login_page(
+            &app,
+            &login_secret(&headers),
+            Some(&format!(
+                "Too many log-in attempts from this address: try again in {} s.",
+                t.retry_after_secs
+            )),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, t.retry_after_secs.into());
+        return Ok(resp);
     }
     let id = match open_session(&app, &f.token, app.clock.now()).await? {
         Ok(id) => id,
