@@ -48,6 +48,12 @@ pub fn check_identity(board: &str, version: &str) -> Result<(), RepoError> {
         board: board.to_owned(),
         source,
     })?;
+    // A node names its board in every check-in, and the server takes only
+    // boards it can bound: a release for a longer one could never be asked for.
+    moho_protocol::names::check_board(board).map_err(|source| RepoError::BoardNodesCannotName {
+        board: board.to_owned(),
+        source,
+    })?;
     check_version(version)?;
     let (image, chunks) = release_names(board, version);
     for name in [image, chunks] {
@@ -329,6 +335,12 @@ mod tests {
         assert!(matches!(
             check_identity("amd/64", "1.0.0"),
             Err(RepoError::BadBoard { .. })
+        ));
+        // The longest board a node can name in its check-in, and one more.
+        check_identity(&"b".repeat(64), "1.0.0").unwrap();
+        assert!(matches!(
+            check_identity(&"b".repeat(65), "1.0.0"),
+            Err(RepoError::BoardNodesCannotName { .. })
         ));
         assert!(matches!(
             check_channel("../stable"),

@@ -110,6 +110,15 @@ pub enum RepoError {
         /// Why.
         source: TargetNameError,
     },
+    /// A board that passes as a target name but that no node could name in
+    /// a check-in (too long for the node protocol).
+    #[error("board {board:?}: nodes could not check in for it: {source}")]
+    BoardNodesCannotName {
+        /// The board.
+        board: String,
+        /// The node protocol's rule.
+        source: moho_protocol::names::NameError,
+    },
     /// A version that is not semver.
     #[error("version {version:?} is not a semantic version: {reason}")]
     BadVersion {
