@@ -24,7 +24,7 @@ use crate::current::Current;
 use crate::error::RepoError;
 use crate::keys::KeyRing;
 use crate::publication::{NewTarget, Publication, TargetContent};
-use crate::sign::{self, Expiries, Previous, expires_at, metafile, next_version};
+use crate::sign::{Expiries, expires_at, next_version};
 
 /// File name of the image target.
 pub const IMAGE_FILE: &str = "root.img";
@@ -253,46 +253,21 @@ pub fn add(
         target(index_len, index_sha, HashMap::new()),
     );
     let version = targets.version;
-    let root = &current.root().signed;
-    let signed_targets = sign::sign(targets, root, keys)?;
-    let (snapshot, timestamp) = sign::sign_online(
-        Previous {
-            snapshot: Some(&current.snapshot().signed),
-            timestamp: Some(&current.timestamp().signed),
+    let files = vec![
+        NewTarget {
+            name: image_name.clone(),
+            length: release.image.length,
+            sha256: release.image.sha256,
+            content: TargetContent::File(release.image.path.clone()),
         },
-        metafile(signed_targets.buffer(), version),
-        root,
-        keys,
-        expiries,
-        now,
-    )?;
-    let publication = Publication {
-        targets: vec![
-            NewTarget {
-                name: image_name.clone(),
-                length: release.image.length,
-                sha256: release.image.sha256,
-                content: TargetContent::File(release.image.path.clone()),
-            },
-            NewTarget {
-                name: index_name.clone(),
-                length: index_len,
-                sha256: index_sha,
-                content: TargetContent::Bytes(release.chunk_index.clone()),
-            },
-        ],
-        versioned: vec![
-            (
-                format!("{version}.targets.json"),
-                signed_targets.buffer().clone(),
-            ),
-            (
-                format!("{}.snapshot.json", snapshot.signed().signed.version),
-                snapshot.buffer().clone(),
-            ),
-        ],
-        timestamp: timestamp.buffer().clone(),
-    };
+        NewTarget {
+            name: index_name.clone(),
+            length: index_len,
+            sha256: index_sha,
+            content: TargetContent::Bytes(release.chunk_index.clone()),
+        },
+    ];
+    let publication = Publication::of_targets(targets, files, current, keys, expiries, now)?;
     Ok((
         publication,
         Added {

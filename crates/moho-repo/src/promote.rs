@@ -12,7 +12,7 @@ use crate::current::Current;
 use crate::error::RepoError;
 use crate::keys::KeyRing;
 use crate::publication::Publication;
-use crate::sign::{self, Expiries, Previous, expires_at, metafile, next_version};
+use crate::sign::{Expiries, expires_at, next_version};
 
 /// What `promote` changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,33 +85,7 @@ pub fn promote(
     targets.version = next_version(targets.version);
     targets.expires = expires_at(now, expiries.targets);
     let targets_version = targets.version;
-    let root = &current.root().signed;
-    let signed_targets = sign::sign(targets, root, keys)?;
-    let (snapshot, timestamp) = sign::sign_online(
-        Previous {
-            snapshot: Some(&current.snapshot().signed),
-            timestamp: Some(&current.timestamp().signed),
-        },
-        metafile(signed_targets.buffer(), targets_version),
-        root,
-        keys,
-        expiries,
-        now,
-    )?;
-    let publication = Publication {
-        targets: Vec::new(),
-        versioned: vec![
-            (
-                format!("{targets_version}.targets.json"),
-                signed_targets.buffer().clone(),
-            ),
-            (
-                format!("{}.snapshot.json", snapshot.signed().signed.version),
-                snapshot.buffer().clone(),
-            ),
-        ],
-        timestamp: timestamp.buffer().clone(),
-    };
+    let publication = Publication::of_targets(targets, Vec::new(), current, keys, expiries, now)?;
     Ok((
         publication,
         Promoted {

@@ -52,6 +52,47 @@ pub struct Publication {
 }
 
 impl Publication {
+    /// The publication of a new `targets` role over `current` (an add or a
+    /// promotion): targets signed, a new snapshot and timestamp, and the
+    /// target files `files` to place.
+    pub(crate) fn of_targets(
+        targets: tough::schema::Targets,
+        files: Vec<NewTarget>,
+        current: &crate::current::Current,
+        keys: &crate::keys::KeyRing,
+        expiries: &crate::sign::Expiries,
+        now: SystemTime,
+    ) -> Result<Self, RepoError> {
+        let version = targets.version;
+        let root = &current.root().signed;
+        let signed_targets = crate::sign::sign(targets, root, keys)?;
+        let (snapshot, timestamp) = crate::sign::sign_online(
+            crate::sign::Previous {
+                snapshot: Some(&current.snapshot().signed),
+                timestamp: Some(&current.timestamp().signed),
+            },
+            crate::sign::metafile(signed_targets.buffer(), version),
+            root,
+            keys,
+            expiries,
+            now,
+        )?;
+        Ok(Self {
+            targets: files,
+            versioned: vec![
+                (
+                    format!("{version}.targets.json"),
+                    signed_targets.buffer().clone(),
+                ),
+                (
+                    format!("{}.snapshot.json", snapshot.signed().signed.version),
+                    snapshot.buffer().clone(),
+                ),
+            ],
+            timestamp: timestamp.buffer().clone(),
+        })
+    }
+
     /// Every metadata file, by name, `timestamp.json` last.
     pub fn metadata_files(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.versioned
