@@ -119,7 +119,8 @@ pub enum Command {
     /// Apply the first-boot provision document: the one accepted on an
     /// earlier boot, else the first found on the kernel command line, in
     /// the systemd credential moho.provision, on a config drive (cidata,
-    /// config-2) or in moho/provision.toml on the ESP; writes the agent
+    /// config-2), in moho/provision.toml on the ESP or in the user data of
+    /// an EC2-style metadata service; writes the agent
     /// drop-in, SSH keys and host name under the run directory. Run at every
     /// boot by moho-provision.service, before the agent.
     Provision {
@@ -132,6 +133,10 @@ pub enum Command {
         /// Where the derived files go (its agent.d is read by the agent).
         #[arg(long, default_value = "/run/moho")]
         run_dir: PathBuf,
+        /// The EC2-style metadata service asked last (its
+        /// /latest/api/token and /latest/user-data).
+        #[arg(long, default_value = crate::provision::metadata::DEFAULT_BASE)]
+        metadata_url: String,
     },
     /// Show or edit the versions this node will not install again.
     Denylist {
@@ -270,6 +275,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             disk,
             state_dir,
             run_dir,
+            metadata_url,
         } => {
             let said = crate::provision_cmd::run(
                 &crate::provision_cmd::ProvisionArgs {
@@ -277,6 +283,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     state_dir,
                     run_dir,
                     config_dirs: crate::config::dirs_or_default(&cli.config_dirs),
+                    metadata_url,
                 },
                 &LiveSystem,
             )?;

@@ -1,6 +1,6 @@
 //! `update-agent provision`: one boot's provisioning run over the real
 //! sources (kernel command line URL, systemd credential, config drive, ESP
-//! file), the real host name and the real directories.
+//! file, metadata service), the real host name and the real directories.
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +9,7 @@ use moho_disk::GptSlotDisk;
 
 use crate::provision::apply::LiveHost;
 use crate::provision::local::{ConfigDrive, Credential, EspFile, HttpFetch, KernelCmdline};
+use crate::provision::metadata::{HttpMetadata, MetadataService};
 use crate::provision::source::Source;
 use crate::provision::{Outcome, Paths, provision};
 use crate::system::SystemView;
@@ -24,6 +25,8 @@ pub struct ProvisionArgs {
     pub run_dir: PathBuf,
     /// The agent's configuration directories.
     pub config_dirs: Vec<PathBuf>,
+    /// The metadata service's base URL (`http://169.254.169.254`).
+    pub metadata_url: String,
 }
 
 /// Runs it and says what happened.
@@ -31,6 +34,7 @@ pub fn run(args: &ProvisionArgs, system: &dyn SystemView) -> anyhow::Result<Stri
     let mount_dir = args.run_dir.join("provision-mnt");
     let esp = esp_device(args.disk.as_deref(), system);
     let fetch = HttpFetch::default();
+    let metadata = HttpMetadata::default();
     let mut sources: Vec<Box<dyn Source>> = vec![
         Box::new(KernelCmdline {
             cmdline: system.kernel_cmdline().unwrap_or_default(),
@@ -44,6 +48,10 @@ pub fn run(args: &ProvisionArgs, system: &dyn SystemView) -> anyhow::Result<Stri
             device: esp,
             mount_dir,
         }),
+        Box::new(MetadataService {
+            base: args.metadata_url.clone(),
+            http: &metadata,
+        }),
     ];
     let paths = Paths {
         state_dir: args.state_dir.clone(),
@@ -52,11 +60,13 @@ pub fn run(args: &ProvisionArgs, system: &dyn SystemView) -> anyhow::Result<Stri
     };
     let out = provision(&paths, &mut sources, &mut LiveHost)?;
     Ok(match out {
-        Outcome::NoDocument => "no provision document (looked at: the kernel command line, \
+        Outcome::NoDocument => format!(
+            "no provision document (looked at: the kernel command line, \
              the systemd credential moho.provision, config drives labelled cidata or config-2, \
-             moho/provision.toml on the ESP; the metadata service is not implemented yet): \
-             the image's own configuration applies"
-            .to_owned(),
+             moho/provision.toml on the ESP, the user data of a metadata service at {}): \
+             the image's own configuration applies",
+            args.metadata_url
+        ),
         Outcome::Applied {
             origin,
             newly_accepted,

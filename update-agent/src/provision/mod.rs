@@ -5,6 +5,7 @@
 //! - [`source`]: where it may come from, and the first-match rule.
 //! - [`local`]: the real sources (kernel command line, credential, config
 //!   drive, ESP file).
+//! - [`metadata`]: the EC2-style instance metadata service (user data).
 //! - [`apply`]: the files it makes under `/run/moho`, and the host name.
 //!
 //! [`provision`] is one boot's run (`update-agent provision`, from
@@ -20,6 +21,7 @@
 pub mod apply;
 pub mod doc;
 pub mod local;
+pub mod metadata;
 pub mod source;
 
 use std::path::{Path, PathBuf};
