@@ -315,7 +315,7 @@ mod tests {
                 "{e}"
             );
         }
-        let big = "x".repeat(MAX_DOCUMENT as usize + 1);
+        let big = "x".repeat(1024 * 1024 + 1);
         let (r, _) = probe(ok(200, "tok"), ok(200, &big));
         assert!(r.unwrap_err().to_string().contains("larger than"));
     }
