@@ -263,7 +263,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::GrowState { disk, json } => {
             let path = crate::disk_locate::locate_disk(disk.as_deref(), &LiveSystem)?;
-            let report = crate::grow_state::grow_state(&path, &crate::grow_state::Resize2fs)?;
+            // Each step on stderr as it starts (the unit puts it on the console).
+            let report =
+                crate::grow_state::grow_state(&path, &crate::grow_state::Resize2fs, &mut |step| {
+                    eprintln!("update-agent: grow-state: {step}");
+                })?;
             if json {
                 moho_cli::outln!("{}", serde_json::to_string_pretty(&report)?)?;
             } else {

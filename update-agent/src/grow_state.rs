@@ -19,6 +19,7 @@
 //! and finishes whatever a cut interrupted. Offline growth is refused: an
 //! interrupted offline `resize2fs` is not crash-safe.
 
+use std::fmt;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -131,8 +132,8 @@ pub struct GrowReport {
     pub filesystem: String,
 }
 
-impl std::fmt::Display for GrowReport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for GrowReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const MIB: u64 = 1024 * 1024;
         if self.bytes_before == self.bytes_after {
             write!(
@@ -162,9 +163,56 @@ impl std::fmt::Display for GrowReport {
     }
 }
 
+/// A step of [`grow_state`], announced as it starts (the console line a
+/// power-cut test cuts at; an operator sees where a boot stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GrowStep {
+    /// The GPT commit that makes `STATE` reach the end of the disk (it
+    /// writes nothing when it already does and the table is whole).
+    Partition {
+        /// The disk.
+        disk: PathBuf,
+        /// `STATE`'s partition number.
+        number: u32,
+    },
+    /// Growing the mounted filesystem to its partition.
+    Filesystem {
+        /// The partition device.
+        device: PathBuf,
+        /// Where it is mounted.
+        mount_point: PathBuf,
+    },
+}
+
+impl fmt::Display for GrowStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Partition { disk, number } => write!(
+                f,
+                "STATE: partition {number} of {} to the end of the disk (GPT commit)",
+                disk.display()
+            ),
+            Self::Filesystem {
+                device,
+                mount_point,
+            } => write!(
+                f,
+                "STATE: the filesystem on {} ({}) to its partition",
+                device.display(),
+                mount_point.display()
+            ),
+        }
+    }
+}
+
 /// Grows `STATE` on `disk`: the partition (one GPT commit), the kernel's
-/// view, then the mounted filesystem with `grower`.
-pub fn grow_state(disk: &Path, grower: &dyn FsGrower) -> Result<GrowReport, GrowError> {
+/// view, then the mounted filesystem with `grower`; `announce` hears of
+/// each step before it starts.
+pub fn grow_state(
+    disk: &Path,
+    grower: &dyn FsGrower,
+    announce: &mut dyn FnMut(&GrowStep),
+) -> Result<GrowReport, GrowError> {
     let mut gpt = GptSlotDisk::open(disk, true)?;
     if !gpt.is_block_device() {
         return Err(GrowError::NotABlockDevice {
@@ -172,6 +220,17 @@ pub fn grow_state(disk: &Path, grower: &dyn FsGrower) -> Result<GrowReport, Grow
         });
     }
     let ss = gpt.snapshot().sector_size;
+    if let Some((&number, _)) = gpt
+        .snapshot()
+        .partitions
+        .iter()
+        .find(|(_, p)| p.name == moho_core::layout::STATE_LABEL)
+    {
+        announce(&GrowStep::Partition {
+            disk: disk.to_owned(),
+            number,
+        });
+    }
     let growth = gpt.grow_state()?;
     let (number, bytes_before) = match growth {
         StateGrowth::Grow {
@@ -199,6 +258,10 @@ pub fn grow_state(disk: &Path, grower: &dyn FsGrower) -> Result<GrowReport, Grow
     let mount_point = mount_point_of(&mountinfo, devno).ok_or_else(|| GrowError::NotMounted {
         device: device.clone(),
     })?;
+    announce(&GrowStep::Filesystem {
+        device: device.clone(),
+        mount_point: mount_point.clone(),
+    });
     let filesystem = grower.grow(&device, &mount_point)?;
     Ok(GrowReport {
         disk: disk.to_owned(),
