@@ -1,6 +1,6 @@
-//! One qemu VM under software emulation: its command line, its serial
-//! console collected line by line (and written to a log file for the
-//! post-mortem), waiting for what it prints, and cutting its power
+//! One qemu VM under software emulation (or KVM where asked): its command
+//! line, its serial console collected line by line (and written to a log
+//! file for the post-mortem), waiting for what it prints, and cutting its power
 //! (SIGKILL: no flush, no shutdown, exactly a power cut for the guest).
 
 use std::io::{BufRead, BufReader, Write};
@@ -53,7 +53,29 @@ pub struct VmSpec {
     /// A user-mode network: guest address `10.0.2.100:<port>` reaches
     /// `127.0.0.1:<host port>` (nothing else is reachable).
     pub guest_forwards: Vec<(u16, u16)>,
+    /// A second user-mode network card (MAC [`METADATA_MAC`]) on
+    /// `169.254.169.0/24`, where an EC2-style metadata service is: the
+    /// guest's `169.254.169.254:80` reaches `127.0.0.1:<this port>`.
+    pub metadata_forward: Option<u16>,
+    /// qemu's accelerator: `tcg` (software emulation, what the tests use
+    /// everywhere) or `kvm` (the demo, where [`kvm_works`]).
+    pub accel: &'static str,
 }
+
+/// Whether this machine can run KVM guests: `/dev/kvm` opens read-write.
+pub fn kvm_works() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok()
+}
+
+/// The MAC address of the metadata network card ([`VmSpec::metadata_forward`]);
+/// the guest's network configuration gives it [`METADATA_GUEST_ADDRESS`].
+pub const METADATA_MAC: &str = "52:54:00:a9:fe:01";
+/// The guest's address on the metadata network.
+pub const METADATA_GUEST_ADDRESS: &str = "169.254.169.15/24";
 
 impl VmSpec {
     /// A VM booting `disk` directly with `kernel` and `initrd`.
@@ -73,6 +95,8 @@ impl VmSpec {
             memory_mib: 512,
             no_reboot: false,
             guest_forwards: Vec::new(),
+            metadata_forward: None,
+            accel: "tcg",
         }
     }
 }
@@ -133,7 +157,7 @@ impl Vm {
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
             "-accel",
-            "tcg",
+            spec.accel,
             "-nodefaults",
             "-no-user-config",
             "-display",
@@ -196,6 +220,15 @@ impl Vm {
                 .arg(net)
                 .arg("-device")
                 .arg("virtio-net-pci,netdev=net0");
+        }
+        if let Some(port) = spec.metadata_forward {
+            cmd.arg("-netdev")
+                .arg(format!(
+                    "user,id=net1,restrict=on,net=169.254.169.0/24,\
+                     guestfwd=tcp:169.254.169.254:80-cmd:socat - TCP:127.0.0.1:{port}"
+                ))
+                .arg("-device")
+                .arg(format!("virtio-net-pci,netdev=net1,mac={METADATA_MAC}"));
         }
         // Entropy for the guest's getrandom() from the first second on.
         cmd.arg("-device").arg("virtio-rng-pci");
