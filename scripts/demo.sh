@@ -5,13 +5,17 @@
 #      systemd test OS with the agent units: 1.0.0 and 2.0.0 work, 3.0.0's kernel panics,
 #      3.0.1's health check fails; signed into a TUF repository (generated keys) and served by
 #      update-server over HTTPS (SQLite);
-#   2. a UEFI disk image (systemd-boot -> boot selector) with 1.0.0 in slot A, booted in qemu
-#      (OVMF, -accel tcg) with the server reachable over the VM network;
+#   2. a stock UEFI disk image (systemd-boot -> boot selector, 1.0.0 in slot A, no server address
+#      in it), booted in qemu (OVMF; KVM when /dev/kvm works, else -accel tcg) with a provision
+#      document as a fw_cfg credential (server, CA, channel, group, host name, SSH key) and the
+#      server reachable over the VM network;
 #   3. the operator starts rollouts: 2.0.0 (the VM updates, reboots into B, marks it good after
 #      boot-complete.target, the server counts it healthy), then 3.0.0 and 3.0.1 (each boots
 #      once and falls back to 2.0.0 without help; the server counts the rollback).
 # The console's key lines, the slot table (as update-agent and cgpt read it) and the server's
 # view are printed along the way; everything is kept in $MOHO_DEMO_DIR (default out/demo).
+# At the end: the dashboard's URL and a viewer token. `scripts/demo.sh --keep-running` keeps the
+# server and the VM running until Ctrl-C.
 # Takes about fifteen minutes on two cores, the first time a few more (downloads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,4 +29,4 @@ OUT=${MOHO_DEMO_DIR:-out/demo}
 echo "== building update-agent, image-tools, update-server and the demo"
 cargo build --locked --quiet -p update-agent -p image-tools -p update-server -p moho-e2e --bins \
     || die "cargo build failed"
-exec "${CARGO_TARGET_DIR:-target}/debug/moho-vm-demo" --out "$OUT"
+exec "${CARGO_TARGET_DIR:-target}/debug/moho-vm-demo" --out "$OUT" "$@"

@@ -1,13 +1,18 @@
-//! `moho-vm-demo [--out DIR]`: the README's main job, the whole story on an
-//! emulated machine. Four releases of a systemd test OS (1.0.0, 2.0.0; 3.0.0
+//! `moho-vm-demo [--out DIR] [--keep-running]`: the README's main job, the
+//! whole story on a virtual machine (KVM when `/dev/kvm` works, software
+//! emulation otherwise). Four releases of a systemd test OS (1.0.0, 2.0.0; 3.0.0
 //! whose kernel panics; 3.0.1 whose health check fails) are signed into a
 //! TUF repository and served by `update-server` (SQLite, generated keys);
-//! a UEFI disk image (systemd-boot, the boot selector, 1.0.0 in slot A)
-//! boots in qemu (OVMF, `-accel tcg`). The operator starts rollouts; the
+//! a stock UEFI disk image (systemd-boot, the boot selector, 1.0.0 in slot
+//! A; no server address in it) boots in qemu (OVMF) with a provision
+//! document as a systemd credential (fw_cfg), which names the server, its
+//! CA, channel, group, host name and an SSH key. The operator starts rollouts; the
 //! agent units update the VM over its network, reboot it into the new
 //! slot, mark it good, and fall back from both broken releases without
 //! help. The console's key lines, the slot table and the server's view are
-//! printed along the way; everything is kept in the output directory.
+//! printed along the way; everything is kept in the output directory. At the
+//! end it prints the dashboard's URL and a viewer token; with
+//! `--keep-running` the server (and the VM) run on until Ctrl-C.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -15,7 +20,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use moho_e2e::vm::image::Behaviour;
-use moho_e2e::vm::qemu::Vm;
+use moho_e2e::vm::qemu::{Vm, kvm_works};
 use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
 use moho_e2e::{bin, ok};
 use serde_json::Value;
@@ -113,12 +118,14 @@ fn console(vm: &Vm, from: usize, last_state: &mut String) -> usize {
 
 fn main() {
     let mut out = PathBuf::from("out/demo");
+    let mut keep_running = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--out", Some(dir)) => out = dir.into(),
+        match a.as_str() {
+            "--out" if let Some(dir) = args.next() => out = dir.into(),
+            "--keep-running" => keep_running = true,
             _ => {
-                eprintln!("usage: moho-vm-demo [--out DIR]");
+                eprintln!("usage: moho-vm-demo [--out DIR] [--keep-running]");
                 std::process::exit(2);
             }
         }
@@ -152,20 +159,39 @@ fn main() {
         story.server.log.display()
     );
 
-    step("image-tools disk create: ESP with systemd-boot and the boot selector, 1.0.0 in slot A");
+    step(
+        "image-tools disk create: the stock image (ESP with systemd-boot and the boot selector, 1.0.0 in slot A), no server address in it",
+    );
     let disk = story.os.disk("disk.img", &story.first, true, "raw");
     table(&disk);
 
     step(
-        "rollout of 2.0.0; boot the VM (OVMF): 1.0.0 updates from the server, reboots into B, B is marked good",
+        "rollout of 2.0.0; boot the VM (OVMF) with its provision document: it joins the server, 1.0.0 updates, reboots into B, B is marked good",
     );
     let to_2 = story.roll_out("2.0.0");
     let vars = out.join("OVMF_VARS.fd");
     std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).expect("OVMF (Debian package ovmf)");
     let log = out.join("console.log");
-    println!("(qemu -accel tcg; console in {})", log.display());
-    let mut vm = Vm::start(&story.vm_spec(&disk, Some(vars)), &log);
+    let mut spec = story.vm_spec(&disk, Some(vars));
+    spec.accel = if kvm_works() { "kvm" } else { "tcg" };
+    println!(
+        "provision document (fw_cfg credential moho.provision): {}",
+        story.provision.display()
+    );
+    println!(
+        "(qemu -accel {}{}; console in {})",
+        spec.accel,
+        if spec.accel == "tcg" {
+            ", /dev/kvm does not work here: software emulation"
+        } else {
+            ""
+        },
+        log.display()
+    );
+    let mut vm = Vm::start(&spec, &log);
     let mut state = String::new();
+    let joined = vm.wait_for("moho-test: provisioned ", moho_e2e::vm::story::BOOT);
+    println!("vm: {}", vm.lines()[joined].trim_end());
     let on_2 = story.await_healthy(&vm, 0, to_2, "2.0.0", "B");
     let mut shown = console(&vm, 0, &mut state);
     server_view(&story, &[("2.0.0", to_2)]);
@@ -187,13 +213,36 @@ fn main() {
         &[("2.0.0", to_2), ("3.0.0", to_3), ("3.0.1", to_3b)],
     );
 
-    step("the VM is switched off; the disk as it is left");
-    vm.power_cut();
-    table(&disk);
+    if !keep_running {
+        step("the VM is switched off; the disk as it is left");
+        vm.power_cut();
+        table(&disk);
+    }
     println!(
         "\ndemo finished: disk {}, console log {}, server data {}",
         disk.display(),
         log.display(),
         story.server.data_dir.display()
     );
+    let ca = out.join("server-ca.pem");
+    std::fs::write(&ca, &story.server.ca_pem).unwrap();
+    let (status, token) = story.server.api(
+        "POST",
+        "/api/v1/tokens",
+        Some(serde_json::json!({"name": "demo-viewer", "role": "viewer"})),
+    );
+    assert_eq!(status, 201, "creating a viewer token: {token}");
+    println!(
+        "\ndashboard: {}ui/ (certificate by the demo's CA {})\nviewer token: {}",
+        story.server.base(),
+        ca.display(),
+        token["secret"].as_str().unwrap_or("?")
+    );
+    if keep_running {
+        println!("the server and the VM keep running; Ctrl-C stops them");
+        loop {
+            std::thread::park();
+        }
+    }
+    println!("(the server stops now; `scripts/demo.sh --keep-running` keeps it running)");
 }
