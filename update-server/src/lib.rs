@@ -13,6 +13,7 @@ pub mod commands;
 pub mod config;
 pub mod dashboard;
 pub mod error;
+pub mod fleet_ops;
 pub mod http;
 pub mod jobs;
 pub mod metrics;

@@ -1,10 +1,13 @@
 //! Operator changes to a rollout, shared by the admin API and the dashboard
-//! so both apply the same rules: pause/resume/abort/revert through the
+//! so both apply the same rules: create one (a release present in the
+//! signed repository and signed for the channel), pause/resume/abort/revert through the
 //! lifecycle of `moho_rollout::state`, and replacing the policy (ramp or
 //! caps). Each change is saved with optimistic concurrency on the rollout's
 //! revision and written to the audit log with actor, before and after in
 //! the same transaction.
 
+use moho_protocol::admin::CreateRollout;
+use moho_protocol::names::{check_channel, check_group};
 use moho_rollout::policy::RolloutPolicy;
 use moho_rollout::state::{Action, RolloutState, apply_action};
 
@@ -71,6 +74,81 @@ pub async fn act(app: &AppState, actor: &str, id: i64, action: Action) -> Result
     change.commit(before.as_ref(), after.as_ref()).await?;
     app.caches.clear();
     Ok(())
+}
+
+/// Creates the rollout `req` describes as `actor`, returning its id;
+/// audited as `rollout.create`. Only a release present in the signed
+/// repository and signed for the channel can be rolled out, to a channel
+/// and group that exist.
+pub async fn create(app: &AppState, actor: &str, req: &CreateRollout) -> Result<i64, ApiError> {
+    check_channel(&req.channel)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()).field("channel"))?;
+    check_group(&req.group)
+        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()).field("group"))?;
+    if !app.db.channel_exists(&req.channel).await? {
+        return Err(ApiError::unprocessable(
+            "unknown_channel",
+            format!("unknown channel {:?}", req.channel),
+        )
+        .field("channel"));
+    }
+    if app.db.group(&req.group).await?.is_none() {
+        return Err(ApiError::unprocessable(
+            "unknown_group",
+            format!("unknown group {:?}", req.group),
+        )
+        .field("group"));
+    }
+    let release = app
+        .db
+        .release(&req.version, &req.board)
+        .await?
+        .filter(|r| r.present)
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_release",
+                format!(
+                    "release {} for board {:?} is not in the signed repository",
+                    req.version, req.board
+                ),
+            )
+            .field("version")
+        })?;
+    if !release.channels.contains(&req.channel) {
+        return Err(ApiError::unprocessable(
+            "not_signed_for_channel",
+            format!(
+                "release {} is signed for {:?}, not for channel {:?}",
+                req.version, release.channels, req.channel
+            ),
+        )
+        .field("channel"));
+    }
+    let now = app.clock.now();
+    let record = RolloutRecord {
+        id: 0,
+        version: req.version.clone(),
+        board: req.board.clone(),
+        channel: req.channel.clone(),
+        group: req.group.clone(),
+        policy: req.policy.clone(),
+        state: RolloutState::new(now),
+        revision: 0,
+        created_at: now,
+    };
+    let mut change = app
+        .db
+        .change(actor, "rollout.create", "rollout", now)
+        .await?;
+    let id = app.db.insert_rollout(change.tx(), &record).await?;
+    change.set_subject(format!("rollout/{id}"));
+    let after = serde_json::json!({
+        "version": req.version, "board": req.board, "channel": req.channel, "group": req.group,
+        "policy": req.policy, "state": record.state,
+    });
+    change.commit(None, Some(&after)).await?;
+    app.caches.clear();
+    Ok(id)
 }
 
 /// The state after a policy change: the step index stays, but never past

@@ -1,7 +1,9 @@
 //! Admin API for the fleet: channels, groups (with FleetLock slots), nodes
 //! (filters, stale-node pruning), holds/pins, FleetLock slot holders and the
 //! audit log. Reads need a viewer token, changes an admin token; every change
-//! is written to the audit log with actor and before/after.
+//! is written to the audit log with actor and before/after (channel, group,
+//! hold and FleetLock changes through [`crate::fleet_ops`], shared with the
+//! dashboard).
 
 use axum::Json;
 use axum::body::Body;
@@ -12,10 +14,10 @@ use moho_protocol::admin::{
     AuditEntry, AuditQuery, ChannelView, CreateChannel, CreateHold, FleetLockView, GroupSpec,
     GroupView, HoldView, List, LockHolder, NodeQuery, NodeView, PruneNodes, PruneResult, Role,
 };
-use moho_protocol::names::{check_channel, check_group, check_node_id};
-use moho_rollout::Hold;
+use moho_protocol::names::check_node_id;
 
 use crate::error::ApiError;
+use crate::fleet_ops;
 use crate::http::auth::authorize;
 use crate::http::body::{bad_path, bad_query, json};
 use crate::state::AppState;
@@ -67,28 +69,7 @@ pub async fn create_channel(
 ) -> Result<(StatusCode, Json<ChannelView>), ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let req: CreateChannel = json(body, app.config.max_admin_body).await?;
-    check_channel(&req.name).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
-    let now = app.clock.now();
-    let view = ChannelView {
-        name: req.name.clone(),
-    };
-    let mut change = app
-        .db
-        .change(
-            &actor.name,
-            "channel.create",
-            format!("channel/{}", req.name),
-            now,
-        )
-        .await?;
-    if !app.db.insert_channel(change.tx(), &req.name).await? {
-        return Err(ApiError::conflict(
-            "exists",
-            format!("channel {:?} exists", req.name),
-        ));
-    }
-    change.commit(None, Some(&to_value(&view))).await?;
-    app.caches.clear();
+    let view = fleet_ops::create_channel(&app, &actor.name, &req.name).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -117,22 +98,6 @@ pub async fn get_group(
         .ok_or_else(|| ApiError::not_found("unknown_group", format!("unknown group {name:?}")))
 }
 
-fn check_slots(spec: &GroupSpec) -> Result<(), ApiError> {
-    if spec.fleetlock_slots == Some(0) {
-        return Err(ApiError::bad_request(
-            "invalid_value",
-            "fleetlock_slots must be at least 1",
-        ));
-    }
-    if spec.fleetlock_lease_secs == Some(0) {
-        return Err(ApiError::bad_request(
-            "invalid_value",
-            "fleetlock_lease_secs must be at least 1",
-        ));
-    }
-    Ok(())
-}
-
 /// `POST /api/v1/groups`.
 pub async fn create_group(
     State(app): State<AppState>,
@@ -141,35 +106,7 @@ pub async fn create_group(
 ) -> Result<(StatusCode, Json<GroupView>), ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let spec: GroupSpec = json(body, app.config.max_admin_body).await?;
-    let name = spec
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::bad_request("missing_field", "name is required"))?;
-    check_group(&name).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
-    check_slots(&spec)?;
-    if app.db.group(&name).await?.is_some() {
-        return Err(ApiError::conflict(
-            "exists",
-            format!("group {name:?} exists"),
-        ));
-    }
-    let view = GroupView {
-        name: name.clone(),
-        fleetlock_slots: spec.fleetlock_slots.unwrap_or(1),
-        fleetlock_lease_secs: spec.fleetlock_lease_secs.unwrap_or(3600),
-    };
-    let mut change = app
-        .db
-        .change(
-            &actor.name,
-            "group.create",
-            format!("group/{name}"),
-            app.clock.now(),
-        )
-        .await?;
-    app.db.upsert_group(change.tx(), &view).await?;
-    change.commit(None, Some(&to_value(&view))).await?;
-    app.caches.clear();
+    let view = fleet_ops::create_group(&app, &actor.name, &spec).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -182,7 +119,7 @@ pub async fn update_group(
 ) -> Result<Json<GroupView>, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let spec: GroupSpec = json(body, app.config.max_admin_body).await?;
-    check_slots(&spec)?;
+    fleet_ops::check_slots(&spec)?;
     let before =
         app.db.group(&name).await?.ok_or_else(|| {
             ApiError::not_found("unknown_group", format!("unknown group {name:?}"))
@@ -317,36 +254,7 @@ pub async fn create_hold(
 ) -> Result<(StatusCode, Json<HoldView>), ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let req: CreateHold = json(body, app.config.max_admin_body).await?;
-    let now = app.clock.now();
-    if req.until <= now {
-        return Err(ApiError::bad_request(
-            "invalid_value",
-            format!("until {} is not in the future", req.until),
-        ));
-    }
-    if let moho_rollout::HoldKind::Pin { version } = &req.kind {
-        moho_rollout::version::parse_version(version)
-            .map_err(|e| ApiError::bad_request("invalid_version", e.to_string()))?;
-    }
-    let hold = Hold {
-        target: req.target.clone(),
-        kind: req.kind.clone(),
-        until: req.until,
-    };
-    let mut change = app
-        .db
-        .change(&actor.name, "hold.create", "hold", now)
-        .await?;
-    let id = app.db.insert_hold(change.tx(), &hold).await?;
-    change.set_subject(format!("hold/{id}"));
-    let view = HoldView {
-        id,
-        target: req.target,
-        kind: req.kind,
-        until: req.until,
-    };
-    change.commit(None, Some(&to_value(&view))).await?;
-    app.caches.clear();
+    let view = fleet_ops::create_hold(&app, &actor.name, &req).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -358,22 +266,7 @@ pub async fn delete_hold(
 ) -> Result<StatusCode, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let Path(id) = id.map_err(bad_path)?;
-    let mut change = app
-        .db
-        .change(
-            &actor.name,
-            "hold.delete",
-            format!("hold/{id}"),
-            app.clock.now(),
-        )
-        .await?;
-    let before = app
-        .db
-        .delete_hold(change.tx(), id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("unknown_hold", format!("unknown hold {id}")))?;
-    change.commit(Some(&to_value(&before)), None).await?;
-    app.caches.clear();
+    fleet_ops::delete_hold(&app, &actor.name, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -412,28 +305,7 @@ pub async fn fleetlock_force_release(
     Path((group, node)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
-    let mut change = app
-        .db
-        .change(
-            &actor.name,
-            "fleetlock.release",
-            format!("fleetlock/{group}/{node}"),
-            app.clock.now(),
-        )
-        .await?;
-    if !app
-        .db
-        .fleetlock_release(Some(change.tx()), &group, &node)
-        .await?
-    {
-        change.abandon().await?;
-        return Err(ApiError::not_found(
-            "not_held",
-            format!("node {node:?} holds no slot in group {group:?}"),
-        ));
-    }
-    let before = serde_json::json!({"group": group, "node_id": node});
-    change.commit(Some(&before), None).await?;
+    fleet_ops::release_slot(&app, &actor.name, &group, &node).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

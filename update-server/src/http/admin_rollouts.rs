@@ -11,8 +11,6 @@ use axum::http::{HeaderMap, StatusCode};
 use moho_protocol::admin::{
     CreateRollout, List, ReleaseView, Role, RolloutActionRequest, RolloutView, UpdateRollout,
 };
-use moho_protocol::names::{check_channel, check_group};
-use moho_rollout::state::RolloutState;
 
 use crate::cache::LiveRollout;
 use crate::error::ApiError;
@@ -20,7 +18,6 @@ use crate::http::auth::authorize;
 use crate::http::body::{bad_path, json};
 use crate::rollout_ops;
 use crate::state::AppState;
-use crate::store::RolloutRecord;
 
 /// The API view of a rollout with fresh counters.
 pub fn view(l: &LiveRollout) -> RolloutView {
@@ -91,68 +88,7 @@ pub async fn create_rollout(
 ) -> Result<(StatusCode, Json<RolloutView>), ApiError> {
     let actor = authorize(&app, &h, Role::Admin).await?;
     let req: CreateRollout = json(body, app.config.max_admin_body).await?;
-    check_channel(&req.channel)
-        .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
-    check_group(&req.group).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
-    if !app.db.channel_exists(&req.channel).await? {
-        return Err(ApiError::unprocessable(
-            "unknown_channel",
-            format!("unknown channel {:?}", req.channel),
-        ));
-    }
-    if app.db.group(&req.group).await?.is_none() {
-        return Err(ApiError::unprocessable(
-            "unknown_group",
-            format!("unknown group {:?}", req.group),
-        ));
-    }
-    let release = app
-        .db
-        .release(&req.version, &req.board)
-        .await?
-        .filter(|r| r.present)
-        .ok_or_else(|| {
-            ApiError::unprocessable(
-                "unknown_release",
-                format!(
-                    "release {} for board {:?} is not in the signed repository",
-                    req.version, req.board
-                ),
-            )
-        })?;
-    if !release.channels.contains(&req.channel) {
-        return Err(ApiError::unprocessable(
-            "not_signed_for_channel",
-            format!(
-                "release {} is signed for {:?}, not for channel {:?}",
-                req.version, release.channels, req.channel
-            ),
-        ));
-    }
-    let now = app.clock.now();
-    let record = RolloutRecord {
-        id: 0,
-        version: req.version.clone(),
-        board: req.board.clone(),
-        channel: req.channel.clone(),
-        group: req.group.clone(),
-        policy: req.policy.clone(),
-        state: RolloutState::new(now),
-        revision: 0,
-        created_at: now,
-    };
-    let mut change = app
-        .db
-        .change(&actor.name, "rollout.create", "rollout", now)
-        .await?;
-    let id = app.db.insert_rollout(change.tx(), &record).await?;
-    change.set_subject(format!("rollout/{id}"));
-    let after = serde_json::json!({
-        "version": req.version, "board": req.board, "channel": req.channel, "group": req.group,
-        "policy": req.policy, "state": record.state,
-    });
-    change.commit(None, Some(&after)).await?;
-    app.caches.clear();
+    let id = rollout_ops::create(&app, &actor.name, &req).await?;
     Ok((StatusCode::CREATED, Json(view(&live(&app, id).await?))))
 }
 
