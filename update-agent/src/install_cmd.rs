@@ -11,7 +11,7 @@ use semver::Version;
 
 use crate::booted::detect_booted;
 use crate::config::AgentConfig;
-use crate::daemon::boot_assess::{BootFinding, assess};
+use crate::state::assess::{BootFinding, assess};
 use crate::daemon::clock::{Clock, SystemClock};
 use crate::disk_locate::locate_disk;
 use crate::install::progress::Progress;

@@ -2,7 +2,6 @@
 //!
 //! - [`runner`]: the loop that carries out the decisions below.
 //! - [`reboot_gate`]: may a staged update reboot now, and if not, why (pure).
-//! - [`boot_assess`]: what the last boot did with a staged update (pure).
 //! - [`trial`]: is a trial boot healthy, coming up, or failed (pure).
 //! - [`schedule`]: when to check in next, with jitter (pure).
 //! - [`status`]: the properties shown on D-Bus and by `update-agent status`.
@@ -16,7 +15,6 @@
 //! - [`clock`]: the time, injectable.
 //! - [`notify`]: telling systemd (`sd_notify`).
 
-pub mod boot_assess;
 pub mod clock;
 pub mod commands;
 pub mod health;

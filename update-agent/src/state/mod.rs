@@ -2,8 +2,10 @@
 //! persisted in the state directory ([`store`]) and owned by one
 //! [`keeper::StateKeeper`], so that a restarted agent knows whether it was
 //! idle, half-way through an install, waiting to reboot into a staged
-//! update, or on trial.
+//! update, or on trial; [`assess`] reads what the last boot did with it
+//! (used by the daemon at start and by `update-agent install`).
 
+pub mod assess;
 pub mod keeper;
 pub mod machine;
 pub mod store;

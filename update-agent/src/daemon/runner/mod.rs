@@ -4,7 +4,7 @@
 //! install what the server offers, reboot when the strategy allows, watch a
 //! trial boot and rescue it when it fails, report every step, and answer
 //! commands from D-Bus. Every decision is made by the pure code
-//! ([`super::reboot_gate`], [`super::boot_assess`], [`super::trial`],
+//! ([`super::reboot_gate`], [`crate::state::assess`], [`super::trial`],
 //! [`super::schedule`], the state machine); this module only carries it out
 //! against the external systems in [`Runtime`], all handed in by its caller.
 //!
@@ -32,7 +32,7 @@ use jiff::Timestamp;
 use moho_core::slot_table::SlotName;
 use semver::Version;
 
-use super::boot_assess::{BootFinding, assess};
+use crate::state::assess::{BootFinding, assess};
 use super::clock::Clock;
 use super::commands::{Answer, Command, Request};
 use super::health::BootHealth;

@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use moho_core::slot_table::{SlotName, SlotTable};
 
-use crate::state::{AgentState, Event};
+use super::{AgentState, Event};
 
 /// The finding, as the state machine event that records it (if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
