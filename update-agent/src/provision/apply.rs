@@ -3,7 +3,7 @@
 //!
 //! | file | from |
 //! |---|---|
-//! | `agent.d/40-provision.toml` | `[server]`, `[repository]`, `[node]`, `[reboot]` |
+//! | `agent.d/40-provision.toml` | `[server]`, `[repository]`, `[node]`, `[reboot]`, `[health]` |
 //! | `provision/server-ca.pem`, `repository-ca.pem`, `root.json` | inline `ca` and `root` |
 //! | `ssh/authorized_keys/<user>` | `[[users]]` (sshd: `AuthorizedKeysFile ... /run/moho/ssh/authorized_keys/%u`) |
 //! | `provision/hostname` and the kernel's host name | `hostname` |
@@ -147,6 +147,9 @@ pub fn apply(
     if let Some(reboot) = &doc.reboot {
         dropin.insert("reboot".into(), Value::Table(reboot.clone()));
     }
+    if let Some(health) = &doc.health {
+        dropin.insert("health".into(), Value::Table(health.clone()));
+    }
     let body = toml::to_string(&dropin).map_err(io::Error::other)?;
     put(
         run_dir.join(DROPIN),
@@ -197,6 +200,8 @@ channel = "beta"
 group = "edge"
 [reboot]
 strategy = "off"
+[health]
+deadline = "2m"
 [[users]]
 name = "core"
 ssh_authorized_keys = ["ssh-ed25519 AAAA alice", "ssh-rsa BBBB bob"]
@@ -229,6 +234,7 @@ ssh_authorized_keys = ["ssh-ed25519 AAAA alice", "ssh-rsa BBBB bob"]
         assert_eq!(t["node"]["channel"].as_str(), Some("beta"));
         assert_eq!(t["node"]["group"].as_str(), Some("edge"));
         assert_eq!(t["reboot"]["strategy"].as_str(), Some("off"));
+        assert_eq!(t["health"]["deadline"].as_str(), Some("2m"));
         assert!(fs::read_to_string(&ca).unwrap().contains("MIIB"));
         assert_eq!(
             fs::read_to_string(run.path().join("ssh/authorized_keys/core")).unwrap(),

@@ -32,6 +32,9 @@ pub struct ProvisionDoc {
     /// `[reboot]`, copied into the agent's drop-in as written (the agent's
     /// own validation checks the values).
     pub reboot: Option<Table>,
+    /// `[health]` (the trial's `deadline`), copied into the agent's drop-in
+    /// as written, like `[reboot]`.
+    pub health: Option<Table>,
     /// `[[users]]`: SSH authorized keys per user.
     pub users: Vec<UserKeys>,
 }
@@ -212,6 +215,7 @@ const SCHEMA: &[(&str, Kind)] = &[
             ("windows", Kind::TableArray(WINDOW)),
         ]),
     ),
+    ("health", Kind::Table(&[("deadline", Kind::Str)])),
     (
         "users",
         Kind::TableArray(&[("name", Kind::Str), ("ssh_authorized_keys", Kind::StrArray)]),
@@ -457,6 +461,7 @@ impl Reader<'_> {
             repository,
             node,
             reboot: sub(t, "reboot").cloned(),
+            health: sub(t, "health").cloned(),
             users,
         })
     }

@@ -267,6 +267,10 @@ mod tests {
                 "version = 1\n[reboot]\nstrategy = \"sometimes\"\n",
                 "the agent configuration it makes is refused",
             ),
+            (
+                "version = 1\n[health]\ndeadline = \"1s\"\n",
+                "health.deadline = \"1s\": expected at least 10s",
+            ),
         ] {
             let mut sources: Vec<Box<dyn Source>> = vec![Box::new(Once(Some(credential(doc))))];
             let err = provision(&paths, &mut sources, &mut FakeHost::default()).unwrap_err();
