@@ -11,7 +11,6 @@ use semver::Version;
 
 use crate::booted::detect_booted;
 use crate::config::AgentConfig;
-use crate::state::assess::{BootFinding, assess};
 use crate::daemon::clock::{Clock, SystemClock};
 use crate::disk_locate::locate_disk;
 use crate::install::progress::Progress;
@@ -21,6 +20,7 @@ use crate::repo_client::RepoClient;
 use crate::service::disk::NodeDisk;
 use crate::service::install::{self as install_service, InstallOutcome, InstallService};
 use crate::service::slots::SlotsError;
+use crate::state::assess::{BootFinding, assess};
 use crate::state::machine::Action;
 use crate::state::{Event, StateKeeper};
 use crate::system::SystemView;

@@ -32,7 +32,6 @@ use jiff::Timestamp;
 use moho_core::slot_table::SlotName;
 use semver::Version;
 
-use crate::state::assess::{BootFinding, assess};
 use super::clock::Clock;
 use super::commands::{Answer, Command, Request};
 use super::health::BootHealth;
@@ -48,6 +47,7 @@ use crate::config::types::{RebootStrategy, WindowSpec};
 use crate::fetch::Transport;
 use crate::service::disk::NodeDisk;
 use crate::service::slots::SlotService;
+use crate::state::assess::{BootFinding, assess};
 use crate::state::{AgentState, StateKeeper};
 use crate::system::SystemView;
 
