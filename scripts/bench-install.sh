@@ -174,11 +174,11 @@ rm -rf srv-https srv-http && mkdir -p srv-https srv-http
 if [ -n "$LOADGEN" ]; then # nodes for the check-ins measured during the fleet downloads
     "$LOADGEN" seed --database "sqlite://$W/srv-https/moho.db?mode=rwc" --nodes 10000 >/dev/null 2>&1
 fi
-RUST_LOG=warn "$T/update-server" serve --data-dir srv-https --repo repo --listen "127.0.0.1:$US_HTTPS" \
+RUST_LOG=warn "$T/update-server" serve --data-dir srv-https --repo repo --listen "127.0.0.1:$US_HTTPS" --open-registration \
     --tls-cert tls/server.pem --tls-key tls/server.key >srv-https/log 2>&1 &
 US_HTTPS_PID=$!
 PIDS+=("$!")
-RUST_LOG=warn "$T/update-server" serve --data-dir srv-http --repo repo --listen "127.0.0.1:$US_HTTP" \
+RUST_LOG=warn "$T/update-server" serve --data-dir srv-http --repo repo --listen "127.0.0.1:$US_HTTP" --open-registration \
     >srv-http/log 2>&1 &
 US_HTTP_PID=$!
 PIDS+=("$!")

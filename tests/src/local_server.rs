@@ -73,6 +73,8 @@ impl LocalServer {
             .arg(trusted_root)
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            // The agents under test register without an enrolment token.
+            .arg("--open-registration")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

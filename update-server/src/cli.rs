@@ -26,6 +26,9 @@ pub enum Command {
     /// Admin API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Enrolment tokens: what lets a new node register in a group.
+    #[command(subcommand)]
+    EnrollmentToken(EnrollmentTokenCommand),
     /// Copy the database while the server runs (SQLite), or print the
     /// pg_dump command that does it (PostgreSQL).
     Backup(BackupArgs),
@@ -115,9 +118,16 @@ pub struct ServeArgs {
     /// instead of this server's /repo.
     #[arg(long)]
     pub repo_url: Option<String>,
-    /// Require this token on a node's first check-in.
+    /// A server-wide enrolment token: a node's first check-in carrying it
+    /// registers in any group. Per-group tokens with expiry and use limits:
+    /// `update-server enrollment-token create` or `moho-admin
+    /// enrollment-tokens create`.
     #[arg(long, env = "MOHO_ENROLLMENT_TOKEN")]
     pub enrollment_token: Option<String>,
+    /// Let nodes register on their first check-in without an enrolment
+    /// token. Default: registration is closed (a token is required).
+    #[arg(long, env = "MOHO_OPEN_REGISTRATION")]
+    pub open_registration: bool,
     /// Forget nodes that have not checked in for this many days (checked
     /// hourly, audited). Default: keep them.
     #[arg(long)]
@@ -218,6 +228,42 @@ pub struct TokenRevokeArgs {
     pub data: DataArgs,
     /// The token's id (from `token list`) or its name.
     pub token: String,
+}
+
+/// `update-server enrollment-token ...`: enrolment tokens straight in the
+/// database (day to day, use `moho-admin enrollment-tokens`). Audited with
+/// actor `local`.
+#[derive(Debug, Subcommand)]
+pub enum EnrollmentTokenCommand {
+    /// Create an enrolment token for a group and print it (shown only once).
+    Create(EnrollmentCreateArgs),
+    /// List live enrolment tokens (never their secrets).
+    List(TokenListArgs),
+    /// Revoke an enrolment token by id or name; refused from then on.
+    Revoke(TokenRevokeArgs),
+}
+
+/// `update-server enrollment-token create`.
+#[derive(Debug, Args)]
+pub struct EnrollmentCreateArgs {
+    /// Data directory and database.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// The group a node registering with it lands in (it must name it).
+    #[arg(long)]
+    pub group: String,
+    /// The channel a node registering with it must name (default: any).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Name, unique among live enrolment tokens (default: the group's).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The token stops working after this long, e.g. 7d.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub expires_in: Option<std::time::Duration>,
+    /// How many nodes may register with it (default: no limit).
+    #[arg(long)]
+    pub max_uses: Option<u64>,
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {

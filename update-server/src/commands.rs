@@ -28,6 +28,9 @@ pub enum CommandError {
     /// A token change that was refused.
     #[error(transparent)]
     Token(#[from] crate::tokens::TokenError),
+    /// An enrolment token change that was refused.
+    #[error(transparent)]
+    Enrollment(#[from] crate::enrollment::EnrollmentError),
     /// File system.
     #[error("{path}: {source}")]
     Io {
@@ -83,6 +86,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.check_interval = check_interval;
     config.summary_ttl = summary_ttl;
     config.enrollment_token = args.enrollment_token.clone();
+    config.open_registration = args.open_registration;
     config.repo_url = args.repo_url.clone();
     config.tls = tls.is_some();
     // Re-signing is on whenever the online keys are at hand: given, or in

@@ -9,8 +9,11 @@ use jiff::SignedDuration;
 pub struct ServerConfig {
     /// How often idle nodes should check in.
     pub check_interval: SignedDuration,
-    /// If set, a node's first check-in must carry this token.
+    /// A server-wide enrolment token: a first check-in carrying it
+    /// registers in any group (the per-group tokens are in the database).
     pub enrollment_token: Option<String>,
+    /// Let a node register without any enrolment token (default: closed).
+    pub open_registration: bool,
     /// Directory of the TUF repository served under `/repo/`.
     pub repo_dir: PathBuf,
     /// Repository base URL told to nodes; `None`: this server's `/repo`.
@@ -71,6 +74,7 @@ impl ServerConfig {
         Self {
             check_interval: SignedDuration::from_mins(10),
             enrollment_token: None,
+            open_registration: false,
             repo_dir,
             repo_url: None,
             max_node_body: 64 * 1024,

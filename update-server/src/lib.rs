@@ -12,6 +12,8 @@ pub mod clock;
 pub mod commands;
 pub mod config;
 pub mod dashboard;
+pub mod enrollment;
+pub mod enrollment_cmd;
 pub mod error;
 pub mod fleet_ops;
 pub mod http;

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use update_server::cli::{Cli, Command, TokenCommand};
+use update_server::cli::{Cli, Command, EnrollmentTokenCommand, TokenCommand};
 use update_server::commands::run_serve;
-use update_server::{backup_cmd, token_cmd};
+use update_server::{backup_cmd, enrollment_cmd, token_cmd};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -37,6 +37,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Token(TokenCommand::Revoke(args)) => {
             moho_cli::outln!("{}", token_cmd::revoke(args).await?)?
+        }
+        Command::EnrollmentToken(EnrollmentTokenCommand::Create(args)) => {
+            moho_cli::outln!("{}", enrollment_cmd::create(args).await?)?
+        }
+        Command::EnrollmentToken(EnrollmentTokenCommand::List(args)) => {
+            moho_cli::outln!("{}", enrollment_cmd::list(args).await?)?
+        }
+        Command::EnrollmentToken(EnrollmentTokenCommand::Revoke(args)) => {
+            moho_cli::outln!("{}", enrollment_cmd::revoke(args).await?)?
         }
         Command::Backup(args) => moho_cli::outln!("{}", backup_cmd::backup(args).await?)?,
         Command::Restore(args) => moho_cli::outln!("{}", backup_cmd::restore(args).await?)?,

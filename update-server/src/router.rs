@@ -10,8 +10,8 @@ use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
 
 use crate::error::ApiError;
 use crate::http::{
-    admin_events, admin_flatcar, admin_fleet, admin_repo, admin_rollouts, admin_tokens, fleetlock,
-    health, node, repo,
+    admin_enrollment, admin_events, admin_flatcar, admin_fleet, admin_repo, admin_rollouts,
+    admin_tokens, fleetlock, health, node, repo,
 };
 use crate::state::AppState;
 
@@ -67,6 +67,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens/{id}", delete(admin_tokens::revoke_token))
         .route("/whoami", get(admin_tokens::whoami))
+        .route(
+            "/enrollment-tokens",
+            get(admin_enrollment::list).post(admin_enrollment::create),
+        )
+        .route("/enrollment-tokens/{id}", delete(admin_enrollment::revoke))
         .route("/releases", get(admin_rollouts::list_releases))
         .route("/releases/sync", post(admin_repo::sync_releases))
         .route("/releases/flatcar", post(admin_flatcar::register))

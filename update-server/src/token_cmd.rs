@@ -11,7 +11,8 @@ use crate::commands::CommandError;
 use crate::store::Db;
 use crate::tokens::{self, LOCAL_ACTOR};
 
-async fn open(data: &DataArgs) -> Result<Db, CommandError> {
+/// Opens (creating the data directory if needed) the database of `data`.
+pub(crate) async fn open(data: &DataArgs) -> Result<Db, CommandError> {
     std::fs::create_dir_all(&data.data_dir).map_err(|source| CommandError::Io {
         path: data.data_dir.display().to_string(),
         source,

@@ -428,6 +428,7 @@ async fn ramp_caps_and_holds_are_applied_per_node() {
 async fn enrollment_token_gates_the_first_check_in_only() {
     for (backend, url) in backends().await {
         let s = start(&backend, &url, |c| {
+            c.open_registration = false;
             c.enrollment_token = Some("join-me".into())
         })
         .await;

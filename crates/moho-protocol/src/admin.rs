@@ -531,6 +531,77 @@ pub struct TokenQuery {
     pub all: bool,
 }
 
+/// `POST /api/v1/enrollment-tokens`: a token that lets new nodes register
+/// in one group (and, if given, one channel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollmentToken {
+    /// Unique among live enrolment tokens (the rules of
+    /// [`crate::names::check_token_name`]).
+    pub name: String,
+    /// The group a node registering with it lands in.
+    pub group: String,
+    /// The channel it must name (absent: any channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// When it stops working (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// How many nodes may register with it (absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+}
+
+/// An enrolment token as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentTokenView {
+    /// Public id: the first 16 hex digits of the secret's SHA-256.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// The group its nodes land in.
+    pub group: String,
+    /// The channel its nodes must name (absent: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// When created.
+    pub created_at: Timestamp,
+    /// When it stops working (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<Timestamp>,
+    /// How many nodes may register with it (absent: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uses: Option<u64>,
+    /// How many nodes registered with it.
+    pub uses: u64,
+    /// When it was revoked (absent: not revoked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<Timestamp>,
+    /// When a node last registered with it (absent: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<Timestamp>,
+}
+
+impl EnrollmentTokenView {
+    /// Whether a node may register with it at `now`: not revoked, not
+    /// expired, not used up.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|t| t > now)
+            && self.max_uses.is_none_or(|m| self.uses < m)
+    }
+}
+
+/// Answer of `POST /api/v1/enrollment-tokens`: the secret is shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedEnrollmentToken {
+    /// The secret a node's provision document carries as
+    /// `server.enrollment_token`.
+    pub secret: String,
+    /// The token.
+    pub token: EnrollmentTokenView,
+}
+
 /// How serious a node event is (for filters and colours).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

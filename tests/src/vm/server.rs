@@ -86,12 +86,39 @@ impl ServerTls {
 
 impl UpdateServer {
     /// Serves `repo` (trusting `trusted_root`) over HTTPS on a free port.
+    /// Registration is open: the guests' images carry no enrolment token.
     pub fn start(dir: &Path, repo: &Path, trusted_root: &Path) -> Self {
-        Self::start_with(ServerTls::create(dir), dir, repo, trusted_root, &[])
+        Self::start_with(
+            ServerTls::create(dir),
+            dir,
+            repo,
+            trusted_root,
+            &["--open-registration"],
+        )
+    }
+
+    /// Creates an enrolment token for `group` in the data directory under
+    /// `dir` (before the server starts, so that a provision document can
+    /// carry it); returns its secret.
+    pub fn enrollment_token(dir: &Path, group: &str) -> String {
+        ok(
+            bin("update-server"),
+            [
+                OsStr::new("enrollment-token"),
+                OsStr::new("create"),
+                OsStr::new("--data-dir"),
+                dir.join("data").as_os_str(),
+                OsStr::new("--group"),
+                OsStr::new(group),
+            ],
+        )
+        .trim()
+        .to_owned()
     }
 
     /// Like [`UpdateServer::start`] with a certificate made beforehand and
-    /// further `serve` options (e.g. `--check-interval 1m`).
+    /// further `serve` options (e.g. `--check-interval 1m`;
+    /// `--open-registration` for guests without an enrolment token).
     pub fn start_with(
         tls: ServerTls,
         dir: &Path,

@@ -71,10 +71,12 @@ pub const NODE_SSH_KEY: &str =
 pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
 
 /// The provision document of the story's node: the server (and so the
-/// repository) with its CA inline, channel, group, host name, an SSH key.
-fn provision_doc(ca_pem: &str) -> String {
+/// repository) with its CA inline and the enrolment token of its group,
+/// channel, group, host name, an SSH key.
+fn provision_doc(ca_pem: &str, enrollment_token: &str) -> String {
     format!(
         "version = 1\nhostname = \"{NODE_HOSTNAME}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
+         enrollment_token = \"{enrollment_token}\"\n\
          ca = '''\n{ca_pem}'''\n\n[node]\nchannel = \"stable\"\ngroup = \"default\"\n\n\
          [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{NODE_SSH_KEY}\"]\n"
     )
@@ -104,9 +106,11 @@ impl ServerStory {
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
         // The image names no server: the node learns it from its
-        // provision document at first boot.
+        // provision document at first boot, with the enrolment token that
+        // lets it register (the server's registration is closed).
         let provision = dir.join("provision.toml");
-        std::fs::write(&provision, provision_doc(&tls.ca_pem)).unwrap();
+        let token = UpdateServer::enrollment_token(&server_dir, "default");
+        std::fs::write(&provision, provision_doc(&tls.ca_pem, &token)).unwrap();
         os.extra_files = vec![(
             "etc/moho/agent.d/30-health.toml".into(),
             format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),

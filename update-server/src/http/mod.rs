@@ -6,11 +6,12 @@
 //! - [`fleetlock`]: FleetLock reboot coordination.
 //! - [`limits`]: per-source rate limits on unauthenticated requests.
 //! - [`admin_fleet`], [`admin_rollouts`], [`admin_repo`], [`admin_tokens`],
-//!   [`admin_events`], [`admin_flatcar`]: the admin API.
+//!   [`admin_events`], [`admin_flatcar`], [`admin_enrollment`]: the admin API.
 //! - [`repo`]: static TUF repository files with Range and ETag; [`file_body`]:
 //!   their bodies, in large bounded reads.
 //! - [`health`], [`openapi`]: probes and the API description.
 
+pub mod admin_enrollment;
 pub mod admin_events;
 pub mod admin_flatcar;
 pub mod admin_fleet;

@@ -14,12 +14,13 @@ use moho_protocol::node::{
 };
 use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
 
+use crate::enrollment::{self, Admission};
 use crate::error::ApiError;
 use crate::http::body::{parse_json, read_limited};
 use crate::http::limits::{Limited, Source};
 use crate::offer;
 use crate::state::AppState;
-use crate::store::{NodeRecord, NodeUpsert, Phase, Registration};
+use crate::store::{EnrollmentUse, NodeRecord, NodeUpsert, Phase, Registration};
 
 use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
 
@@ -71,6 +72,11 @@ fn repository_url(app: &AppState, headers: &HeaderMap) -> String {
         .unwrap_or("localhost");
     let scheme = if app.config.tls { "https" } else { "http" };
     format!("{scheme}://{host}/repo")
+}
+
+/// A first check-in that may not register its node: 403 with the reason.
+fn refused(r: enrollment::Refusal) -> ApiError {
+    ApiError::forbidden(r.code(), r.message())
 }
 
 fn replayed(counter: u64, node: &str) -> ApiError {
@@ -152,24 +158,34 @@ pub async fn check_in(
                 app.limits
                     .check(Limited::Registration, source.0)
                     .map_err(|t| ApiError::too_many("registrations", t))?;
-                if let Some(token) = &app.config.enrollment_token
-                    && req.enrollment_token.as_deref() != Some(token.as_str())
-                {
-                    return Err(ApiError::forbidden(
-                        "enrollment_required",
-                        "first check-in needs a valid enrollment_token",
-                    ));
-                }
-                match app.db.register_node(&upsert, sig.counter, now).await? {
-                    Registration::Created => {
-                        app.metrics.registrations.inc();
+                let admission = enrollment::admit(
+                    &app.db,
+                    app.config.open_registration,
+                    app.config.enrollment_token.as_deref(),
+                    req.enrollment_token.as_deref(),
+                    &req.channel,
+                    &req.group,
+                    now,
+                )
+                .await?
+                .map_err(refused)?;
+                let created = match admission {
+                    Admission::Free => {
+                        app.db.register_node(&upsert, sig.counter, now).await?
+                            == Registration::Created
                     }
+                    Admission::Token { token, hash } => {
+                        enrollment::enroll(&app.db, &upsert, sig.counter, &token, &hash, now)
+                            .await?
+                            .map_err(refused)?
+                            == EnrollmentUse::Created
+                    }
+                };
+                if created {
+                    app.metrics.registrations.inc();
+                } else if !app.db.check_in_node(&upsert, sig.counter, now).await? {
                     // Registered meanwhile by a concurrent request.
-                    Registration::Exists => {
-                        if !app.db.check_in_node(&upsert, sig.counter, now).await? {
-                            return Err(replayed(sig.counter, &req.node_id));
-                        }
-                    }
+                    return Err(replayed(sig.counter, &req.node_id));
                 }
             }
         }

@@ -135,6 +135,24 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ("get", "/api/v1/whoami", "viewer", "The caller's own token"),
     (
         "get",
+        "/api/v1/enrollment-tokens",
+        "admin",
+        "List live enrollment tokens (all=true: also revoked, expired and used up)",
+    ),
+    (
+        "post",
+        "/api/v1/enrollment-tokens",
+        "admin",
+        "Create an enrollment token for a group (optional channel, expiry, use limit)",
+    ),
+    (
+        "delete",
+        "/api/v1/enrollment-tokens/{id}",
+        "admin",
+        "Revoke an enrollment token by id or name; refused at once",
+    ),
+    (
+        "get",
         "/api/v1/releases",
         "viewer",
         "Releases synced from the signed repository",

@@ -70,6 +70,34 @@ pub(super) async fn insert_events(
     Ok(())
 }
 
+/// Inserts node `n` inside `tx`; false (nothing written) if the id exists.
+pub(super) async fn insert_node(
+    tx: &mut Tx,
+    n: &NodeUpsert<'_>,
+    counter: u64,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(n.id)
+    .bind(n.public_key)
+    .bind(counter_to_db(counter))
+    .bind(n.channel)
+    .bind(n.group)
+    .bind(n.board)
+    .bind(n.version)
+    .bind(n.slot)
+    .bind(n.state)
+    .bind(millis(now))
+    .bind(n.hostname)
+    .bind(n.fallback_version)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// What a check-in says about the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeUpsert<'a> {
@@ -154,25 +182,10 @@ impl Db {
         counter: u64,
         now: Timestamp,
     ) -> Result<Registration, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO nodes (id, public_key, counter, channel, grp, board, version, slot, state, last_seen, registered_at, hostname, fallback_version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(n.id)
-        .bind(n.public_key)
-        .bind(counter_to_db(counter))
-        .bind(n.channel)
-        .bind(n.group)
-        .bind(n.board)
-        .bind(n.version)
-        .bind(n.slot)
-        .bind(n.state)
-        .bind(millis(now))
-        .bind(n.hostname)
-        .bind(n.fallback_version)
-        .execute(self.writer())
-        .await?;
-        Ok(if done.rows_affected() == 1 {
+        let mut tx = self.begin().await?;
+        let created = insert_node(&mut tx, n, counter, now).await?;
+        tx.commit().await?;
+        Ok(if created {
             Registration::Created
         } else {
             Registration::Exists

@@ -157,7 +157,28 @@ CREATE INDEX events_received ON events (received_at);
 CREATE INDEX audit_at ON audit (at);
 ";
 
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5];
+/// Enrolment tokens (issue 16): like admin tokens only the SHA-256 of the
+/// secret is kept, with a public id; each names the group (and optionally
+/// the channel) its nodes register in, an optional expiry and use limit,
+/// and how often it was used.
+const V6: &str = "
+CREATE TABLE enrollment_tokens (
+    hash TEXT PRIMARY KEY,
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    channel TEXT,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT,
+    max_uses BIGINT,
+    uses BIGINT NOT NULL,
+    revoked_at BIGINT,
+    last_used_at BIGINT
+);
+CREATE UNIQUE INDEX enrollment_tokens_id ON enrollment_tokens (id);
+";
+
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Applies the steps not applied yet.
 pub(super) async fn migrate(db: &Db) -> Result<(), StoreError> {

@@ -115,6 +115,9 @@ async fn start_with(
     // Simulated fleets register hundreds of nodes from 127.0.0.1; the
     // limits are tested where a test turns them on again.
     config.rate_limits = update_server::http::limits::RateLimitConfig::NONE;
+    // Simulated nodes register freely unless a test closes registration
+    // (the production default) to test enrolment.
+    config.open_registration = true;
     tweak(&mut config);
     let db = Db::connect(url).await.unwrap();
     let clock = Arc::new(FakeClock::new(T0.parse().unwrap()));

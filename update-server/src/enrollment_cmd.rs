@@ -1,0 +1,96 @@
+//! `update-server enrollment-token create|list|revoke`: the CLI adapter of
+//! [`crate::enrollment`] working straight on the database, audited with
+//! actor `local` (the operator on the server's host needs no token).
+
+use jiff::{SignedDuration, Timestamp};
+use moho_protocol::admin::{CreateEnrollmentToken, EnrollmentTokenView, List};
+
+use crate::cli::{EnrollmentCreateArgs, TokenListArgs, TokenRevokeArgs};
+use crate::clock::{Clock, SystemClock};
+use crate::commands::CommandError;
+use crate::enrollment;
+use crate::token_cmd::open;
+use crate::tokens::LOCAL_ACTOR;
+
+/// `update-server enrollment-token create`: returns the secret (printed
+/// alone on stdout, for scripts and provision documents).
+pub async fn create(args: EnrollmentCreateArgs) -> Result<String, CommandError> {
+    let now = SystemClock.now();
+    let expires_at = match args.expires_in {
+        None => None,
+        Some(d) => Some(
+            SignedDuration::try_from(d)
+                .ok()
+                .and_then(|d| now.checked_add(d).ok())
+                .ok_or_else(|| CommandError::Usage(format!("--expires-in {d:?} is too long")))?,
+        ),
+    };
+    let req = CreateEnrollmentToken {
+        name: args.name.clone().unwrap_or_else(|| args.group.clone()),
+        group: args.group.clone(),
+        channel: args.channel.clone(),
+        expires_at,
+        max_uses: args.max_uses,
+    };
+    let db = open(&args.data).await?;
+    let created = enrollment::create(&db, &req, LOCAL_ACTOR, now).await;
+    db.close().await;
+    Ok(created?.secret)
+}
+
+/// One line of the table.
+fn line(t: &EnrollmentTokenView, now: Timestamp) -> String {
+    let state = match (t.revoked_at, t.expires_at) {
+        (Some(at), _) => format!("revoked {at}"),
+        (None, Some(at)) if at <= now => format!("expired {at}"),
+        (None, _) if !t.is_live(now) => "used up".to_owned(),
+        (None, Some(at)) => format!("expires {at}"),
+        (None, None) => "no expiry".to_owned(),
+    };
+    let uses = match t.max_uses {
+        Some(m) => format!("{}/{m}", t.uses),
+        None => t.uses.to_string(),
+    };
+    format!(
+        "{:<16}  {:<24}  {:<16}  {:<10}  {:<8}  {state}",
+        t.id,
+        t.name,
+        t.group,
+        t.channel.as_deref().unwrap_or("*"),
+        uses
+    )
+}
+
+/// `update-server enrollment-token list`: returns what to print.
+pub async fn list(args: TokenListArgs) -> Result<String, CommandError> {
+    let now = SystemClock.now();
+    let db = open(&args.data).await?;
+    let items = db.enrollment_tokens(args.all, now).await;
+    db.close().await;
+    let items = items?;
+    if args.json {
+        return Ok(serde_json::to_string_pretty(&List { items }).unwrap_or_default());
+    }
+    let mut out = format!(
+        "{:<16}  {:<24}  {:<16}  {:<10}  {:<8}  STATE",
+        "ID", "NAME", "GROUP", "CHANNEL", "USES"
+    );
+    for t in &items {
+        out.push('\n');
+        out.push_str(&line(t, now));
+    }
+    Ok(out)
+}
+
+/// `update-server enrollment-token revoke`: returns what to print.
+pub async fn revoke(args: TokenRevokeArgs) -> Result<String, CommandError> {
+    let now = SystemClock.now();
+    let db = open(&args.data).await?;
+    let revoked = enrollment::revoke(&db, &args.token, LOCAL_ACTOR, now).await;
+    db.close().await;
+    let t = revoked?;
+    Ok(format!(
+        "revoked enrollment token {:?} ({}); nodes it registered stay",
+        t.name, t.id
+    ))
+}
