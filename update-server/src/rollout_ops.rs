@@ -76,11 +76,12 @@ pub async fn act(app: &AppState, actor: &str, id: i64, action: Action) -> Result
     Ok(())
 }
 
-/// Creates the rollout `req` describes as `actor`, returning its id;
-/// audited as `rollout.create`. Only a release present in the signed
-/// repository and signed for the channel can be rolled out, to a channel
-/// and group that exist.
-pub async fn create(app: &AppState, actor: &str, req: &CreateRollout) -> Result<i64, ApiError> {
+/// Whether the rollout `req` describes may be created: only a release
+/// present in the signed repository and signed for the channel can be
+/// rolled out, to a channel and group that exist. [`create`] checks it
+/// again; the dashboard asks first to show the refusal before the
+/// confirmation step.
+pub async fn check_new(app: &AppState, req: &CreateRollout) -> Result<(), ApiError> {
     check_channel(&req.channel)
         .map_err(|e| ApiError::bad_request("invalid_name", e.to_string()).field("channel"))?;
     check_group(&req.group)
@@ -124,6 +125,13 @@ pub async fn create(app: &AppState, actor: &str, req: &CreateRollout) -> Result<
         )
         .field("channel"));
     }
+    Ok(())
+}
+
+/// Creates the rollout `req` describes as `actor` (see [`check_new`]),
+/// returning its id; audited as `rollout.create`.
+pub async fn create(app: &AppState, actor: &str, req: &CreateRollout) -> Result<i64, ApiError> {
+    check_new(app, req).await?;
     let now = app.clock.now();
     let record = RolloutRecord {
         id: 0,

@@ -27,6 +27,8 @@ pub enum DashError {
         status: StatusCode,
         /// What to tell the user.
         message: String,
+        /// The form field to blame, if one is.
+        field: Option<&'static str>,
     },
 }
 
@@ -36,6 +38,16 @@ impl DashError {
         DashError::Refused {
             status,
             message: message.into(),
+            field: None,
+        }
+    }
+
+    /// A 400 blaming form field `field`.
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        DashError::Refused {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            field: Some(field),
         }
     }
 
@@ -58,7 +70,11 @@ impl DashError {
 
 impl From<ApiError> for DashError {
     fn from(e: ApiError) -> Self {
-        Self::new(e.status, e.message)
+        DashError::Refused {
+            status: e.status,
+            message: e.message,
+            field: e.field,
+        }
     }
 }
 
@@ -78,11 +94,18 @@ impl IntoResponse for DashError {
             )
                 .into_response(),
             DashError::LoggedOut { fragment: false } => Redirect::to("/ui/login").into_response(),
-            DashError::Refused { status, message } => {
+            DashError::Refused {
+                status,
+                message,
+                field,
+            } => {
                 let title = status.canonical_reason().unwrap_or("Refused");
                 let body = html! {
                     h1 { (title) }
-                    p.error data-error=(status.as_u16()) { (message) }
+                    p.error data-error=(status.as_u16()) data-field=[field] {
+                        @if let Some(f) = field { "Field " strong { (f) } ": " }
+                        (message)
+                    }
                     p { a href="/ui/" { "Back to the overview" } }
                 };
                 (status, bare_page(title, body)).into_response()

@@ -25,13 +25,16 @@ pub enum Nav {
     Audit,
     /// Live events.
     Events,
+    /// Channels, groups, holds and pins.
+    Groups,
 }
 
-const NAV: [(Nav, &str, &str); 6] = [
+const NAV: [(Nav, &str, &str); 7] = [
     (Nav::Overview, "/ui/", "Overview"),
     (Nav::Events, "/ui/events", "Events"),
     (Nav::Nodes, "/ui/nodes", "Nodes"),
     (Nav::Releases, "/ui/releases", "Releases"),
+    (Nav::Groups, "/ui/groups", "Groups & holds"),
     (Nav::FleetLock, "/ui/fleetlock", "FleetLock"),
     (Nav::Audit, "/ui/audit", "Audit log"),
 ];

@@ -11,7 +11,8 @@
 //!
 //! - [`pages`]: one module per page; [`actions`]: confirmation pages and
 //!   the forms that change a rollout; [`policy_form`]: the "change ramp or
-//!   caps" form.
+//!   caps" form; [`changes`]: the forms that create rollouts, channels,
+//!   groups, holds and pins, remove holds and free FleetLock slots.
 //! - [`summary`]: the cached fleet summary behind the overview;
 //!   [`progress`], [`timeline`]: a rollout's figures and chart data.
 //! - [`scope`]: the top bar's group selector.
@@ -19,6 +20,7 @@
 
 pub mod actions;
 pub mod assets;
+pub mod changes;
 pub mod charts;
 pub mod error;
 pub mod format;
@@ -35,6 +37,7 @@ pub mod widgets;
 pub mod words;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderMap;
 use axum::response::Redirect;
 use axum::routing::{get, post};
@@ -103,6 +106,12 @@ pub fn router() -> Router<AppState> {
         .route("/ui/fleetlock", get(pages::fleetlock::page))
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/events", get(pages::events::page))
+        .route("/ui/groups", get(pages::groups::page))
+        .route("/ui/changes/{kind}/confirm", get(changes::confirm))
+        .route(
+            "/ui/changes/{kind}",
+            post(changes::carry_out).layer(DefaultBodyLimit::max(changes::MAX_FORM)),
+        )
         .route("/ui/scope", get(scope::choose))
         .route("/ui/static/app.css", get(assets::css))
         .route("/ui/static/app.js", get(assets::js))

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod events;
 pub mod fleetlock;
+pub mod groups;
 pub mod login;
 pub mod node;
 pub mod nodes;

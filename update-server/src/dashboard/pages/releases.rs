@@ -1,27 +1,87 @@
 //! Releases synced from the signed repository, and Flatcar releases
 //! registered through the API (their payloads are signed by Flatcar's key,
 //! outside Moho's TUF chain, which the page says): version, board, kind,
-//! the channels each is signed for, its size, and the rollouts of it.
+//! the channels each is signed for, its size, and the rollouts of it; for
+//! admins, the form that creates a rollout (see [`crate::dashboard::changes`]).
 
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
-use maud::html;
-use moho_protocol::admin::ReleaseKind;
+use maud::{Markup, html};
+use moho_protocol::admin::{ReleaseKind, ReleaseView};
+use moho_rollout::policy::RolloutPolicy;
+use serde::Deserialize;
 
 use super::answer;
+use crate::dashboard::changes::ChangeKind;
 use crate::dashboard::error::DashError;
 use crate::dashboard::format::bytes;
 use crate::dashboard::layout::{Nav, Part, live, page as frame};
+use crate::dashboard::policy_form::PolicyFields;
 use crate::dashboard::require_user;
+use crate::dashboard::session::User;
 use crate::dashboard::widgets::status_badge;
 use crate::state::AppState;
+
+/// `?release=board/version`: the release the rollout form starts with.
+#[derive(Debug, Default, Deserialize)]
+pub struct ReleasesQuery {
+    /// `board/version`.
+    pub release: Option<String>,
+}
+
+/// The "create a rollout" form (admins only; outside the live region, so
+/// the refresh never clears what is typed).
+fn rollout_form(
+    user: &User,
+    releases: &[ReleaseView],
+    channels: &[String],
+    chosen: Option<&str>,
+) -> Markup {
+    let offerable: Vec<&ReleaseView> = releases
+        .iter()
+        .filter(|r| r.present || r.kind == ReleaseKind::Flatcar)
+        .collect();
+    let group = user.scope.group().unwrap_or("default");
+    html! {
+        section.card #new-rollout {
+            h2 { "Create a rollout" }
+            @if offerable.is_empty() { p.muted { "No release to roll out." } } @else {
+                form.edit data-change="rollout" method="get" action=(ChangeKind::Rollout.confirm_path()) {
+                    label { "Release"
+                        select name="release" required {
+                            @for r in &offerable {
+                                @let value = format!("{}/{}", r.board, r.version);
+                                option value=(value) selected[chosen == Some(value.as_str())] {
+                                    (r.version) " · " (r.board) " · signed for " (r.channels.join(", "))
+                                }
+                            }
+                        }
+                    }
+                    label { "Channel"
+                        select name="channel" required { @for c in channels { option value=(c) { (c) } } }
+                    }
+                    label { "Group"
+                        select name="group" required {
+                            @for g in &user.scope.groups { option value=(g) selected[g == group] { (g) } }
+                        }
+                    }
+                    (PolicyFields::of(&RolloutPolicy::immediate()).inputs())
+                    div { button type="submit" { "Review…" } }
+                }
+                p.muted { "Calendar windows, automatic pause and the health gate are set with the admin API or "
+                    code { "moho-admin rollouts create" } "." }
+            }
+        }
+    }
+}
 
 /// `GET /ui/releases`.
 pub async fn page(
     State(app): State<AppState>,
     headers: HeaderMap,
     Query(part): Query<Part>,
+    Query(q): Query<ReleasesQuery>,
 ) -> Result<Response, DashError> {
     let user = require_user(&app, &headers, part.is_live()).await?;
     let now = app.clock.now();
@@ -31,6 +91,12 @@ pub async fn page(
         (a.board.as_str(), v(&b.version)).cmp(&(b.board.as_str(), v(&a.version)))
     });
     let rollouts = app.db.rollouts().await?;
+    let form = if user.is_admin() {
+        let channels = app.db.channels().await?;
+        rollout_form(&user, &releases, &channels, q.release.as_deref())
+    } else {
+        html! {}
+    };
     let region = live(
         now,
         html! {
@@ -55,6 +121,10 @@ pub async fn page(
                             td { @if r.kind == ReleaseKind::Flatcar { span.muted { "registered (" a href=(r.flatcar.as_ref().map(|f| f.url.clone()).unwrap_or_default()) { "payloads" } ")" } }
                                  @else if r.present { "yes" } @else { "no (withdrawn)" } }
                             td {
+                                @if user.is_admin() && (r.present || r.kind == ReleaseKind::Flatcar) {
+                                    a.button data-roll-out=(r.version)
+                                        href=(format!("/ui/releases?release={}/{}#new-rollout", r.board, r.version)) { "Roll out…" } br;
+                                }
                                 @for ro in rollouts.iter().filter(|x| x.version == r.version && x.board == r.board) {
                                     a href=(format!("/ui/rollouts/{}", ro.id)) { "#" (ro.id) " " (ro.channel) "/" (ro.group) }
                                     " " (status_badge(&ro.state)) br;
@@ -71,6 +141,6 @@ pub async fn page(
         },
     );
     Ok(answer(part.is_live(), region, |region| {
-        frame(&user, Nav::Releases, "Releases", region)
+        frame(&user, Nav::Releases, "Releases", html! { (region) (form) })
     }))
 }

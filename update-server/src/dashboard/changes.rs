@@ -1,0 +1,638 @@
+//! The dashboard's forms that set up the fleet: create a rollout, a
+//! channel, a group, a hold or pin; remove a hold; free a FleetLock slot.
+//! Each form is a GET to `/ui/changes/{kind}/confirm`, which checks the
+//! fields and shows the change in words with a form carrying the session's
+//! CSRF secret; that form posts to `/ui/changes/{kind}`, which checks
+//! session, secret and role ([`super::require_admin_form`]), checks the
+//! fields again and makes the change through the admin API's own functions
+//! ([`crate::rollout_ops`], [`crate::fleet_ops`]): same rules, change and
+//! audit entry in one transaction. Viewers get neither the forms nor the
+//! confirmation pages, and their posts are refused with nothing written.
+//! Every field is bounded ([`MAX_FIELD`] bytes) and a refusal names it.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::{SignedDuration, Timestamp};
+use maud::{Markup, html};
+use moho_protocol::admin::{CreateHold, CreateRollout, GroupSpec, HoldView};
+use moho_rollout::policy::RolloutPolicy;
+use moho_rollout::{HoldKind, HoldTarget};
+use serde::Deserialize;
+
+use super::error::DashError;
+use super::format::{duration, utc};
+use super::layout::{Nav, page};
+use super::policy_form::PolicyFields;
+use super::session::User;
+use super::words::policy_in_words;
+use super::{require_admin_form, require_user};
+use crate::state::AppState;
+use crate::{fleet_ops, rollout_ops};
+
+/// Most bytes of any one field of these forms.
+pub const MAX_FIELD: usize = 256;
+
+/// Most bytes of a whole posted form (the router's body limit for these
+/// routes).
+pub const MAX_FORM: usize = 16 * 1024;
+
+/// What a form changes (the `{kind}` of its paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// Create a rollout.
+    Rollout,
+    /// Create a channel.
+    Channel,
+    /// Create a group.
+    Group,
+    /// Create a hold or pin.
+    Hold,
+    /// Remove a hold or pin.
+    Unhold,
+    /// Free a FleetLock slot.
+    FreeSlot,
+}
+
+impl ChangeKind {
+    const ALL: [(ChangeKind, &'static str); 6] = [
+        (ChangeKind::Rollout, "rollout"),
+        (ChangeKind::Channel, "channel"),
+        (ChangeKind::Group, "group"),
+        (ChangeKind::Hold, "hold"),
+        (ChangeKind::Unhold, "unhold"),
+        (ChangeKind::FreeSlot, "free-slot"),
+    ];
+
+    /// The path segment.
+    pub fn as_str(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(k, _)| *k == self)
+            .map_or("rollout", |(_, s)| s)
+    }
+
+    fn parse(s: &str) -> Result<Self, DashError> {
+        Self::ALL
+            .iter()
+            .find(|(_, n)| *n == s)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| DashError::new(StatusCode::NOT_FOUND, format!("unknown form {s:?}")))
+    }
+
+    /// Where a form of this kind points: its confirmation page.
+    pub fn confirm_path(self) -> String {
+        format!("/ui/changes/{}/confirm", self.as_str())
+    }
+}
+
+/// Every field any of these forms has (all text, as typed).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ChangeFields {
+    /// Rollout: `board/version`.
+    #[serde(default)]
+    pub release: String,
+    /// Rollout: channel.
+    #[serde(default)]
+    pub channel: String,
+    /// Rollout: group; free slot: the slot's group.
+    #[serde(default)]
+    pub group: String,
+    /// New channel or group: its name.
+    #[serde(default)]
+    pub name: String,
+    /// New group: FleetLock slots.
+    #[serde(default)]
+    pub fleetlock_slots: String,
+    /// New group: FleetLock lease, e.g. `1h`.
+    #[serde(default)]
+    pub fleetlock_lease: String,
+    /// Hold: `group` or `node`.
+    #[serde(default)]
+    pub target_kind: String,
+    /// Hold: the group's name or the node's id.
+    #[serde(default)]
+    pub target: String,
+    /// Hold: `hold` or `pin`.
+    #[serde(default)]
+    pub hold_type: String,
+    /// Pin: the highest version allowed.
+    #[serde(default)]
+    pub version: String,
+    /// Hold: for how long, e.g. `7d`.
+    #[serde(default)]
+    pub duration: String,
+    /// Remove a hold: its id.
+    #[serde(default)]
+    pub hold: String,
+    /// Free a slot: the node holding it.
+    #[serde(default)]
+    pub node: String,
+    /// Rollout: ramp and caps.
+    #[serde(flatten)]
+    pub policy: PolicyFields,
+    /// The session's CSRF secret (posts only).
+    #[serde(default)]
+    pub csrf: String,
+}
+
+impl ChangeFields {
+    fn pairs(&self) -> [(&'static str, &str); 17] {
+        [
+            ("release", &self.release),
+            ("channel", &self.channel),
+            ("group", &self.group),
+            ("name", &self.name),
+            ("fleetlock_slots", &self.fleetlock_slots),
+            ("fleetlock_lease", &self.fleetlock_lease),
+            ("target_kind", &self.target_kind),
+            ("target", &self.target),
+            ("hold_type", &self.hold_type),
+            ("version", &self.version),
+            ("duration", &self.duration),
+            ("hold", &self.hold),
+            ("node", &self.node),
+            ("ramp", &self.policy.ramp),
+            ("max_in_flight", &self.policy.max_in_flight),
+            ("period_count", &self.policy.period_count),
+            ("period", &self.policy.period),
+        ]
+    }
+
+    /// Refuses any field over [`MAX_FIELD`] bytes, naming it.
+    pub fn check_bounds(&self) -> Result<(), DashError> {
+        for (name, value) in self.pairs() {
+            if value.len() > MAX_FIELD {
+                return Err(DashError::field(
+                    name,
+                    format!(
+                        "{} bytes is too long: at most {MAX_FIELD} bytes",
+                        value.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The non-empty fields as hidden inputs (the confirmation's form).
+    fn hidden(&self) -> Markup {
+        html! {
+            @for (name, value) in self.pairs() {
+                @if !value.is_empty() { input type="hidden" name=(name) value=(value); }
+            }
+        }
+    }
+}
+
+/// A change the fields describe, checked.
+#[derive(Debug, Clone)]
+pub enum Proposal {
+    /// A new rollout.
+    Rollout(CreateRollout),
+    /// A new channel.
+    Channel(String),
+    /// A new group.
+    Group(GroupSpec),
+    /// A new hold or pin.
+    Hold(CreateHold),
+    /// Removing this hold.
+    Unhold(HoldView),
+    /// Freeing the slot `node` holds in `group` (its lease's end).
+    FreeSlot {
+        /// Group.
+        group: String,
+        /// Node.
+        node: String,
+        /// When the lease would end by itself.
+        expires_at: Timestamp,
+    },
+}
+
+fn required<'a>(field: &'static str, value: &'a str) -> Result<&'a str, DashError> {
+    let v = value.trim();
+    if v.is_empty() {
+        Err(DashError::field(field, "is required"))
+    } else {
+        Ok(v)
+    }
+}
+
+/// A span like `90m`, `12h`, `7d` (days of 24 h), at least a second.
+pub fn parse_span(field: &'static str, value: &str) -> Result<SignedDuration, DashError> {
+    let v = required(field, value)?;
+    let d = v
+        .parse::<SignedDuration>()
+        .ok()
+        .or_else(|| {
+            v.parse::<jiff::Span>().ok().and_then(|s| {
+                s.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
+        })
+        .ok_or_else(|| {
+            DashError::field(field, format!("{v:?} is not a duration like 12h or 7d"))
+        })?;
+    if d < SignedDuration::from_secs(1) {
+        return Err(DashError::field(
+            field,
+            format!("{v:?} is shorter than a second"),
+        ));
+    }
+    Ok(d)
+}
+
+fn whole(field: &'static str, value: &str) -> Result<u32, DashError> {
+    let v = required(field, value)?;
+    v.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        DashError::field(field, format!("{v:?} is not a whole number of at least 1"))
+    })
+}
+
+/// Reads a form's fields into a checked change. Checks that need the
+/// database (the release is signed for the channel, the hold exists, the
+/// slot is held) are made here for the confirmation and again by the
+/// operation itself when it is posted.
+pub async fn propose(
+    app: &AppState,
+    kind: ChangeKind,
+    f: &ChangeFields,
+) -> Result<Proposal, DashError> {
+    f.check_bounds()?;
+    let now = app.clock.now();
+    Ok(match kind {
+        ChangeKind::Rollout => {
+            let release = required("release", &f.release)?;
+            let (board, version) = release.split_once('/').ok_or_else(|| {
+                DashError::field("release", format!("{release:?} is not board/version"))
+            })?;
+            let policy = f
+                .policy
+                .apply(&RolloutPolicy::immediate())
+                .map_err(|e| DashError::field("policy", e))?;
+            let req = CreateRollout {
+                version: version.to_owned(),
+                board: board.to_owned(),
+                channel: required("channel", &f.channel)?.to_owned(),
+                group: required("group", &f.group)?.to_owned(),
+                policy,
+            };
+            rollout_ops::check_new(app, &req)
+                .await
+                .map_err(|e| blame_release(e.into()))?;
+            Proposal::Rollout(req)
+        }
+        ChangeKind::Channel => {
+            let name = required("name", &f.name)?;
+            moho_protocol::names::check_channel(name)
+                .map_err(|e| DashError::field("name", e.to_string()))?;
+            Proposal::Channel(name.to_owned())
+        }
+        ChangeKind::Group => {
+            let name = required("name", &f.name)?;
+            moho_protocol::names::check_group(name)
+                .map_err(|e| DashError::field("name", e.to_string()))?;
+            let lease = parse_span("fleetlock_lease", &f.fleetlock_lease)?;
+            Proposal::Group(GroupSpec {
+                name: Some(name.to_owned()),
+                fleetlock_slots: Some(whole("fleetlock_slots", &f.fleetlock_slots)?),
+                fleetlock_lease_secs: Some(u64::try_from(lease.as_secs()).unwrap_or(u64::MAX)),
+            })
+        }
+        ChangeKind::Hold => {
+            let target = required("target", &f.target)?.to_owned();
+            let target = match f.target_kind.as_str() {
+                "group" => HoldTarget::Group(target),
+                "node" => HoldTarget::Node(target),
+                other => {
+                    return Err(DashError::field(
+                        "target_kind",
+                        format!("{other:?} is neither group nor node"),
+                    ));
+                }
+            };
+            let kind = match f.hold_type.as_str() {
+                "hold" => HoldKind::Hold,
+                "pin" => HoldKind::Pin {
+                    version: required("version", &f.version)?.to_owned(),
+                },
+                other => {
+                    return Err(DashError::field(
+                        "hold_type",
+                        format!("{other:?} is neither hold nor pin"),
+                    ));
+                }
+            };
+            let until = now
+                .checked_add(parse_span("duration", &f.duration)?)
+                .map_err(|_| DashError::field("duration", "is too long"))?;
+            let req = CreateHold {
+                target,
+                kind,
+                until,
+            };
+            fleet_ops::check_hold(&req, now)?;
+            Proposal::Hold(req)
+        }
+        ChangeKind::Unhold => {
+            let id = required("hold", &f.hold)?;
+            let id: i64 = id
+                .parse()
+                .map_err(|_| DashError::field("hold", format!("{id:?} is not a hold id")))?;
+            let hold = app
+                .db
+                .holds(now)
+                .await?
+                .into_iter()
+                .find(|h| h.id == id)
+                .ok_or_else(|| {
+                    DashError::new(StatusCode::NOT_FOUND, format!("unknown hold {id}"))
+                })?;
+            Proposal::Unhold(hold)
+        }
+        ChangeKind::FreeSlot => {
+            let group = required("group", &f.group)?.to_owned();
+            let node = required("node", &f.node)?.to_owned();
+            let holder = app
+                .db
+                .fleetlock_holders(&group, now)
+                .await?
+                .into_iter()
+                .find(|h| h.node_id == node)
+                .ok_or_else(|| {
+                    DashError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("node {node:?} holds no slot in group {group:?}"),
+                    )
+                })?;
+            Proposal::FreeSlot {
+                group,
+                node,
+                expires_at: holder.expires_at,
+            }
+        }
+    })
+}
+
+/// The rollout API names `version` for an unknown release; the form's
+/// field is `release`.
+fn blame_release(e: DashError) -> DashError {
+    match e {
+        DashError::Refused {
+            status,
+            message,
+            field: Some("version" | "board"),
+        } => DashError::Refused {
+            status,
+            message,
+            field: Some("release"),
+        },
+        other => other,
+    }
+}
+
+fn target_words(t: &HoldTarget) -> String {
+    match t {
+        HoldTarget::Group(g) => format!("every node of group {g}"),
+        HoldTarget::Node(n) => format!("node {n}"),
+    }
+}
+
+/// What a hold does, in words.
+pub fn hold_words(kind: &HoldKind) -> String {
+    match kind {
+        HoldKind::Hold => "offered no update".to_owned(),
+        HoldKind::Pin { version } => format!("offered nothing newer than {version}"),
+    }
+}
+
+impl Proposal {
+    /// The confirmation page's title, what will happen, and whether it is
+    /// a change to think twice about.
+    fn words(&self, now: Timestamp) -> (String, Vec<String>, bool) {
+        match self {
+            Proposal::Rollout(r) => {
+                let mut lines = vec![format!(
+                    "Nodes of channel {} in group {} on board {} are offered {} as the policy allows:",
+                    r.channel, r.group, r.board, r.version
+                )];
+                lines.extend(policy_in_words(&r.policy));
+                (
+                    format!(
+                        "Roll out {} to {}/{}?",
+                        r.version, r.channel, r.group
+                    ),
+                    lines,
+                    false,
+                )
+            }
+            Proposal::Channel(name) => (
+                format!("Create channel {name}?"),
+                vec![format!(
+                    "Nodes configured for channel {name} can check in; a release is offered on it once it is signed for it and rolled out."
+                )],
+                false,
+            ),
+            Proposal::Group(g) => (
+                format!("Create group {}?", g.name.as_deref().unwrap_or_default()),
+                vec![format!(
+                    "At most {} node(s) of the group reboot at once (FleetLock), each lease lasting {} unless released.",
+                    g.fleetlock_slots.unwrap_or(1),
+                    duration(SignedDuration::from_secs(
+                        i64::try_from(g.fleetlock_lease_secs.unwrap_or(3600)).unwrap_or(i64::MAX)
+                    ))
+                )],
+                false,
+            ),
+            Proposal::Hold(h) => (
+                match h.kind {
+                    HoldKind::Hold => format!("Hold {}?", target_words(&h.target)),
+                    HoldKind::Pin { .. } => format!("Pin {}?", target_words(&h.target)),
+                },
+                vec![
+                    format!(
+                        "Until {} ({} from now), {} is {}.",
+                        utc(h.until),
+                        duration(h.until.duration_since(now)),
+                        target_words(&h.target),
+                        hold_words(&h.kind)
+                    ),
+                    "A node that has staged a release this hold stops is told to cancel it before it reboots.".to_owned(),
+                ],
+                false,
+            ),
+            Proposal::Unhold(h) => (
+                format!("Remove hold #{}?", h.id),
+                vec![format!(
+                    "{} is no longer {}: rollouts reach it again as their policies allow.",
+                    capital(&target_words(&h.target)),
+                    hold_words(&h.kind)
+                )],
+                true,
+            ),
+            Proposal::FreeSlot {
+                group,
+                node,
+                expires_at,
+            } => (
+                format!("Free the reboot slot {node} holds in group {group}?"),
+                vec![
+                    format!(
+                        "Its lease would end by itself {}. Another node of group {group} may take the slot and reboot at once, even if {node} is still rebooting.",
+                        utc(*expires_at)
+                    ),
+                ],
+                true,
+            ),
+        }
+    }
+
+    /// Makes the change as `actor`; the page to go to afterwards.
+    async fn carry_out(&self, app: &AppState, actor: &str) -> Result<String, DashError> {
+        Ok(match self {
+            Proposal::Rollout(r) => {
+                let id = rollout_ops::create(app, actor, r)
+                    .await
+                    .map_err(|e| blame_release(e.into()))?;
+                format!("/ui/rollouts/{id}?done=create")
+            }
+            Proposal::Channel(name) => {
+                fleet_ops::create_channel(app, actor, name).await?;
+                "/ui/groups?done=channel.create".to_owned()
+            }
+            Proposal::Group(g) => {
+                fleet_ops::create_group(app, actor, g).await?;
+                "/ui/groups?done=group.create".to_owned()
+            }
+            Proposal::Hold(h) => {
+                fleet_ops::create_hold(app, actor, h).await?;
+                "/ui/groups?done=hold.create".to_owned()
+            }
+            Proposal::Unhold(h) => {
+                fleet_ops::delete_hold(app, actor, h.id).await?;
+                "/ui/groups?done=hold.delete".to_owned()
+            }
+            Proposal::FreeSlot { group, node, .. } => {
+                fleet_ops::release_slot(app, actor, group, node).await?;
+                "/ui/fleetlock?done=fleetlock.release".to_owned()
+            }
+        })
+    }
+}
+
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
+fn nav_of(kind: ChangeKind) -> Nav {
+    match kind {
+        ChangeKind::Rollout => Nav::Releases,
+        ChangeKind::FreeSlot => Nav::FleetLock,
+        _ => Nav::Groups,
+    }
+}
+
+fn back_of(kind: ChangeKind) -> &'static str {
+    match kind {
+        ChangeKind::Rollout => "/ui/releases",
+        ChangeKind::FreeSlot => "/ui/fleetlock",
+        _ => "/ui/groups",
+    }
+}
+
+fn confirmation(
+    user: &User,
+    kind: ChangeKind,
+    f: &ChangeFields,
+    p: &Proposal,
+    now: Timestamp,
+) -> Markup {
+    let (title, lines, danger) = p.words(now);
+    let body = html! {
+        @for l in &lines { p.lead { (l) } }
+        p { "The change is recorded in the audit log under your name, " strong { (user.name) } "." }
+        form.confirm method="post" action=(format!("/ui/changes/{}", kind.as_str())) {
+            (f.hidden())
+            input type="hidden" name="csrf" value=(user.csrf);
+            div.actions {
+                button.(if danger { "danger" } else { "primary" })
+                    type="submit" data-confirm=(kind.as_str()) { "Yes, do it" }
+                a.button href=(back_of(kind)) { "Cancel" }
+            }
+        }
+    };
+    page(user, nav_of(kind), &title, body)
+}
+
+/// `GET /ui/changes/{kind}/confirm?...`: the change in words, to confirm.
+pub async fn confirm(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    Query(f): Query<ChangeFields>,
+) -> Result<Response, DashError> {
+    let user = require_user(&app, &headers, false).await?;
+    if !user.is_admin() {
+        return Err(DashError::viewer());
+    }
+    let kind = ChangeKind::parse(&kind)?;
+    let p = propose(&app, kind, &f).await?;
+    Ok(confirmation(&user, kind, &f, &p, app.clock.now()).into_response())
+}
+
+/// `POST /ui/changes/{kind}`: the confirmed change.
+pub async fn carry_out(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(kind): Path<String>,
+    form: Result<Form<ChangeFields>, FormRejection>,
+) -> Result<Response, DashError> {
+    let Form(f) = form.map_err(|e| DashError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let user = require_admin_form(&app, &headers, &f.csrf).await?;
+    let kind = ChangeKind::parse(&kind)?;
+    let p = propose(&app, kind, &f).await?;
+    let next = p.carry_out(&app, &user.name).await?;
+    Ok(Redirect::to(&next).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_fields_and_kinds() {
+        assert_eq!(
+            parse_span("duration", "7d").ok(),
+            Some(SignedDuration::from_hours(168))
+        );
+        assert_eq!(
+            parse_span("duration", "90m").ok(),
+            Some(SignedDuration::from_mins(90))
+        );
+        let named = |e: DashError| match e {
+            DashError::Refused { field, message, .. } => (field, message),
+            DashError::LoggedOut { .. } => (None, String::new()),
+        };
+        let (field, message) = named(parse_span("duration", "soon").unwrap_err());
+        assert_eq!(field, Some("duration"));
+        assert!(message.contains("\"soon\""), "{message}");
+        assert!(parse_span("duration", "0s").is_err());
+        assert!(parse_span("duration", "").is_err());
+        assert_eq!(whole("fleetlock_slots", "3").ok(), Some(3));
+        assert!(whole("fleetlock_slots", "0").is_err());
+        let long = ChangeFields {
+            target: "x".repeat(MAX_FIELD + 1),
+            ..ChangeFields::default()
+        };
+        assert_eq!(named(long.check_bounds().unwrap_err()).0, Some("target"));
+        for (k, s) in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(s).ok(), Some(k));
+            assert_eq!(k.as_str(), s);
+        }
+        assert!(ChangeKind::parse("node-delete").is_err());
+    }
+}
