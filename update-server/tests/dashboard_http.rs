@@ -2,7 +2,9 @@
 //! CSRF check, sessions, viewers refused when they post, CSRF on every
 //! change, rollout actions and policy changes landing in the API and the
 //! audit log, escaping of node strings, node filters and keyset paging,
-//! and the overview's figures against the admin API.
+//! the overview's figures against the admin API, and the set-up forms'
+//! bounds: a refused field is named, a form over 16 KiB is not read, a
+//! confirmation page writes nothing.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -372,5 +374,110 @@ async fn pages_escape_node_strings_page_through_nodes_and_match_the_api() {
             .await
             .html;
         assert!(live.starts_with(r#"<div id="live""#), "{live}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_up_forms_bound_their_fields_and_name_the_one_refused() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |_| {}).await;
+        let mut admin = Dash::new(&s);
+        admin.login(&s.admin).await;
+        let secret = admin.csrf().await;
+        let before = audit_actions(&s).await.len();
+        let long = "a".repeat(300);
+        for (form, field, status) in [
+            (vec![("name", long.as_str())], "name", 400),
+            (
+                vec![
+                    ("name", "web"),
+                    ("fleetlock_slots", "0"),
+                    ("fleetlock_lease", "1h"),
+                ],
+                "fleetlock_slots",
+                400,
+            ),
+            (
+                vec![
+                    ("name", "web"),
+                    ("fleetlock_slots", "1"),
+                    ("fleetlock_lease", "soon"),
+                ],
+                "fleetlock_lease",
+                400,
+            ),
+            (
+                vec![
+                    ("name", "Web Servers"),
+                    ("fleetlock_slots", "1"),
+                    ("fleetlock_lease", "1h"),
+                ],
+                "name",
+                400,
+            ),
+        ] {
+            let mut form = form.clone();
+            form.push(("csrf", &secret));
+            let p = admin.post("/ui/changes/group", &form).await;
+            assert_eq!(p.status, status, "{backend} {field}: {}", p.html);
+            assert!(
+                p.html.contains(&format!("data-field=\"{field}\"")),
+                "{backend} {field}: {}",
+                p.html
+            );
+        }
+        // A hold on a group that does not exist: the shared rule, naming the field.
+        let p = admin
+            .post(
+                "/ui/changes/hold",
+                &[
+                    ("target_kind", "group"),
+                    ("target", "nowhere"),
+                    ("hold_type", "hold"),
+                    ("duration", "1d"),
+                    ("csrf", &secret),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, 422, "{}", p.html);
+        assert!(p.html.contains("data-field=\"target\""), "{}", p.html);
+        // A form over 16 KiB is not read.
+        let huge = "x".repeat(20 * 1024);
+        let p = admin
+            .post("/ui/changes/channel", &[("name", &huge), ("csrf", &secret)])
+            .await;
+        assert_eq!(p.status, 413, "{backend}");
+        // The confirmation page changes nothing; only its post does.
+        let p = admin
+            .get("/ui/changes/group/confirm?name=web&fleetlock_slots=2&fleetlock_lease=10m")
+            .await;
+        assert_eq!(p.status, 200, "{}", p.html);
+        assert!(p.html.contains("Create group web?"));
+        assert_eq!(audit_actions(&s).await.len(), before, "{backend}");
+        assert_eq!(s.admin("GET", "/groups/web", None).await.status, 404);
+        let p = admin
+            .post(
+                "/ui/changes/group",
+                &[
+                    ("name", "web"),
+                    ("fleetlock_slots", "2"),
+                    ("fleetlock_lease", "10m"),
+                    ("csrf", &csrf(&p.html)),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_deref()),
+            (303, Some("/ui/groups?done=group.create")),
+            "{}",
+            p.html
+        );
+        assert_eq!(
+            s.admin("GET", "/groups/web", None).await.body["fleetlock_lease_secs"],
+            600
+        );
+        let actions = audit_actions(&s).await;
+        assert_eq!(actions.len(), before + 1);
+        assert_eq!(actions[0], ("group.create".to_owned(), "alice".to_owned()));
     }
 }

@@ -591,7 +591,8 @@ pub async fn carry_out(
     Path(kind): Path<String>,
     form: Result<Form<ChangeFields>, FormRejection>,
 ) -> Result<Response, DashError> {
-    let Form(f) = form.map_err(|e| DashError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    // A form over MAX_FORM answers 413, one that does not parse 400/415.
+    let Form(f) = form.map_err(|e| DashError::new(e.status(), e.body_text()))?;
     let user = require_admin_form(&app, &headers, &f.csrf).await?;
     let kind = ChangeKind::parse(&kind)?;
     let p = propose(&app, kind, &f).await?;
