@@ -110,6 +110,8 @@ async fn admins_change_the_fleet_through_the_forms_and_viewers_cannot() {
                 ("group", "default"),
                 ("ramp", "20% 1h, 100%"),
                 ("max_in_flight", "3"),
+                ("auto_pause_percent", "10"),
+                ("auto_pause_min_sample", "20"),
             ],
         )
         .await;
@@ -131,6 +133,9 @@ async fn admins_change_the_fleet_through_the_forms_and_viewers_cannot() {
         assert_eq!(path, format!("/ui/rollouts/{}?done=create", new["id"]));
         assert_eq!(new["policy"]["max_in_flight"], 3);
         assert_eq!(new["policy"]["steps"].as_array().unwrap().len(), 2);
+        let auto_pause = &new["policy"]["auto_pause"];
+        assert_eq!(auto_pause["min_sample"], 20, "{auto_pause}");
+        assert_eq!(auto_pause["max_failure_percent"].as_f64(), Some(10.0));
         let audit = last_audit(&s).await;
         assert_eq!(audit["action"], "rollout.create");
         assert_eq!(audit["actor"], "alice");

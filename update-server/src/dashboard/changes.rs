@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
 use moho_protocol::admin::{CreateHold, CreateRollout, GroupSpec, HoldView};
-use moho_rollout::policy::RolloutPolicy;
-use moho_rollout::{HoldKind, HoldTarget};
+use moho_rollout::policy::{AutoPauseSpec, RolloutPolicy, RolloutPolicySpec};
+use moho_rollout::{HoldKind, HoldTarget, Share};
 use serde::Deserialize;
 
 use super::error::DashError;
@@ -129,6 +129,13 @@ pub struct ChangeFields {
     /// Free a slot: the node holding it.
     #[serde(default)]
     pub node: String,
+    /// Rollout: pause by itself when more than this percentage of
+    /// finished attempts failed (empty: never).
+    #[serde(default)]
+    pub auto_pause_percent: String,
+    /// Rollout: finished attempts needed before the failure rate counts.
+    #[serde(default)]
+    pub auto_pause_min_sample: String,
     /// Rollout: ramp and caps.
     #[serde(flatten)]
     pub policy: PolicyFields,
@@ -138,7 +145,7 @@ pub struct ChangeFields {
 }
 
 impl ChangeFields {
-    fn pairs(&self) -> [(&'static str, &str); 17] {
+    fn pairs(&self) -> [(&'static str, &str); 19] {
         [
             ("release", &self.release),
             ("channel", &self.channel),
@@ -153,6 +160,8 @@ impl ChangeFields {
             ("duration", &self.duration),
             ("hold", &self.hold),
             ("node", &self.node),
+            ("auto_pause_percent", &self.auto_pause_percent),
+            ("auto_pause_min_sample", &self.auto_pause_min_sample),
             ("ramp", &self.policy.ramp),
             ("max_in_flight", &self.policy.max_in_flight),
             ("period_count", &self.policy.period_count),
@@ -271,6 +280,7 @@ pub async fn propose(
                 .policy
                 .apply(&RolloutPolicy::immediate())
                 .map_err(|e| DashError::field("policy", e))?;
+            let policy = with_auto_pause(policy, f)?;
             let req = CreateRollout {
                 version: version.to_owned(),
                 board: board.to_owned(),
@@ -373,6 +383,32 @@ pub async fn propose(
             }
         }
     })
+}
+
+/// `policy` with the form's automatic pause (both fields empty: none).
+fn with_auto_pause(policy: RolloutPolicy, f: &ChangeFields) -> Result<RolloutPolicy, DashError> {
+    let percent = f.auto_pause_percent.trim();
+    if percent.is_empty() && f.auto_pause_min_sample.trim().is_empty() {
+        return Ok(policy);
+    }
+    let share = required("auto_pause_percent", percent)?
+        .trim_end_matches('%')
+        .parse::<f64>()
+        .ok()
+        .and_then(|p| Share::from_percent(p).ok())
+        .ok_or_else(|| {
+            DashError::field(
+                "auto_pause_percent",
+                format!("{percent:?} is not a percentage from 0 to 100"),
+            )
+        })?;
+    let min_sample = whole("auto_pause_min_sample", &f.auto_pause_min_sample)?;
+    let mut spec = RolloutPolicySpec::from(&policy);
+    spec.auto_pause = Some(AutoPauseSpec {
+        max_failure_percent: share,
+        min_sample,
+    });
+    RolloutPolicy::try_from(spec).map_err(|e| DashError::field("auto_pause_percent", e.to_string()))
 }
 
 /// The rollout API names `version` for an unknown release; the form's

@@ -67,9 +67,15 @@ fn rollout_form(
                         }
                     }
                     (PolicyFields::of(&RolloutPolicy::immediate()).inputs())
+                    label { "Pause by itself above this failure % (empty: never)"
+                        input type="number" min="0" max="100" step="any" name="auto_pause_percent" placeholder="10";
+                    }
+                    label { "…once this many attempts finished"
+                        input type="number" min="1" name="auto_pause_min_sample" placeholder="20";
+                    }
                     div { button type="submit" { "Review…" } }
                 }
-                p.muted { "Calendar windows, automatic pause and the health gate are set with the admin API or "
+                p.muted { "Calendar windows and the health gate are set with the admin API or "
                     code { "moho-admin rollouts create" } "." }
             }
         }
@@ -125,7 +131,7 @@ pub async fn page(
                                     a.button data-roll-out=(r.version)
                                         href=(format!("/ui/releases?release={}/{}#new-rollout", r.board, r.version)) { "Roll out…" } br;
                                 }
-                                @for ro in rollouts.iter().filter(|x| x.version == r.version && x.board == r.board) {
+                                @for ro in rollouts.iter().filter(|x| x.version == r.version && x.board == r.board && user.scope.includes(&x.group)) {
                                     a href=(format!("/ui/rollouts/{}", ro.id)) { "#" (ro.id) " " (ro.channel) "/" (ro.group) }
                                     " " (status_badge(&ro.state)) br;
                                 }
