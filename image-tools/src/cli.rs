@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
-    build, disk_create, initramfs, keygen, publish, repo_add, repo_init, repo_list, repo_migrate,
-    repo_promote, repo_refresh, repo_rotate, verify,
+    build, disk_create, initramfs, keygen, os, publish, repo_add, repo_init, repo_list,
+    repo_migrate, repo_promote, repo_refresh, repo_rotate, verify,
 };
 
 /// Build and publish Moho OS images.
@@ -42,6 +42,56 @@ pub enum Command {
     Publish(PublishArgs),
     /// Build the boot initramfs: boot-select as /init plus the kernel modules it needs.
     Initramfs(InitramfsArgs),
+    /// The Moho node OS, built from Debian packages (docs/node-os.md).
+    #[command(subcommand)]
+    Os(OsCommand),
+}
+
+/// `image-tools os ...`
+#[derive(Debug, Subcommand)]
+pub enum OsCommand {
+    /// Build a node OS release from Debian packages with debootstrap, as node-os.toml says:
+    /// OUT/root.img (+ .chunks, .release.json) for `repo add`, and with --disk a bootable disk.
+    Build(OsBuildArgs),
+}
+
+/// `image-tools os build`
+#[derive(Debug, Args)]
+pub struct OsBuildArgs {
+    /// The node OS configuration (TOML; see docs/node-os.md). Relative paths in it are
+    /// relative to the file.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output directory: root.img, root.img.chunks, root.img.release.json, vmlinuz,
+    /// initrd.img, packages.txt (and disk.FORMAT with --disk).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The release version, instead of the configuration's `version` (semver).
+    #[arg(long)]
+    pub version: Option<String>,
+    /// One more overlay directory copied over the tree after the configuration's (repeat
+    /// for several; the last wins).
+    #[arg(long)]
+    pub overlay: Vec<PathBuf>,
+    /// Also write a bootable disk (ESP with systemd-boot and the boot selector, the image in
+    /// ROOT-A, STATE) as OUT/disk.FORMAT.
+    #[arg(long, value_enum)]
+    pub disk: Option<DiskFormat>,
+    /// Cache of Debian packages and roots (default: $MOHO_OS_CACHE, else /var/cache/moho-os).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// The update-agent binary to install (default: update-agent beside image-tools).
+    #[arg(long)]
+    pub agent: Option<PathBuf>,
+    /// The static boot-select for the boot initramfs (default: boot-select beside image-tools).
+    #[arg(long)]
+    pub boot_select: Option<PathBuf>,
+    /// Keep the root tree (OUT/tree) after the image is built.
+    #[arg(long)]
+    pub keep_tree: bool,
+    /// Replace an existing build in OUT.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `image-tools initramfs`
@@ -486,6 +536,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Initramfs(args) => initramfs::run(&args)?.to_string(),
         Command::Publish(args) => publish::run(&args)?.to_string(),
         Command::Verify(args) => verify::run(&args)?.to_string(),
+        Command::Os(OsCommand::Build(args)) => os::run(&args)?.to_string(),
     };
     moho_cli::outln!("{report}")?;
     Ok(())

@@ -42,6 +42,8 @@ pub fn code_for(err: &anyhow::Error) -> u8 {
                 .is_some_and(|e| e.is_bad_input())
             || e.downcast_ref::<crate::verify::VerifyCmdError>()
                 .is_some_and(|e| e.is_bad_input())
+            || e.downcast_ref::<crate::os::OsBuildError>()
+                .is_some_and(|e| e.is_bad_input())
     };
     if err.chain().any(refused) {
         REFUSED

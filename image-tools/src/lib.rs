@@ -14,6 +14,7 @@
 //! - [`publish`] — `publish`, upload a signed repository to an update server.
 //! - [`initramfs`] — `initramfs`, the boot initramfs (`boot-select` as `/init`, kernel
 //!   modules gathered by [`kmod_deps`]).
+//! - [`os`] — `os build`, a node OS release from Debian packages (debootstrap).
 //! - [`exit`] — exit codes.
 
 pub mod build;
@@ -26,6 +27,7 @@ pub mod exit;
 pub mod initramfs;
 pub mod keygen;
 pub mod kmod_deps;
+pub mod os;
 pub mod publish;
 pub mod repo;
 pub mod repo_add;
