@@ -27,6 +27,7 @@ fn units_pass_systemd_analyze_verify() {
         "moho-mark-good.service",
         "moho-grow-state.service",
         "moho-provision.service",
+        "moho-ssh-host-keys.service",
         "examples/moho-health-check.service",
         "update-server.service",
     ] {
