@@ -263,7 +263,7 @@ async fn channels_groups_nodes_and_fleetlock() {
 
         // FleetLock: holders of every group and of one; free the slot.
         let (text, json) = viewer.both(&["fleetlock", "holders"]).await;
-        assert!(text.contains("zincati-1"), "{text}");
+        assert!(text.contains("node-059"), "{text}");
         let groups: Vec<&str> = items(&json)
             .iter()
             .map(|g| g["group"].as_str().unwrap())
@@ -273,17 +273,17 @@ async fn channels_groups_nodes_and_fleetlock() {
             .run(&["fleetlock", "holders", "--group", "default", "--json"])
             .await
             .json();
-        assert_eq!(items(&j)[0]["holders"][0]["node_id"], "zincati-1");
+        assert_eq!(items(&j)[0]["holders"][0]["node_id"], "node-059");
         viewer
-            .run(&["fleetlock", "release", "default", "zincati-1", "--json"])
+            .run(&["fleetlock", "release", "default", "node-059", "--json"])
             .await
             .refused(4, "forbidden");
         let j = admin
-            .run(&["fleetlock", "release", "default", "zincati-1", "--json"])
+            .run(&["fleetlock", "release", "default", "node-059", "--json"])
             .await;
-        assert_eq!(j.json()["released"]["node_id"], "zincati-1");
+        assert_eq!(j.json()["released"]["node_id"], "node-059");
         let t = admin
-            .run(&["fleetlock", "release", "default", "zincati-1"])
+            .run(&["fleetlock", "release", "default", "node-059"])
             .await;
         assert_eq!(t.code, 5, "{t:?}");
         let j = viewer

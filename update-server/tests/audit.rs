@@ -47,17 +47,9 @@ async fn a_change_whose_audit_entry_cannot_be_written_is_not_stored() {
         s.clock.advance(SignedDuration::from_hours(24 * 40));
         let mut node = TestNode::new("node-1");
         node.check_in(&s).await;
-        let lock = serde_json::to_vec(
-            &json!({"client_params": {"id": "stock-client", "group": "default"}}),
-        )
-        .unwrap();
-        let taken = s
-            .post_raw(
-                "/v1/pre-reboot",
-                &[("fleet-lock-protocol", "true".into())],
-                lock,
-            )
-            .await;
+        let mut holder = TestNode::new("stock-client");
+        holder.check_in(&s).await;
+        let taken = holder.fleetlock(&s, "/v1/pre-reboot").await;
         assert_eq!(taken.status, 200, "{backend}: {:?}", taken.body);
         s.add_release("1.1.0", &["stable"]).await;
         let rollout = s

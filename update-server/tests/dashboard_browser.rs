@@ -219,7 +219,7 @@ async fn operators_see_and_steer_the_fleet_in_a_browser() {
 
         for (name, path, expect) in [
             ("09-releases", "/ui/releases", "tr[data-release=\"1.1.0\"]"),
-            ("10-fleetlock", "/ui/fleetlock", "tr[data-holder=zincati-1]"),
+            ("10-fleetlock", "/ui/fleetlock", "tr[data-holder=node-059]"),
         ] {
             b.open(&format!("{}{path}", s.base)).await;
             b.wait_for(expect).await;

@@ -355,11 +355,7 @@ async fn pages_escape_node_strings_page_through_nodes_and_match_the_api() {
         let rel = d.get("/ui/releases").await;
         assert!(rel.html.contains(r#"data-release="1.1.0""#) && rel.html.contains("64.0 MiB"));
         let fl = d.get("/ui/fleetlock").await;
-        assert!(
-            fl.html.contains(r#"data-holder="zincati-1""#),
-            "{}",
-            fl.html
-        );
+        assert!(fl.html.contains(r#"data-holder="node-059""#), "{}", fl.html);
         let audit = d.get("/ui/audit").await;
         assert!(audit.html.contains(r#"data-action="rollout.create""#));
         let ro = d.get(&format!("/ui/rollouts/{}", fleet.rollout)).await;

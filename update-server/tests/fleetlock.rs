@@ -26,17 +26,26 @@ async fn second_node_waits_for_release_or_lease_expiry() {
             Some(json!({"name": "db", "fleetlock_slots": 1, "fleetlock_lease_secs": 600})),
         )
         .await;
+        let node = |id: &str| {
+            let mut n = TestNode::new(id);
+            n.group = "db".into();
+            n
+        };
+        let (mut a, mut b, mut c, mut d) = (node("a"), node("b"), node("c"), node("d"));
+        for n in [&mut a, &mut b, &mut c, &mut d] {
+            assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+        }
 
         assert_eq!(
-            lock(&s, "/v1/pre-reboot", "a", "db").await.status,
+            a.fleetlock(&s, "/v1/pre-reboot").await.status,
             200,
             "{backend}"
         );
-        let b = lock(&s, "/v1/pre-reboot", "b", "db").await;
-        assert_eq!(b.status, 409, "{backend}: {:?}", b.body);
-        assert_eq!(b.body["kind"], "failed_lock");
+        let got = b.fleetlock(&s, "/v1/pre-reboot").await;
+        assert_eq!(got.status, 409, "{backend}: {:?}", got.body);
+        assert_eq!(got.body["kind"], "failed_lock");
         // Asking again renews a held lease.
-        assert_eq!(lock(&s, "/v1/pre-reboot", "a", "db").await.status, 200);
+        assert_eq!(a.fleetlock(&s, "/v1/pre-reboot").await.status, 200);
         let view = s.admin("GET", "/fleetlock/db", None).await;
         assert_eq!(
             view.body["holders"][0]["node_id"], "a",
@@ -45,24 +54,24 @@ async fn second_node_waits_for_release_or_lease_expiry() {
         );
 
         // a releases: b gets the slot.
-        assert_eq!(lock(&s, "/v1/steady-state", "a", "db").await.status, 200);
+        assert_eq!(a.fleetlock(&s, "/v1/steady-state").await.status, 200);
         assert_eq!(
-            lock(&s, "/v1/pre-reboot", "b", "db").await.status,
+            b.fleetlock(&s, "/v1/pre-reboot").await.status,
             200,
             "{backend}"
         );
-        assert_eq!(lock(&s, "/v1/pre-reboot", "a", "db").await.status, 409);
+        assert_eq!(a.fleetlock(&s, "/v1/pre-reboot").await.status, 409);
 
         // b never releases: after its 600 s lease a can go.
         s.clock.advance(SignedDuration::from_secs(599));
         assert_eq!(
-            lock(&s, "/v1/pre-reboot", "a", "db").await.status,
+            a.fleetlock(&s, "/v1/pre-reboot").await.status,
             409,
             "{backend}: lease still valid"
         );
         s.clock.advance(SignedDuration::from_secs(2));
         assert_eq!(
-            lock(&s, "/v1/pre-reboot", "a", "db").await.status,
+            a.fleetlock(&s, "/v1/pre-reboot").await.status,
             200,
             "{backend}: lease expired"
         );
@@ -73,11 +82,11 @@ async fn second_node_waits_for_release_or_lease_expiry() {
             .await;
         assert_eq!(p.body["fleetlock_slots"], 2, "{backend}");
         assert_eq!(
-            lock(&s, "/v1/pre-reboot", "c", "db").await.status,
+            c.fleetlock(&s, "/v1/pre-reboot").await.status,
             200,
             "{backend}"
         );
-        assert_eq!(lock(&s, "/v1/pre-reboot", "d", "db").await.status, 409);
+        assert_eq!(d.fleetlock(&s, "/v1/pre-reboot").await.status, 409);
         let holders = s.admin("GET", "/fleetlock/db", None).await.body["holders"]
             .as_array()
             .unwrap()
@@ -85,7 +94,7 @@ async fn second_node_waits_for_release_or_lease_expiry() {
         assert_eq!(holders, 2);
         // An admin frees a slot by hand.
         assert_eq!(s.admin("DELETE", "/fleetlock/db/a", None).await.status, 204);
-        assert_eq!(lock(&s, "/v1/pre-reboot", "d", "db").await.status, 200);
+        assert_eq!(d.fleetlock(&s, "/v1/pre-reboot").await.status, 200);
         let audit = s.admin("GET", "/audit", None).await;
         let update = audit.body["items"]
             .as_array()
@@ -130,6 +139,23 @@ async fn protocol_violations_are_refused() {
                 .is_empty()
         );
 
+        // Made-up ids take no slot, and nothing is stored for them.
+        for path in ["/v1/pre-reboot", "/v1/steady-state"] {
+            let a = lock(&s, path, "made-up", "default").await;
+            assert_eq!(
+                (a.status, a.body["kind"].as_str()),
+                (403, Some("unknown_node")),
+                "{backend}: {path}"
+            );
+        }
+        assert!(
+            s.admin("GET", "/fleetlock/default", None).await.body["holders"]
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.admin("GET", "/nodes/made-up", None).await.status, 404);
+
         // A registered Moho node must sign its FleetLock requests.
         let mut n = TestNode::new("moho-node");
         n.check_in(&s).await;
@@ -164,6 +190,22 @@ async fn protocol_violations_are_refused() {
             s.post_raw("/v1/pre-reboot", &h, body).await.status,
             409,
             "{backend}: replay"
+        );
+        // Signed, but for a group it is not registered in.
+        s.admin("POST", "/groups", Some(json!({"name": "db"})))
+            .await;
+        n.group = "db".into();
+        let a = n.fleetlock(&s, "/v1/pre-reboot").await;
+        assert_eq!(
+            (a.status, a.body["kind"].as_str()),
+            (403, Some("wrong_group")),
+            "{backend}"
+        );
+        assert!(
+            s.admin("GET", "/fleetlock/db", None).await.body["holders"]
+                .as_array()
+                .unwrap()
+                .is_empty()
         );
     }
 }

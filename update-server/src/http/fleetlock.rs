@@ -1,9 +1,12 @@
 //! FleetLock (`POST /v1/pre-reboot`, `POST /v1/steady-state`): a semaphore
 //! per group with expiring leases. Requests must carry
-//! `fleet-lock-protocol: true`. A node registered with a Moho key must also
-//! sign the request; other ids (stock FleetLock clients, and Flatcar nodes
-//! known from Omaha, which have no key) are accepted as the protocol
-//! defines, within a per-source rate limit (`429` with `Retry-After`).
+//! `fleet-lock-protocol: true`. Only enrolled nodes take and release slots,
+//! and only in the group they are registered in: a Moho node signs the
+//! request with its node key; a Flatcar node (registered through Omaha,
+//! which has no key) is served unsigned as stock FleetLock clients expect —
+//! the protocol's limit — within a per-source rate limit (`429` with
+//! `Retry-After`). An unknown id is refused (`403 unknown_node`), and
+//! nothing is stored.
 
 use axum::Json;
 use axum::body::Body;
@@ -68,8 +71,43 @@ async fn request(
         .node(&req.client_params.id)
         .await
         .map_err(|e| crate::error::ApiError::from(e).into_response())?;
+    let unsigned = node.as_ref().is_none_or(|n| n.kind != NodeKind::Moho);
+    if unsigned && let Err(t) = app.limits.check(Limited::FleetLock, source.0) {
+        // Unsigned: anyone could send it, so it is limited per source.
+        let mut resp = refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "too many unsigned FleetLock requests from this address: retry in {} s",
+                t.retry_after_secs
+            ),
+        );
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, t.retry_after_secs.into());
+        return Err(resp);
+    }
+    let Some(node) = node else {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "unknown_node",
+            format!(
+                "node {:?} is not enrolled: FleetLock is only for nodes registered with this server",
+                req.client_params.id
+            ),
+        ));
+    };
+    if node.group != req.client_params.group {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            "wrong_group",
+            format!(
+                "node {:?} is registered in group {:?}, not {:?}",
+                node.id, node.group, req.client_params.group
+            ),
+        ));
+    }
     // Flatcar nodes (Omaha) have no key: they speak stock FleetLock.
-    if let Some(node) = node.filter(|n| n.kind == NodeKind::Moho) {
+    if node.kind == NodeKind::Moho {
         let sig = RequestSignature::from_headers(|n| headers.get(n).and_then(|v| v.to_str().ok()))
             .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
         let key = decode_public_key(&node.public_key)
@@ -95,19 +133,6 @@ async fn request(
                 format!("counter {} already used", sig.counter),
             ));
         }
-    } else if let Err(t) = app.limits.check(Limited::FleetLock, source.0) {
-        // Unsigned: anyone could send it, so it is limited per source.
-        let mut resp = refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!(
-                "too many unsigned FleetLock requests from this address: retry in {} s",
-                t.retry_after_secs
-            ),
-        );
-        resp.headers_mut()
-            .insert(axum::http::header::RETRY_AFTER, t.retry_after_secs.into());
-        return Err(resp);
     }
     Ok(req)
 }

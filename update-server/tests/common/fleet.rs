@@ -143,17 +143,10 @@ pub async fn simulated_fleet(s: &TestServer) -> Fleet {
         )
         .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
-    // A stock FleetLock client holds the default group's reboot slot.
-    let body = serde_json::to_vec(
-        &serde_json::json!({"client_params": {"id": "zincati-1", "group": "default"}}),
-    )
-    .unwrap();
-    let a = s
-        .post_raw(
-            "/v1/pre-reboot",
-            &[("fleet-lock-protocol", "true".into())],
-            body,
-        )
+    // The last stable node holds the default group's reboot slot (signed,
+    // as FleetLock is only for enrolled nodes).
+    let a = stable[STABLE_NODES - 1]
+        .fleetlock(s, "/v1/pre-reboot")
         .await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     Fleet {

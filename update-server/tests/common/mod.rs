@@ -340,6 +340,18 @@ impl TestNode {
         s.post_raw("/v1/check-in", &h, body).await
     }
 
+    /// A FleetLock request (`path`: pre-reboot or steady-state) for the
+    /// node's group, signed with its key as the agent sends it.
+    pub async fn fleetlock(&mut self, s: &TestServer, path: &str) -> Answer {
+        let body = serde_json::to_vec(
+            &serde_json::json!({"client_params": {"id": self.id, "group": self.group}}),
+        )
+        .unwrap();
+        let mut h = self.signed(path, &body);
+        h.push(("fleet-lock-protocol", "true".into()));
+        s.post_raw(path, &h, body).await
+    }
+
     pub fn report_body(&self, kinds: Vec<EventKind>, at: Timestamp) -> Vec<u8> {
         let events = kinds.into_iter().map(|kind| Event { at, kind }).collect();
         serde_json::to_vec(&EventReport {
