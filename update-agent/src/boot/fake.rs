@@ -13,7 +13,7 @@ use moho_core::slot_table::{SlotEntry, SlotTable};
 use moho_disk::{DiskError, FakeSlotDisk, SlotDisk};
 use uuid::Uuid;
 
-use crate::boot::sys::{BootError, BootSystem};
+use crate::boot::sys::{BootError, BootSystem, WatchdogInfo};
 
 /// One call made to a [`FakeBoot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +76,8 @@ pub struct FakeBoot {
     pub bad_switch_root: bool,
     /// The machine has no hardware watchdog.
     pub no_watchdog: bool,
+    /// The watchdog says it reset the machine (its boot status).
+    pub watchdog_reset_it: bool,
     /// What is mounted: mount point → device.
     pub mounted: BTreeMap<PathBuf, PathBuf>,
     disk_asks: u32,
@@ -261,6 +263,13 @@ impl BootSystem for FakeBoot {
     fn disarm_watchdog(&mut self) -> Result<(), BootError> {
         self.calls.push(FakeCall::DisarmWatchdog);
         Ok(())
+    }
+
+    fn watchdog_info(&mut self) -> Option<WatchdogInfo> {
+        (!self.no_watchdog).then(|| WatchdogInfo {
+            identity: "i6300ESB timer".into(),
+            reset_the_machine: self.watchdog_reset_it,
+        })
     }
 
     fn sleep(&mut self, time: Duration) {

@@ -19,7 +19,7 @@ use nix::unistd::{chdir, chroot, execv, sync};
 use moho_disk::{DiskError, GptSlotDisk, SlotDisk};
 
 use crate::boot::slot_init::is_root;
-use crate::boot::sys::{BootError, BootSystem};
+use crate::boot::sys::{BootError, BootSystem, WDIOF_CARDRESET, WatchdogInfo};
 
 /// Block devices that never hold the slots.
 const NOT_DISKS: [&str; 6] = ["loop", "ram", "zram", "sr", "fd", "dm-"];
@@ -30,6 +30,8 @@ const MOVED_MOUNTS: [&str; 4] = ["/dev", "/proc", "/sys", "/run"];
 
 /// The watchdog device.
 const WATCHDOG: &str = "/dev/watchdog";
+/// Its sysfs directory (`/dev/watchdog` is always `watchdog0`).
+const WATCHDOG_SYSFS: &str = "/sys/class/watchdog/watchdog0";
 
 nix::ioctl_read!(wdioc_keepalive, b'W', 5, nix::libc::c_int);
 nix::ioctl_readwrite!(wdioc_settimeout, b'W', 6, nix::libc::c_int);
@@ -290,6 +292,19 @@ impl BootSystem for LiveBoot {
         dev.write_all(b"V").map_err(watchdog_err("magic close"))?;
         drop(dev);
         Ok(())
+    }
+
+    fn watchdog_info(&mut self) -> Option<WatchdogInfo> {
+        let sysfs = Path::new(WATCHDOG_SYSFS);
+        let identity = fs::read_to_string(sysfs.join("identity")).ok()?;
+        let status = fs::read_to_string(sysfs.join("bootstatus"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        Some(WatchdogInfo {
+            identity: identity.trim().to_owned(),
+            reset_the_machine: status & WDIOF_CARDRESET != 0,
+        })
     }
 
     fn sleep(&mut self, time: Duration) {

@@ -13,7 +13,7 @@ use moho_core::slot_table::{SlotName, SlotTable};
 use moho_disk::SlotDisk;
 
 use crate::boot::plan::{FailedAttempt, choose, describe_table};
-use crate::boot::sys::{BootError, BootSystem};
+use crate::boot::sys::{BootError, BootSystem, watchdog_name};
 
 /// Where and how long the selector looks.
 #[derive(Debug, Clone)]
@@ -46,6 +46,16 @@ pub enum SelectorOutcome {
 
 /// The selector role from start to `kexec`.
 pub fn run_selector(sys: &mut dyn BootSystem, cfg: &SelectorConfig) -> SelectorOutcome {
+    // The driver read the device's boot status when it was loaded: a
+    // trial that hung was reset by it, and the operator should hear so.
+    if let Some(w) = sys.watchdog_info()
+        && w.reset_the_machine
+    {
+        sys.say(&format!(
+            "the hardware watchdog ({}) reset this machine: the last boot hung",
+            w.identity
+        ));
+    }
     match find_slot_disk(sys, cfg) {
         Ok(mut disk) => boot_from(sys, disk.as_mut(), cfg),
         Err(why) => SelectorOutcome::GaveUp(why),
@@ -199,8 +209,9 @@ fn boot_slot(
         match sys.arm_watchdog(secs) {
             Ok(()) => {
                 armed = true;
+                let name = watchdog_name(sys);
                 sys.say(&format!(
-                    "slot {slot}: trial boot under the hardware watchdog ({secs} s)"
+                    "slot {slot}: trial boot under the hardware watchdog ({secs} s, {name})"
                 ));
             }
             Err(e) => sys.say(&format!(
@@ -325,6 +336,7 @@ mod tests {
             }
         );
         assert!(sys.said("slot B: trial boot, 0 tries left after this one"));
+        assert!(sys.said("slot B: trial boot under the hardware watchdog (60 s, i6300ESB timer)"));
         // The trial runs under the hardware watchdog, armed just before the kexec.
         assert_eq!(sys.watchdog_calls(), [&FakeCall::ArmWatchdog(60)]);
         let arm = sys
@@ -357,6 +369,23 @@ mod tests {
             sys.watchdog_calls(),
             [&FakeCall::ArmWatchdog(60), &FakeCall::DisarmWatchdog]
         );
+    }
+
+    #[test]
+    fn a_reset_by_the_watchdog_is_said_on_the_next_boot_and_only_then() {
+        let mut sys = FakeBoot::with_slots();
+        sys.watchdog_reset_it = true;
+        assert_eq!(
+            run_selector(&mut sys, &cfg()),
+            SelectorOutcome::Booted(SlotName::A)
+        );
+        assert_eq!(
+            sys.console[0],
+            "the hardware watchdog (i6300ESB timer) reset this machine: the last boot hung"
+        );
+        let mut sys = FakeBoot::with_slots();
+        let _ = run_selector(&mut sys, &cfg());
+        assert!(!sys.console.iter().any(|l| l.contains("reset this machine")));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use moho_core::slot_table::SlotName;
 use uuid::Uuid;
 
-use crate::boot::sys::BootSystem;
+use crate::boot::sys::{BootSystem, watchdog_name};
 
 /// What the slot role was told.
 #[derive(Debug, Clone)]
@@ -41,7 +41,12 @@ pub struct SlotInitConfig {
 pub fn run_slot_init(sys: &mut dyn BootSystem, cfg: &SlotInitConfig) -> Result<(), String> {
     if let Some(secs) = cfg.watchdog_secs.filter(|s| *s > 0) {
         match sys.arm_watchdog(secs) {
-            Ok(()) => sys.say(&format!("trial boot: hardware watchdog armed ({secs} s)")),
+            Ok(()) => {
+                let name = watchdog_name(sys);
+                sys.say(&format!(
+                    "trial boot: hardware watchdog armed ({secs} s, {name})"
+                ));
+            }
             Err(e) => sys.say(&format!(
                 "WARNING: trial boot without the hardware watchdog: {e}"
             )),
@@ -145,7 +150,7 @@ mod tests {
         c.watchdog_secs = Some(60);
         run_slot_init(&mut sys, &c).unwrap();
         assert_eq!(sys.calls[0], FakeCall::ArmWatchdog(60));
-        assert!(sys.said("trial boot: hardware watchdog armed (60 s)"));
+        assert!(sys.said("trial boot: hardware watchdog armed (60 s, i6300ESB timer)"));
         let mut sys = FakeBoot::with_slots();
         run_slot_init(&mut sys, &cfg(3, SlotName::B)).unwrap();
         assert!(sys.watchdog_calls().is_empty());

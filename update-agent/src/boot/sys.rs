@@ -10,6 +10,20 @@ use std::time::Duration;
 use moho_core::boot_files::{BootFilesError, CmdlineTooLong};
 use moho_disk::{DiskError, SlotDisk};
 
+/// A watchdog device as its driver describes it (sysfs
+/// `/sys/class/watchdog/watchdog0/{identity,bootstatus}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchdogInfo {
+    /// The driver's name for it (`i6300ESB timer`, `Software Watchdog`).
+    pub identity: String,
+    /// The driver found that this device reset the machine
+    /// (`WDIOF_CARDRESET` in its boot status): the last boot hung.
+    pub reset_the_machine: bool,
+}
+
+/// `WDIOF_CARDRESET` (linux/watchdog.h): the last reboot was the watchdog's.
+pub const WDIOF_CARDRESET: u32 = 0x0020;
+
 /// Why one step of booting failed.
 #[derive(Debug, thiserror::Error)]
 pub enum BootError {
@@ -155,6 +169,16 @@ pub trait BootSystem {
     fn arm_watchdog(&mut self, timeout_secs: u32) -> Result<(), BootError>;
     /// Stops the hardware watchdog (magic close).
     fn disarm_watchdog(&mut self) -> Result<(), BootError>;
+    /// The watchdog behind `/dev/watchdog` (the kernel's `watchdog0`), as
+    /// its driver describes it, or `None` if there is none.
+    fn watchdog_info(&mut self) -> Option<WatchdogInfo>;
     /// Waits.
     fn sleep(&mut self, time: Duration);
+}
+
+/// The name of the armed watchdog for the console: its driver's identity,
+/// else the device.
+pub fn watchdog_name(sys: &mut dyn BootSystem) -> String {
+    sys.watchdog_info()
+        .map_or_else(|| "/dev/watchdog".to_owned(), |w| w.identity)
 }
