@@ -69,6 +69,9 @@ fn units_pass_systemd_analyze_verify() {
     }
     let mark_good = std::fs::read_to_string(systemd_dir().join("moho-mark-good.service")).unwrap();
     assert!(mark_good.contains("After=boot-complete.target"));
+    // multi-user.target must not wait for it (and so for the health
+    // checks): a hanging check would hold the whole boot.
+    assert!(mark_good.contains("DefaultDependencies=no"));
     let grow = std::fs::read_to_string(systemd_dir().join("moho-grow-state.service")).unwrap();
     for needed in [
         "RequiresMountsFor=/var",
