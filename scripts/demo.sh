@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job: the whole story on a real (emulated) machine, run by `moho-vm-demo`
 # (tests/src/bin/moho-vm-demo.rs, built on the VM tests' own machinery):
-#   1. Debian's cloud kernel, a static boot-select and the boot initramfs; four releases of a
+#   1. Debian's generic kernel, a static boot-select and the boot initramfs; four releases of a
 #      systemd test OS with the agent units: 1.0.0 and 2.0.0 work, 3.0.0's kernel panics,
 #      3.0.1's health check fails; signed into a TUF repository (generated keys) and served by
 #      update-server over HTTPS (SQLite);

@@ -1,5 +1,5 @@
 //! Real boots in qemu (`-accel tcg`) of disks made by `image-tools`, with
-//! Debian's cloud kernel, the static `boot-select` and the real
+//! Debian's kernels (generic for the systemd OS, cloud for busybox), the static `boot-select` and the real
 //! `update-agent` (DESIGN §4, §8.3; issue 8): the update / trial boot /
 //! fallback cycle, the full UEFI chain, power cuts, and a systemd OS whose
 //! agent units take their updates from the server.
@@ -13,7 +13,7 @@ use moho_e2e::vm::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelea
 use moho_e2e::vm::qemu::{Boot, Vm, VmSpec};
 use moho_e2e::vm::server::{GUEST_SERVER_PORT, UpdateServer};
 use moho_e2e::vm::story::{
-    HUNG, NODE_HOSTNAME, NODE_SSH_KEY, PANICKED, ServerStory, UNHEALTHY, WATCHDOG_RESET,
+    HUNG, NODE_HOSTNAME, NODE_SSH_KEY, PANICKED, ServerStory, UNHEALTHY, WATCHDOG, WATCHDOG_RESET,
 };
 use moho_e2e::{bin, ok, run, slot_fields, slots_json};
 
@@ -517,16 +517,24 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
     vm.wait_for_from(last, "moho-test: denied: 3.0.0", BOOT);
 
     // 3.0.2: its health check never ends, so boot-complete.target is never
-    // reached (nor multi-user.target, which waits for the mark-good unit:
-    // the scenario never even starts); at the configured `[health]
-    // deadline` the agent reports it and reboots into 2.0.0 by itself.
+    // reached; multi-user.target is (the mark-good unit does not hold it:
+    // the scenario, ordered after it, starts and reports); at the
+    // provisioned `[health] deadline` the agent reports it and reboots into
+    // 2.0.0 by itself.
     let to_3c = story.roll_out("3.0.2");
     let after_hang = story.await_rollback(&vm, last, to_3c, "3.0.2", "A", "2.0.0", HUNG);
     let lines = vm.lines();
-    let hung = &lines[last..after_hang];
+    let hung_trial = last
+        + lines[last..after_hang]
+            .iter()
+            .position(|l| l.contains("moho-boot: slot A: trial boot"))
+            .expect("the trial boot of 3.0.2");
+    let hung = &lines[hung_trial..after_hang];
     for seen in [
         "moho-test: health check hangs",
         "Started moho-agent.service",
+        "Reached target multi-user.target",
+        "moho-test: up version=3.0.2 slot=A init=systemd",
     ] {
         assert!(
             hung.iter().any(|l| l.contains(seen)),
@@ -550,9 +558,12 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
     let last = story.await_rollback(&vm, after_hang, to_3d, "3.0.3", "A", "2.0.0", PANICKED);
     let lines = vm.lines();
     let looped = &lines[after_hang..last];
+    // The watchdog armed is the emulated hardware one (i6300esb), not
+    // the kernel's softdog, and it is what reset the machine: on the next
+    // boot its driver read the reset from the device and the selector says so.
     for seen in [
-        "moho-boot: slot A: trial boot under the hardware watchdog (60 s)",
-        "moho-boot: trial boot: hardware watchdog armed (60 s)",
+        &format!("moho-boot: slot A: trial boot under the hardware watchdog (60 s, {WATCHDOG})"),
+        &format!("moho-boot: trial boot: hardware watchdog armed (60 s, {WATCHDOG})"),
         "moho-test: this release's init loops",
         WATCHDOG_RESET,
     ] {
@@ -565,6 +576,11 @@ fn the_agent_units_update_from_the_server_and_fall_back_from_a_panic_a_failed_or
     assert!(
         !looped.iter().any(|l| l.contains("Kernel panic")),
         "3.0.3 hung, it did not panic (log {})",
+        vm.log.display()
+    );
+    assert!(
+        !vm.lines().iter().any(|l| l.contains("softdog")),
+        "no software watchdog anywhere (log {})",
         vm.log.display()
     );
 

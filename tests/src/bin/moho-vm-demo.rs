@@ -138,7 +138,7 @@ fn main() {
         "four releases of a systemd test OS, signed into a TUF repository and served by update-server",
     );
     println!(
-        "(Debian's cloud kernel and a debootstrap root are fetched once and cached; this takes a few minutes)"
+        "(Debian's generic kernel and a debootstrap root are fetched once and cached; this takes a few minutes)"
     );
     let story = ServerStory::new(
         &out,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::boot_select::static_boot_select;
-use super::kernel::{Kernel, debian_cloud_kernel};
+use super::kernel::{Kernel, KernelPackage, debian_kernel};
 use crate::fleet::ReleaseRepo;
 use crate::{bin, ok};
 
@@ -19,17 +19,15 @@ use crate::{bin, ok};
 /// tests hand scenarios through, the network, and entropy.
 pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net,virtio_rng";
 
-/// The watchdog driver of the systemd test OS's initramfs. Debian's cloud
-/// kernel has no driver for a hardware watchdog qemu emulates
-/// (`CONFIG_I6300ESB_WDT` and `CONFIG_ITCO_WDT` are not set), so the VMs
-/// use the kernel's `softdog` behind the same `/dev/watchdog` API: the
-/// selector arms it for a trial, the slot role arms it again in the slot's
-/// kernel (a timer does not survive the kexec), systemd feeds it
-/// (`RuntimeWatchdogSec`). It resets a machine whose PID 1 hangs or loops;
-/// unlike a hardware watchdog it cannot catch a kernel that hangs with
-/// interrupts off. The busybox test OS does not carry it: its plain init
-/// feeds no watchdog, so a long trial boot of it would be reset.
-pub const WATCHDOG_MODULE: &str = "softdog";
+/// The watchdog driver of the systemd test OS's initramfs: qemu's emulated
+/// Intel 6300ESB (`-device i6300esb`, [`super::qemu::VmSpec::hardware_watchdog`]),
+/// driven by Debian's generic kernel. The selector arms it for a trial, the
+/// slot role arms it again in the slot's kernel (loading the driver there
+/// stops the timer), systemd feeds it (`RuntimeWatchdogSec`). Being
+/// hardware, it resets a machine whose kernel hangs as well as one whose
+/// PID 1 loops. The busybox test OS does not carry it: its plain init feeds
+/// no watchdog, so a long trial boot of it would be reset.
+pub const WATCHDOG_MODULE: &str = "i6300esb";
 
 /// Where the guest finds the scenario script qemu passes with `-fw_cfg`.
 pub const SCENARIO_FW_CFG: &str = "opt/moho/run";
@@ -213,16 +211,22 @@ pub struct TestOs {
 }
 
 impl TestOs {
-    /// Fetches the kernel (cached) and makes the initramfs (with
+    /// Fetches the cloud kernel (cached) and makes the initramfs (with
     /// [`MODULES`]) and an empty repository under `dir`.
     pub fn new(dir: &Path) -> Self {
-        Self::with_modules(dir, MODULES)
+        Self::with_kernel(dir, KernelPackage::Cloud, "")
     }
 
-    /// [`TestOs::new`] with the initramfs carrying `modules`.
-    pub fn with_modules(dir: &Path, modules: &str) -> Self {
-        let kernel = debian_cloud_kernel();
-        let initramfs = initramfs(kernel, modules, &dir.join("initrd.img"));
+    /// [`TestOs::new`] with the kernel of `package`, its initramfs
+    /// carrying [`MODULES`], what that kernel needs to mount a slot
+    /// ([`KernelPackage::boot_modules`]) and `extra` (comma-separated).
+    pub fn with_kernel(dir: &Path, package: KernelPackage, extra: &str) -> Self {
+        let kernel = debian_kernel(package);
+        let modules: Vec<&str> = [MODULES, package.boot_modules(), extra]
+            .into_iter()
+            .filter(|m| !m.is_empty())
+            .collect();
+        let initramfs = initramfs(kernel, &modules.join(","), &dir.join("initrd.img"));
         let repo = ReleaseRepo::new(&dir.join("releases"), "amd64-vm");
         Self {
             dir: dir.to_owned(),

@@ -1,10 +1,10 @@
-//! Virtual machines for the boot tests (DESIGN §8.3): a real Debian cloud
-//! kernel, the static `boot-select`, test OS images built from busybox, and
+//! Virtual machines for the boot tests (DESIGN §8.3): real Debian
+//! kernels, the static `boot-select`, test OS images built from busybox or Debian,
 //! qemu under software emulation (`-accel tcg`) with its serial console read
 //! line by line.
 //!
 //! - [`cache`]: where downloads and slow builds are kept between runs.
-//! - [`kernel`]: Debian's `linux-image-cloud-amd64`, fetched with `apt-get download`.
+//! - [`kernel`]: the one choice of Debian kernel (generic or cloud), fetched with `apt-get download`.
 //! - [`boot_select`]: building `boot-select` as a static program.
 //! - [`image`]: initramfs, slot root trees and disks for the VMs.
 //! - [`debian`]: a Debian root with systemd and dbus (`debootstrap`).

@@ -60,6 +60,10 @@ pub struct VmSpec {
     /// qemu's accelerator: `tcg` (software emulation, what the tests use
     /// everywhere) or `kvm` (the demo, where [`kvm_works`]).
     pub accel: &'static str,
+    /// An emulated hardware watchdog (`-device i6300esb`, `-watchdog-action
+    /// reset`): once armed and not fed, it resets the machine like a
+    /// server's watchdog would, whatever the guest's kernel is doing.
+    pub hardware_watchdog: bool,
 }
 
 /// Whether this machine can run KVM guests: `/dev/kvm` opens read-write.
@@ -97,6 +101,7 @@ impl VmSpec {
             guest_forwards: Vec::new(),
             metadata_forward: None,
             accel: "tcg",
+            hardware_watchdog: false,
         }
     }
 }
@@ -232,6 +237,9 @@ impl Vm {
         }
         // Entropy for the guest's getrandom() from the first second on.
         cmd.arg("-device").arg("virtio-rng-pci");
+        if spec.hardware_watchdog {
+            cmd.args(["-device", "i6300esb", "-watchdog-action", "reset"]);
+        }
         if spec.no_reboot {
             cmd.arg("-no-reboot");
         }

@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::image::{
-    Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
-};
+use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE};
+use super::kernel::KernelPackage;
 use super::qemu::{Boot, Vm, VmSpec};
 use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
 
@@ -29,15 +28,20 @@ pub const PANICKED: &str = "slot A did not boot successfully";
 /// The deny-list reason of a release whose health check failed (the agent
 /// rebooted into the fallback itself, naming the unit).
 pub const UNHEALTHY: &str = "health check moho-health-check.service failed";
-/// The trial deadline the story's images set (`[health] deadline` in an
-/// `/etc/moho/agent.d/` drop-in, as an operator would shorten the 10 min
-/// default): long enough for a good release under `-accel tcg`.
+/// The trial deadline the story's node is provisioned with (`[health]
+/// deadline` in its provision document, as an operator would shorten the
+/// 10 min default): long enough for a good release under `-accel tcg`.
 pub const HEALTH_DEADLINE: &str = "2m";
 /// The deny-list reason of a release whose health check never ends (the
 /// agent rebooted into the fallback itself at the deadline).
 pub const HUNG: &str = "boot-complete.target not reached within 2m";
-/// What the kernel says when the watchdog (softdog) resets the machine.
-pub const WATCHDOG_RESET: &str = "softdog: Initiating system reboot";
+/// The watchdog the story's trial boots run under, as its driver names it
+/// (qemu's Intel 6300ESB, `-device i6300esb`).
+pub const WATCHDOG: &str = "i6300ESB timer";
+/// What the selector says on the boot after the hardware watchdog reset
+/// the machine (the driver reads the device's boot status).
+pub const WATCHDOG_RESET: &str =
+    "moho-boot: the hardware watchdog (i6300ESB timer) reset this machine: the last boot hung";
 
 /// What the guest runs at each boot (after `multi-user.target`): nothing
 /// but reports. On a release whose health check failed it only reports:
@@ -72,18 +76,21 @@ pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
 
 /// The provision document of the story's node: the server (and so the
 /// repository) with its CA inline and the enrolment token of its group,
-/// channel, group, host name, an SSH key.
+/// channel, group, the trial deadline, host name, an SSH key.
 fn provision_doc(ca_pem: &str, enrollment_token: &str) -> String {
     format!(
         "version = 1\nhostname = \"{NODE_HOSTNAME}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
          enrollment_token = \"{enrollment_token}\"\n\
          ca = '''\n{ca_pem}'''\n\n[node]\nchannel = \"stable\"\ngroup = \"default\"\n\n\
+         [health]\ndeadline = \"{HEALTH_DEADLINE}\"\n\n\
          [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{NODE_SSH_KEY}\"]\n"
     )
 }
 
-/// The releases, the server and the first image. The initramfs carries
-/// the watchdog driver ([`WATCHDOG_MODULE`]), so trial boots run under it.
+/// The releases, the server and the first image. They boot Debian's
+/// generic kernel, whose initramfs carries the hardware watchdog's driver
+/// ([`WATCHDOG_MODULE`]), on a VM with that watchdog, so trial boots run
+/// under it.
 #[derive(Debug)]
 pub struct ServerStory {
     /// The test OS (kernel, initramfs, signed repository).
@@ -101,7 +108,7 @@ impl ServerStory {
     /// Builds and publishes `releases` (systemd flavour; the first goes in
     /// slot A), starts the server and reads the releases into it.
     pub fn new(dir: &Path, releases: &[(&str, Behaviour)]) -> Self {
-        let mut os = TestOs::with_modules(dir, &format!("{MODULES},{WATCHDOG_MODULE}"));
+        let mut os = TestOs::with_kernel(dir, KernelPackage::Generic, WATCHDOG_MODULE);
         os.slot_mib = 256;
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
@@ -111,10 +118,6 @@ impl ServerStory {
         let provision = dir.join("provision.toml");
         let token = UpdateServer::enrollment_token(&server_dir, "default");
         std::fs::write(&provision, provision_doc(&tls.ca_pem, &token)).unwrap();
-        os.extra_files = vec![(
-            "etc/moho/agent.d/30-health.toml".into(),
-            format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
-        )];
         let mut first = None;
         for (version, behaviour) in releases {
             let image = os.publish(&TestRelease {
@@ -153,6 +156,7 @@ impl ServerStory {
         }
         spec.guest_forwards
             .push((GUEST_SERVER_PORT, self.server.port));
+        spec.hardware_watchdog = true;
         spec.fw_cfg
             .push((SCENARIO_FW_CFG.into(), self.scenario.clone()));
         spec.fw_cfg
