@@ -56,6 +56,12 @@ pub struct Limits {
     pub connect: Duration,
     /// A whole request, connecting included.
     pub request: Duration,
+    /// How long the token PUT is retried, once a second, while there is no
+    /// route to the service at all ("network unreachable"): the link that
+    /// carries it may come up just after `network-online.target` (which
+    /// one link reaching suffices for). A machine whose route leads nowhere
+    /// times out once instead, without retries.
+    pub no_route: Duration,
 }
 
 impl Default for Limits {
@@ -63,8 +69,27 @@ impl Default for Limits {
         Self {
             connect: Duration::from_secs(2),
             request: Duration::from_secs(5),
+            no_route: Duration::from_secs(10),
         }
     }
+}
+
+/// Whether `e` failed for want of a route (no address on the network, no
+/// link up yet), as opposed to a timeout or a refusal.
+fn no_route(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable
+            )
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
 }
 
 /// The real client: reqwest, plain HTTP to a link-local address, no proxy
@@ -99,13 +124,22 @@ impl HttpMetadata {
 
 impl MetadataHttp for HttpMetadata {
     fn put_token(&self, url: &str, ttl_seconds: u32) -> Result<Answer, NoAnswer> {
-        let resp = self
-            .client()?
-            .put(url)
-            .header("X-aws-ec2-metadata-token-ttl-seconds", ttl_seconds)
-            .send()
-            .map_err(|e| NoAnswer(moho_core::report::render_chain(&e)))?;
-        Self::answer(resp)
+        let client = self.client()?;
+        let until = std::time::Instant::now() + self.limits.no_route;
+        loop {
+            match client
+                .put(url)
+                .header("X-aws-ec2-metadata-token-ttl-seconds", ttl_seconds)
+                .send()
+            {
+                Ok(resp) => return Self::answer(resp),
+                Err(e) if no_route(&e) && std::time::Instant::now() < until => {
+                    tracing::debug!(url, "no route to the metadata service yet: {e}");
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                Err(e) => return Err(NoAnswer(moho_core::report::render_chain(&e))),
+            }
+        }
     }
 
     fn get(&self, url: &str, token: Option<&str>) -> Result<Answer, NoAnswer> {
