@@ -48,7 +48,7 @@ for r in a b; do
   echo "release $v ($r.toml): built in $(( $(date +%s) - start )) s"
 done
 diff <(cut -d' ' -f1 "$work/a/packages.txt") <(cut -d' ' -f1 "$work/b/packages.txt") \
-  | sed -n 's/^> /packages only in 1.0.1: /p'
+  | sed -n 's/^> /packages only in 1.0.1: /p' || true
 jq -rn --slurpfile a "$work/a/root.img.chunks" --slurpfile b "$work/b/root.img.chunks" '
   ($a[0].chunks | map({(.): true}) | add) as $have
   | $b[0] as $n
