@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::commands::audit::AuditArgs;
 use crate::commands::channels::ChannelsCommand;
+use crate::commands::enrollment::EnrollmentCommand;
 use crate::commands::events::EventsArgs;
 use crate::commands::fleetlock::FleetLockCommand;
 use crate::commands::groups::GroupsCommand;
@@ -93,6 +94,9 @@ pub enum Command {
     /// FleetLock reboot slots: holders, free a slot.
     #[command(subcommand)]
     Fleetlock(FleetLockCommand),
+    /// Enrolment tokens: what lets a new node register in a group.
+    #[command(subcommand)]
+    EnrollmentTokens(EnrollmentCommand),
     /// Admin and viewer tokens.
     #[command(subcommand, visible_alias = "token")]
     Tokens(TokensCommand),

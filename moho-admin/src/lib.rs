@@ -44,6 +44,7 @@ pub fn run_with(
         Command::Nodes(c) => c.run(&ctx),
         Command::Fleetlock(c) => c.run(&ctx),
         Command::Tokens(c) => c.run(&ctx),
+        Command::EnrollmentTokens(c) => c.run(&ctx),
         Command::Audit(c) => c.run(&ctx),
         Command::Events(c) => c.run(&ctx, out, json),
         Command::Whoami => commands::tokens::whoami(&ctx),

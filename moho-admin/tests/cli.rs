@@ -1189,3 +1189,70 @@ async fn flatcar_releases_are_registered_listed_as_their_own_kind_and_rolled_out
         assert_eq!(bad.code, 2, "{bad:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrollment_tokens_let_a_node_register_in_their_group() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| c.open_registration = false).await;
+        let admin = Runner::new(&s, &s.admin);
+        let viewer = Runner::new(&s, &s.viewer);
+        let t = admin
+            .run(&[
+                "enrollment-tokens",
+                "create",
+                "lab",
+                "--group",
+                "default",
+                "--max-uses",
+                "1",
+                "--expires-in",
+                "1d",
+            ])
+            .await;
+        let secret = t.ok().lines().next().unwrap().to_owned();
+        assert!(secret.starts_with("mohoenr_"), "{}", t.stdout);
+        assert!(t.stdout.contains("1 use(s) allowed"), "{}", t.stdout);
+        viewer
+            .run(&["enrollment-tokens", "list", "--json"])
+            .await
+            .refused(4, "forbidden");
+        admin
+            .run(&[
+                "enrollment-tokens",
+                "create",
+                "x",
+                "--group",
+                "nope",
+                "--json",
+            ])
+            .await
+            .refused(6, "unknown_group");
+
+        let mut n = TestNode::new("enrolled-1");
+        n.enrollment_token = Some(secret.clone());
+        assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+        let (text, json) = admin.both(&["enrollment-tokens", "list", "--all"]).await;
+        assert!(
+            text.contains("lab") && text.contains("1/1") && text.contains("used up"),
+            "{text}"
+        );
+        assert!(!text.contains(&secret) && !json.to_string().contains(&secret));
+        assert_eq!(items(&json)[0]["uses"], 1);
+
+        let (text, json) = admin.both(&["enrollment-tokens", "list"]).await;
+        assert!(
+            items(&json).is_empty(),
+            "{backend}: used up is not live: {text}"
+        );
+        let r = admin
+            .run(&["enrollment-tokens", "create", "web", "--group", "default"])
+            .await;
+        assert!(r.ok().contains("created enrollment token"), "{}", r.stdout);
+        let r = admin.run(&["enrollment-tokens", "revoke", "lab"]).await;
+        assert!(
+            r.ok().contains("revoked enrollment token \"lab\""),
+            "{}",
+            r.stdout
+        );
+    }
+}

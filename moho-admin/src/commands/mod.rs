@@ -9,11 +9,13 @@
 //! - [`nodes`]: list with filters, show, delete, prune.
 //! - [`fleetlock`]: reboot slot holders; free a slot.
 //! - [`tokens`]: admin and viewer tokens; `whoami`.
+//! - [`enrollment`]: enrolment tokens per group.
 //! - [`audit`]: the audit log.
 //! - [`events`]: the fleet-wide event stream, `--follow` to watch it.
 
 pub mod audit;
 pub mod channels;
+pub mod enrollment;
 pub mod events;
 pub mod fleetlock;
 pub mod groups;
