@@ -724,3 +724,38 @@ async fn a_flatcar_node_follows_its_groups_rollout_inside_its_windows_and_as_pin
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_flatcar_node_needs_an_enrollment_token_of_its_group_when_registration_is_closed() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| {
+            c.omaha = Some(OmahaConfig::default());
+            c.open_registration = false;
+        })
+        .await;
+        let mut c = FlatcarClient::new("fc-new");
+        let a = c.check(&s).await;
+        assert_eq!(a.status, 403, "{backend}: {}", a.text);
+        assert!(a.text.contains("enrollment_required"), "{}", a.text);
+        assert!(s.db.node("fc-new").await.unwrap().is_none());
+        let t = s
+            .admin(
+                "POST",
+                "/enrollment-tokens",
+                Some(json!({"name": "flatcar", "group": "default", "max_uses": 1})),
+            )
+            .await;
+        let secret = t.body["secret"].as_str().unwrap().to_owned();
+        c.query = format!("?token={secret}");
+        assert_eq!(c.check(&s).await.check_status(), "noupdate", "{backend}");
+        assert!(s.db.node("fc-new").await.unwrap().is_some());
+        // Known now: its next requests use no token's uses.
+        assert_eq!(c.check(&s).await.check_status(), "noupdate");
+        let mut other = FlatcarClient::new("fc-other");
+        other.query = format!("?token={secret}");
+        let a = other.check(&s).await;
+        assert_eq!(a.status, 403, "{backend}: {}", a.text);
+        assert!(a.text.contains("enrollment_token_used_up"), "{}", a.text);
+        assert!(s.db.node("fc-other").await.unwrap().is_none());
+    }
+}

@@ -28,6 +28,7 @@ use super::answer::{AppAnswer, CheckAnswer, response};
 use super::plan::{AttemptChange, Before, plan};
 use super::request::{AppCheck, AppEntry, check_request};
 use super::wire::{parse_request, write_response};
+use crate::enrollment::{self, Admission};
 use crate::error::ApiError;
 use crate::http::body::read_limited;
 use crate::offer;
@@ -122,6 +123,36 @@ async fn handle(app: &AppState, query: &OmahaQuery, body: Body) -> Result<String
             node,
             in_flight,
         }));
+    }
+
+    // A machine id not registered yet needs what a first check-in needs:
+    // open registration, the server-wide token, or an enrolment token of
+    // its track's group (one use each).
+    for r in ready.iter().flatten().filter(|r| r.node.is_none()) {
+        let track = &r.app.track;
+        let admission = enrollment::admit(
+            &app.db,
+            app.config.open_registration,
+            app.config.enrollment_token.as_deref(),
+            query.token.as_deref(),
+            &track.channel,
+            &track.group,
+            now,
+        )
+        .await?
+        .map_err(|e| ApiError::forbidden(e.code(), e.message()))?;
+        if let Admission::Token { token, hash } = admission
+            && !app
+                .db
+                .take_enrollment_use(&r.app.machine_id, &token, &hash, now)
+                .await?
+        {
+            let again = app.db.enrollment_token(&hash).await?.unwrap_or(*token);
+            let why = enrollment::judge(&again, &track.channel, &track.group, now)
+                .err()
+                .unwrap_or(enrollment::Refusal::UsedUp(again));
+            return Err(ApiError::forbidden(why.code(), why.message()));
+        }
     }
 
     // 2. and 3. Per app: write what it reported, then answer its check.

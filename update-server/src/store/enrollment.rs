@@ -137,6 +137,43 @@ impl Db {
         Ok(())
     }
 
+    /// Takes one use of `token` for the Flatcar node `node_id` (Omaha: its
+    /// row is written with its report right after), only if the token is
+    /// still live at `now`; audited as `node.enroll`. False: not live.
+    pub async fn take_enrollment_use(
+        &self,
+        node_id: &str,
+        token: &EnrollmentTokenView,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut change = self
+            .change(
+                &format!("enrollment:{}", token.name),
+                "node.enroll",
+                format!("node/{node_id}"),
+                now,
+            )
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = $2
+             WHERE hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)
+               AND (max_uses IS NULL OR uses < max_uses)",
+        )
+        .bind(hash)
+        .bind(millis(now))
+        .execute(&mut **change.tx())
+        .await?;
+        if taken.rows_affected() != 1 {
+            change.abandon().await?;
+            return Ok(false);
+        }
+        let after = serde_json::json!({"token": token.id, "kind": "flatcar"});
+        change.commit(None, Some(&after)).await?;
+        Ok(true)
+    }
+
     /// Registers node `n` with the enrolment token `token` (already judged
     /// live and in scope): takes one use — only if the token is still live
     /// at `now` — and inserts the node, audited as `node.enroll` by
