@@ -27,6 +27,7 @@ export MOHO_REQUIRE_BROWSER=1
 echo "== build the tests"
 cargo test --workspace --locked --no-run
 cargo test --locked -p moho-e2e --features vm --test vm --no-run
+cargo test --locked -p moho-e2e --features vm --test vm_provision --no-run
 
 # The qemu boots are long and mostly use one core: they run alongside the
 # rest of the suite, their output kept until it is done.
@@ -36,6 +37,12 @@ cargo test --locked -p moho-e2e --features vm --test vm >"$vm_log" 2>&1 &
 vm_pid=$!
 suite=0
 cargo test --workspace --locked || suite=$?
+# First-boot provisioning through each transport (tests/vm_provision.rs):
+# its machines one at a time, once the suite has freed its core, beside the
+# systemd story of tests/vm.rs (the long pole).
+echo "== qemu provisioning boots (tests/vm_provision.rs), beside tests/vm.rs"
+provision=0
+cargo test --locked -p moho-e2e --features vm --test vm_provision || provision=$?
 echo "== qemu boots (tests/vm.rs; ran alongside): waiting for them"
 vm=0
 wait "$vm_pid" || vm=$?
@@ -43,3 +50,4 @@ cat "$vm_log"
 rm -f "$vm_log"
 [ "$suite" -eq 0 ] || die "the test suite failed (output above)"
 [ "$vm" -eq 0 ] || die "the qemu boot tests failed (output above; console logs in target/tmp/vm-logs)"
+[ "$provision" -eq 0 ] || die "the qemu provisioning boots failed (output above; console logs in target/tmp/vm-logs)"

@@ -11,12 +11,14 @@
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
 //! - [`server`]: the real `update-server`, reachable from the guest over HTTPS.
 //! - [`story`]: a systemd VM updated by its agent units from that server.
+//! - [`provision`]: stock disks provisioned through each transport.
 
 pub mod boot_select;
 pub mod cache;
 pub mod debian;
 pub mod image;
 pub mod kernel;
+pub mod provision;
 pub mod qemu;
 pub mod server;
 pub mod story;

@@ -1,0 +1,375 @@
+//! The provisioning VM test's world (issue 14): one stock systemd image
+//! (no server address in it) for every machine, the real update server, a
+//! provision document per machine, and the places a document can be put
+//! before a first boot — a `cidata` config drive, the ESP's
+//! `moho/provision.toml`, a URL on the command line served over plain HTTP
+//! (pinned by its hash), and an EC2-style metadata service on the guest's
+//! `169.254.169.254` (a tiny loopback server behind qemu's guestfwd). The
+//! disk is grown to four times its image before the first boot, raw or
+//! qcow2 (`qemu-img resize`), and its GPT is checked with `sgdisk` and
+//! `cgpt` afterwards.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use super::image::{
+    Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
+};
+use super::qemu::{METADATA_GUEST_ADDRESS, METADATA_MAC, VmSpec};
+use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
+use super::story::{HEALTH_DEADLINE, REPORTING_SCENARIO};
+use crate::{ok, run};
+
+/// The port the guest fetches a command-line URL from (`10.0.2.100:8080`).
+pub const GUEST_DOC_PORT: u16 = 8080;
+
+/// The systemd test OS's network file for the metadata card: its own
+/// address on `169.254.169.0/24` (before `10-qemu.network`, which matches
+/// every other card).
+const METADATA_NETWORK: &str = "[Match]\nMACAddress={MAC}\n\n[Network]\nAddress={ADDR}\n\
+     LinkLocalAddressing=no\nIPv6AcceptRA=no\n";
+
+/// What the scenario prints first at every boot: the provisioning unit,
+/// the agent and the mark-good unit.
+const UNITS_LINE: &str = "echo \"moho-test: units provision=$(systemctl is-active \
+     moho-provision.service) agent=$(systemctl is-active moho-agent.service) \
+     mark-good=$(systemctl is-active moho-mark-good.service)\"\n";
+
+/// The releases, the server and the scenario shared by every machine.
+#[derive(Debug)]
+pub struct ProvisionWorld {
+    /// The test OS (kernel, initramfs, signed repository).
+    pub os: TestOs,
+    /// The update server.
+    pub server: UpdateServer,
+    /// The first release's slot image (the stock disk's slot A).
+    pub first: PathBuf,
+    scenario: PathBuf,
+    /// Where machines' files go.
+    pub dir: PathBuf,
+    /// The enrolment token of each group (registration is closed).
+    tokens: std::collections::BTreeMap<String, String>,
+}
+
+impl ProvisionWorld {
+    /// Builds and publishes `releases` (systemd flavour), starts the server
+    /// and creates `groups` on it.
+    pub fn new(dir: &Path, releases: &[&str], groups: &[&str]) -> Self {
+        let mut os = TestOs::with_modules(dir, &format!("{MODULES},{WATCHDOG_MODULE}"));
+        os.slot_mib = 256;
+        let server_dir = dir.join("server");
+        let tls = ServerTls::create(&server_dir);
+        os.extra_files = vec![
+            (
+                "etc/moho/agent.d/30-health.toml".into(),
+                format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
+            ),
+            (
+                "etc/systemd/network/05-metadata.network".into(),
+                METADATA_NETWORK
+                    .replace("{MAC}", METADATA_MAC)
+                    .replace("{ADDR}", METADATA_GUEST_ADDRESS),
+            ),
+        ];
+        let mut first = None;
+        for version in releases {
+            let image = os.publish(&TestRelease {
+                version: (*version).to_owned(),
+                behaviour: Behaviour::Agent,
+                flavour: Flavour::Systemd,
+                payload_mib: 0,
+            });
+            first.get_or_insert(image);
+        }
+        let server = UpdateServer::start_with(
+            tls,
+            &server_dir,
+            &os.repo.repo,
+            &os.repo.root(),
+            &["--check-interval", "1m"],
+        );
+        server.sync_releases();
+        let mut tokens = std::collections::BTreeMap::new();
+        for g in groups {
+            let (status, body) = server.api("POST", "/api/v1/groups", Some(json!({"name": g})));
+            assert_eq!(status, 201, "creating group {g}: {body}");
+            // As an operator does: an enrolment token per group, which the
+            // group's provision documents carry.
+            let (status, body) = server.api(
+                "POST",
+                "/api/v1/enrollment-tokens",
+                Some(json!({"name": format!("enrol-{g}"), "group": g})),
+            );
+            assert_eq!(status, 201, "creating the enrolment token of {g}: {body}");
+            let secret = body["secret"].as_str().unwrap().to_owned();
+            tokens.insert((*g).to_owned(), secret);
+        }
+        let scenario = dir.join("scenario.sh");
+        std::fs::write(&scenario, format!("{UNITS_LINE}{REPORTING_SCENARIO}")).unwrap();
+        Self {
+            first: first.expect("at least one release"),
+            os,
+            server,
+            scenario,
+            dir: dir.to_owned(),
+            tokens,
+        }
+    }
+
+    /// A provision document: this server (CA inline) and the enrolment
+    /// token of `group`, channel `stable`, `group`, `hostname`, `key` for
+    /// root.
+    pub fn doc(&self, hostname: &str, group: &str, key: &str) -> String {
+        format!(
+            "version = 1\nhostname = \"{hostname}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
+             ca = '''\n{}'''\nenrollment_token = \"{}\"\n\n\
+             [node]\nchannel = \"stable\"\ngroup = \"{group}\"\n\n\
+             [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{key}\"]\n",
+            self.server.ca_pem,
+            self.tokens
+                .get(group)
+                .unwrap_or_else(|| panic!("no enrolment token for group {group}"))
+        )
+    }
+
+    /// A fresh stock disk `name` (`raw` or `qcow2`), grown to four times
+    /// its image with `qemu-img resize`; returns it and the image's size.
+    pub fn grown_disk(&self, name: &str, format: &str) -> (PathBuf, u64) {
+        let disk = self.os.disk(name, &self.first, false, format);
+        let info: serde_json::Value = serde_json::from_str(&ok(
+            "qemu-img",
+            [
+                OsStr::new("info"),
+                OsStr::new("--output=json"),
+                disk.as_os_str(),
+            ],
+        ))
+        .unwrap();
+        let bytes = info["virtual-size"].as_u64().unwrap();
+        ok(
+            "qemu-img",
+            [
+                OsStr::new("resize"),
+                OsStr::new("-f"),
+                OsStr::new(format),
+                disk.as_os_str(),
+                OsStr::new(&(4 * bytes).to_string()),
+            ],
+        );
+        (disk, bytes)
+    }
+
+    /// The VM for `disk`: direct boot, the server reachable, the scenario;
+    /// no provision document (each transport adds its own).
+    pub fn vm_spec(&self, disk: &Path, format: &'static str) -> VmSpec {
+        let mut spec = VmSpec::direct(disk, &self.os.kernel.vmlinuz, &self.os.initramfs);
+        spec.disk_format = format;
+        spec.guest_forwards
+            .push((GUEST_SERVER_PORT, self.server.port));
+        spec.fw_cfg
+            .push((SCENARIO_FW_CFG.into(), self.scenario.clone()));
+        spec
+    }
+
+    /// A vfat config drive labelled `CIDATA` whose `user-data` is `doc`.
+    pub fn cidata(&self, name: &str, doc: &str) -> PathBuf {
+        let img = self.dir.join(name);
+        let _ = std::fs::remove_file(&img);
+        let text = self.dir.join(format!("{name}.user-data"));
+        std::fs::write(&text, doc).unwrap();
+        ok(
+            "mkfs.vfat",
+            [
+                OsStr::new("-C"),
+                OsStr::new("-n"),
+                OsStr::new("CIDATA"),
+                img.as_os_str(),
+                OsStr::new("8192"),
+            ],
+        );
+        ok(
+            "mcopy",
+            [
+                OsStr::new("-i"),
+                img.as_os_str(),
+                text.as_os_str(),
+                OsStr::new("::user-data"),
+            ],
+        );
+        img
+    }
+
+    /// Writes `doc` to `moho/provision.toml` on the ESP of the raw `disk`,
+    /// as an operator does after writing the image (mtools, no mount).
+    pub fn put_on_esp(&self, disk: &Path, doc: &str) {
+        let start: u64 = ok(
+            "partx",
+            [
+                OsStr::new("-g"),
+                OsStr::new("-o"),
+                OsStr::new("START"),
+                OsStr::new("-n"),
+                OsStr::new("1"),
+                disk.as_os_str(),
+            ],
+        )
+        .trim()
+        .parse()
+        .unwrap();
+        let target = format!("{}@@{}", disk.display(), start * 512);
+        let text = self.dir.join("esp-provision.toml");
+        std::fs::write(&text, doc).unwrap();
+        ok(
+            "mmd",
+            [OsStr::new("-i"), OsStr::new(&target), OsStr::new("::moho")],
+        );
+        ok(
+            "mcopy",
+            [
+                OsStr::new("-i"),
+                OsStr::new(&target),
+                text.as_os_str(),
+                OsStr::new("::moho/provision.toml"),
+            ],
+        );
+    }
+}
+
+/// `sgdisk --verify` and `cgpt show -v` on `disk` (a qcow2 one through a
+/// raw copy): what each says, panicking if either finds a problem.
+pub fn check_table(disk: &Path, format: &str) -> String {
+    let raw = if format == "raw" {
+        disk.to_owned()
+    } else {
+        let raw = disk.with_extension("check.raw");
+        ok(
+            "qemu-img",
+            [
+                OsStr::new("convert"),
+                OsStr::new("-O"),
+                OsStr::new("raw"),
+                disk.as_os_str(),
+                raw.as_os_str(),
+            ],
+        );
+        raw
+    };
+    let sgdisk = ok("sgdisk", [OsStr::new("--verify"), raw.as_os_str()]);
+    assert!(
+        sgdisk.contains("No problems found"),
+        "sgdisk --verify {}: {sgdisk}",
+        disk.display()
+    );
+    let cgpt = run(
+        "cgpt",
+        [OsStr::new("show"), OsStr::new("-v"), raw.as_os_str()],
+    );
+    assert!(cgpt.status.success(), "cgpt show -v: {cgpt:?}");
+    let cgpt = String::from_utf8_lossy(&cgpt.stdout).into_owned();
+    assert!(
+        !cgpt.contains("INVALID") && !cgpt.to_ascii_lowercase().contains("error"),
+        "cgpt show -v {}: {cgpt}",
+        disk.display()
+    );
+    if raw != disk {
+        let _ = std::fs::remove_file(&raw);
+    }
+    format!("{sgdisk}\n{cgpt}")
+}
+
+/// A plain HTTP server on loopback: `GET /p.toml` (a document named on the
+/// command line) and an EC2-style metadata service (`PUT
+/// /latest/api/token`, then `GET /latest/user-data` with the token). Each
+/// connection is one request; what it was asked is recorded.
+#[derive(Debug)]
+pub struct DocServer {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// `METHOD PATH STATUS` per request.
+    pub requests: Arc<Mutex<Vec<String>>>,
+    /// The body of `GET /p.toml` and of the user data.
+    pub body: Arc<Mutex<String>>,
+}
+
+/// The session token the metadata service hands out.
+const TOKEN: &str = "moho-vm-imdsv2-token";
+
+impl DocServer {
+    /// Starts it, serving `body`.
+    pub fn start(body: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let body = Arc::new(Mutex::new(body.to_owned()));
+        let (seen, text) = (requests.clone(), body.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let Ok(reader) = conn.try_clone() else {
+                    continue;
+                };
+                let mut r = BufReader::new(reader);
+                let mut line = String::new();
+                if r.read_line(&mut line).is_err() {
+                    continue;
+                }
+                let mut headers = Vec::new();
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                        break;
+                    }
+                    headers.push(h.trim().to_ascii_lowercase());
+                }
+                let req = line
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let token = headers
+                    .iter()
+                    .any(|h| h == &format!("x-aws-ec2-metadata-token: {TOKEN}"));
+                let doc = text.lock().unwrap().clone();
+                let (status, out) = match req.as_str() {
+                    "GET /p.toml" => ("200 OK", doc),
+                    "PUT /latest/api/token"
+                        if headers
+                            .iter()
+                            .any(|h| h.starts_with("x-aws-ec2-metadata-token-ttl-seconds:")) =>
+                    {
+                        ("200 OK", TOKEN.to_owned())
+                    }
+                    "PUT /latest/api/token" => ("400 Bad Request", String::new()),
+                    "GET /latest/user-data" if token => ("200 OK", doc),
+                    "GET /latest/user-data" => ("401 Unauthorized", String::new()),
+                    _ => ("404 Not Found", String::new()),
+                };
+                seen.lock().unwrap().push(format!(
+                    "{req} {}",
+                    status.split(' ').next().unwrap_or_default()
+                ));
+                let mut conn = conn;
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{out}",
+                    out.len()
+                );
+            }
+        });
+        Self {
+            port,
+            requests,
+            body,
+        }
+    }
+
+    /// What it was asked so far.
+    pub fn seen(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
