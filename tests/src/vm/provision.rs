@@ -17,9 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::image::{
-    Behaviour, Flavour, MODULES, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE,
-};
+use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE};
+use super::kernel::KernelPackage;
 use super::qemu::{METADATA_GUEST_ADDRESS, METADATA_MAC, VmSpec};
 use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
 use super::story::{HEALTH_DEADLINE, REPORTING_SCENARIO};
@@ -34,11 +33,10 @@ pub const GUEST_DOC_PORT: u16 = 8080;
 const METADATA_NETWORK: &str = "[Match]\nMACAddress={MAC}\n\n[Network]\nAddress={ADDR}\n\
      LinkLocalAddressing=no\nIPv6AcceptRA=no\n";
 
-/// What the scenario prints first at every boot: the provisioning unit,
-/// the agent and the mark-good unit.
+/// What the scenario prints first at every boot: the provisioning unit
+/// and the agent (the mark-good unit is reported by the loop after it).
 const UNITS_LINE: &str = "echo \"moho-test: units provision=$(systemctl is-active \
-     moho-provision.service) agent=$(systemctl is-active moho-agent.service) \
-     mark-good=$(systemctl is-active moho-mark-good.service)\"\n";
+     moho-provision.service) agent=$(systemctl is-active moho-agent.service)\"\n";
 
 /// The releases, the server and the scenario shared by every machine.
 #[derive(Debug)]
@@ -60,7 +58,8 @@ impl ProvisionWorld {
     /// Builds and publishes `releases` (systemd flavour), starts the server
     /// and creates `groups` on it.
     pub fn new(dir: &Path, releases: &[&str], groups: &[&str]) -> Self {
-        let mut os = TestOs::with_modules(dir, &format!("{MODULES},{WATCHDOG_MODULE}"));
+        // The story's kernel and watchdog: the same stock image.
+        let mut os = TestOs::with_kernel(dir, KernelPackage::Generic, WATCHDOG_MODULE);
         os.slot_mib = 256;
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
@@ -169,6 +168,7 @@ impl ProvisionWorld {
     pub fn vm_spec(&self, disk: &Path, format: &'static str) -> VmSpec {
         let mut spec = VmSpec::direct(disk, &self.os.kernel.vmlinuz, &self.os.initramfs);
         spec.disk_format = format;
+        spec.hardware_watchdog = true;
         spec.guest_forwards
             .push((GUEST_SERVER_PORT, self.server.port));
         spec.fw_cfg
