@@ -8,9 +8,10 @@
 //! 403/404/405) is asked without a token (IMDSv1). No answer at all to the
 //! PUT (no route, refused, timed out) means there is no metadata service:
 //! that is the normal case on bare metal and under most hypervisors, so it
-//! is `Ok(None)` after one short, bounded attempt ([`Limits`]), never a
-//! delay of the boot. Once the service has answered, a failure is an error
-//! (the service is there; its document could not be read). A 404 for the
+//! is `Ok(None)` after short attempts bounded by [`Limits`] (retried for a few
+//! seconds while the link may still be coming up), never a long wait. Once
+//! the service has answered, a failure is an error (the service is there;
+//! its document could not be read). A 404 for the
 //! user data is a service without user data: `Ok(None)`.
 //!
 //! HTTP goes through the [`MetadataHttp`] seam; [`HttpMetadata`] is the
@@ -56,12 +57,13 @@ pub struct Limits {
     pub connect: Duration,
     /// A whole request, connecting included.
     pub request: Duration,
-    /// How long the token PUT is retried, once a second, while there is no
-    /// route to the service at all ("network unreachable"): the link that
-    /// carries it may come up just after `network-online.target` (which
-    /// one link reaching suffices for). A machine whose route leads nowhere
-    /// times out once instead, without retries.
-    pub no_route: Duration,
+    /// How long the token PUT is retried, once a second, while it gets no
+    /// answer at all (no route yet, refused, timed out, reset): the link or
+    /// relay that carries it may come up just after `network-online.target`
+    /// (which one link reaching suffices for). A machine without a service
+    /// gives up after this, so a boot without any provision document waits
+    /// at most this plus one request.
+    pub retry: Duration,
 }
 
 impl Default for Limits {
@@ -69,7 +71,7 @@ impl Default for Limits {
         Self {
             connect: Duration::from_secs(2),
             request: Duration::from_secs(5),
-            no_route: Duration::from_secs(10),
+            retry: Duration::from_secs(10),
         }
     }
 }
@@ -125,7 +127,7 @@ impl HttpMetadata {
 impl MetadataHttp for HttpMetadata {
     fn put_token(&self, url: &str, ttl_seconds: u32) -> Result<Answer, NoAnswer> {
         let client = self.client()?;
-        let until = std::time::Instant::now() + self.limits.no_route;
+        let until = std::time::Instant::now() + self.limits.retry;
         loop {
             match client
                 .put(url)
@@ -133,8 +135,13 @@ impl MetadataHttp for HttpMetadata {
                 .send()
             {
                 Ok(resp) => return Self::answer(resp),
-                Err(e) if no_route(&e) && std::time::Instant::now() < until => {
-                    tracing::debug!(url, "no route to the metadata service yet: {e}");
+                Err(e) if std::time::Instant::now() < until => {
+                    let why = if no_route(&e) {
+                        "no route to"
+                    } else {
+                        "no answer from"
+                    };
+                    tracing::debug!(url, "{why} the metadata service yet: {e}");
                     std::thread::sleep(Duration::from_secs(1));
                 }
                 Err(e) => return Err(NoAnswer(moho_core::report::render_chain(&e))),
@@ -437,7 +444,12 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
-        let http = HttpMetadata::default();
+        let http = HttpMetadata {
+            limits: Limits {
+                retry: Duration::from_millis(1500),
+                ..Limits::default()
+            },
+        };
         let mut src = MetadataService {
             base: format!("http://127.0.0.1:{port}"),
             http: &http,
