@@ -13,7 +13,7 @@ use moho_protocol::admin::{CreateEnrollmentToken, CreatedEnrollmentToken, Enroll
 use moho_protocol::names::{NameError, check_channel, check_group, check_token_name};
 
 use crate::store::{Db, EnrollmentUse, StoreError, token_id};
-use crate::tokens::token_hash;
+use crate::tokens::{new_secret, token_hash};
 
 /// An enrolment token change that was refused.
 #[derive(Debug, thiserror::Error)]
@@ -239,16 +239,6 @@ pub async fn enroll(
     }
 }
 
-/// A fresh secret (two v4 UUIDs from the OS RNG), prefixed so that it is
-/// told apart from an admin token at a glance.
-fn new_secret() -> String {
-    format!(
-        "mohoenr_{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    )
-}
-
 fn audit_value(t: &EnrollmentTokenView) -> serde_json::Value {
     serde_json::to_value(t).unwrap_or_default()
 }
@@ -282,7 +272,7 @@ pub async fn create(
     {
         return Err(EnrollmentError::UnknownChannel(c.clone()));
     }
-    let secret = new_secret();
+    let secret = new_secret("mohoenr_");
     let hash = token_hash(&secret);
     let token = EnrollmentTokenView {
         id: token_id(&hash),

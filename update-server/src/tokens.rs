@@ -104,10 +104,11 @@ pub fn token_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// A fresh secret with 244 random bits (two v4 UUIDs from the OS RNG).
-fn new_secret() -> String {
+/// A fresh secret with 244 random bits (two v4 UUIDs from the OS RNG)
+/// after `prefix`, which tells the kinds of token apart at a glance.
+pub(crate) fn new_secret(prefix: &str) -> String {
     format!(
-        "moho_{}{}",
+        "{prefix}{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     )
@@ -131,7 +132,7 @@ pub async fn create(
     {
         return Err(TokenError::ExpiryPast(at));
     }
-    let secret = new_secret();
+    let secret = new_secret("moho_");
     let hash = token_hash(&secret);
     let token = TokenView {
         id: token_id(&hash),
