@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// finish before their connections are closed, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
     pub drain_timeout: std::time::Duration,
+    /// With PostgreSQL: how often a replica checks that it still holds the
+    /// background jobs' lease, or tries to take it. A standby takes over at
+    /// most this long after the leader died.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
+    pub lease_check: std::time::Duration,
     /// First check-ins (registrations) per minute per source address; 0: no
     /// limit. Known nodes' signed check-ins are never limited.
     #[arg(long, default_value_t = 60)]

@@ -122,9 +122,22 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
             "no --trusted-root: no release can be synced, published or offered until one is given"
         );
     }
-    let db = Db::connect(&args.data.database_url()).await?;
+    let db_url = args.data.database_url();
+    let db = Db::connect(&db_url).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let state = AppState::new(db.clone(), clock, config);
+    // With PostgreSQL there may be other replicas: the jobs wait for the
+    // lease. SQLite has one replica, which always leads.
+    let lease: Arc<dyn crate::jobs::leader::Lease> = match db.backend() {
+        crate::store::Backend::Sqlite => Arc::new(crate::jobs::leader::AlwaysLeader),
+        crate::store::Backend::Postgres => {
+            state.set_leader(false);
+            Arc::new(crate::jobs::leader::PgAdvisoryLease::new(
+                &db_url,
+                args.lease_check.max(Duration::from_secs(1)),
+            ))
+        }
+    };
     if state.config.trusted_root.is_some() {
         match crate::repository::sync::sync(&state).await {
             Ok(list) => tracing::info!("{} release(s) in the signed repository", list.len()),
@@ -152,7 +165,11 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         None => None,
     };
     let handle = Handle::new();
-    let jobs = crate::jobs::spawn(&state, crate::jobs::Schedule::default());
+    let schedule = crate::jobs::Schedule {
+        lease: args.lease_check,
+        ..crate::jobs::Schedule::default()
+    };
+    let jobs = crate::jobs::spawn(&state, schedule, lease);
     let warm_state = state.clone();
     tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
     let server = serve(listener, state, rustls.clone(), handle.clone());

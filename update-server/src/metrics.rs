@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): request latency per
 //! route, check-ins, registrations, offers and node events as counters, and,
 //! computed at scrape time from the database, nodes per channel/version/state
-//! and each rollout's progress, and when the served metadata expires.
+//! and each rollout's progress, when the served metadata expires, and whether
+//! this replica runs the background jobs.
 
 use std::time::Instant;
 
@@ -135,6 +136,13 @@ pub async fn render(State(app): State<AppState>) -> Response {
         "Unix time at which the served signed metadata of each role expires (nodes refuse it after)",
         expiry.clone(),
     );
+    let leader = Gauge::<i64>::default();
+    fleet.register(
+        "jobs_leader",
+        "1 when this replica holds the lease and runs the background jobs (rollout ticks, re-signing, retention), else 0",
+        leader.clone(),
+    );
+    leader.set(i64::from(app.is_leader()));
     if let Some(e) = app.repo_expiry() {
         for (role, at) in [
             ("root", e.root),

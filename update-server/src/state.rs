@@ -36,6 +36,9 @@ pub struct AppState {
     pub dashboard: Arc<crate::dashboard::DashboardState>,
     /// Per-source limits on unauthenticated requests.
     pub limits: Arc<crate::http::limits::RateLimits>,
+    /// Whether this replica runs the background jobs (holds the lease of
+    /// [`crate::jobs::leader`]); true until a lease says otherwise.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl AppState {
@@ -53,6 +56,7 @@ impl AppState {
             publish_lock: Arc::default(),
             dashboard: Arc::default(),
             limits: Arc::new(crate::http::limits::RateLimits::new(config.rate_limits)),
+            leader: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             config: Arc::new(config),
         }
     }
@@ -68,6 +72,17 @@ impl AppState {
             .repo_expiry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.expiry());
+    }
+
+    /// Whether this replica runs the background jobs now.
+    pub fn is_leader(&self) -> bool {
+        self.leader.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records whether this replica leads; returns what was recorded before.
+    pub fn set_leader(&self, leading: bool) -> bool {
+        self.leader
+            .swap(leading, std::sync::atomic::Ordering::SeqCst)
     }
 
     /// When the served metadata expires, if a repository was verified.

@@ -6,11 +6,16 @@
 //!   themselves (auto-pause, ramp steps).
 //! - [`refresh`]: re-signing of the online metadata before it expires.
 //! - [`retention`]: forgetting nodes not seen for the configured time.
+//!
+//! Only the elected replica runs them ([`leader`]): every pass first looks
+//! at [`AppState::is_leader`], which the lease task keeps up to date.
 
+pub mod leader;
 pub mod refresh;
 pub mod retention;
 pub mod rollouts;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -27,6 +32,8 @@ pub struct Schedule {
     pub refresh: Duration,
     /// Retention passes.
     pub retention: Duration,
+    /// Checks (or attempts to take) the jobs' lease.
+    pub lease: Duration,
 }
 
 impl Default for Schedule {
@@ -35,6 +42,7 @@ impl Default for Schedule {
             tick: Duration::from_secs(5),
             refresh: Duration::from_secs(600),
             retention: Duration::from_secs(3600),
+            lease: leader::DEFAULT_CHECK,
         }
     }
 }
@@ -44,12 +52,23 @@ impl Default for Schedule {
 pub struct Jobs {
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
+    lease_stop: CancellationToken,
+    lease: JoinHandle<()>,
 }
 
-/// Starts every job on the current runtime.
-pub fn spawn(state: &AppState, schedule: Schedule) -> Jobs {
+/// Starts every job on the current runtime, with the lease task that says
+/// whether this replica runs them.
+pub fn spawn(state: &AppState, schedule: Schedule, lease: Arc<dyn leader::Lease>) -> Jobs {
     let stop = CancellationToken::new();
+    let lease_stop = CancellationToken::new();
     Jobs {
+        lease: tokio::spawn(leader::hold(
+            state.clone(),
+            lease,
+            schedule.lease,
+            lease_stop.clone(),
+        )),
+        lease_stop,
         tasks: vec![
             tokio::spawn(rollouts::run(state.clone(), schedule.tick, stop.clone())),
             tokio::spawn(refresh::run(state.clone(), schedule.refresh, stop.clone())),
@@ -66,13 +85,18 @@ pub fn spawn(state: &AppState, schedule: Schedule) -> Jobs {
 impl Jobs {
     /// Asks every job to stop and waits until they ended: a pass in
     /// progress (a tick's transaction, a re-signing and its publication)
-    /// finishes; no new pass starts.
+    /// finishes; no new pass starts. Then the lease is given up, so a
+    /// standby takes over at its next check.
     pub async fn stop(self) {
         self.stop.cancel();
         for t in self.tasks {
             if let Err(e) = t.await {
                 tracing::error!("background job ended abnormally: {e}");
             }
+        }
+        self.lease_stop.cancel();
+        if let Err(e) = self.lease.await {
+            tracing::error!("the lease task ended abnormally: {e}");
         }
     }
 }

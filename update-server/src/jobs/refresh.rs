@@ -17,6 +17,9 @@ pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
+        if !state.is_leader() {
+            continue;
+        }
         match crate::repository::sync::refresh_if_due(&state).await {
             Ok(true) => tracing::info!("re-signed snapshot and timestamp metadata"),
             Ok(false) => {}

@@ -102,6 +102,9 @@ pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
+        if !state.is_leader() {
+            continue;
+        }
         if let Err(e) = prune_all(&state).await {
             tracing::error!("retention pass failed: {e}");
         }

@@ -92,6 +92,9 @@ pub async fn run(state: AppState, every: Duration, stop: CancellationToken) {
             () = stop.cancelled() => return,
             _ = interval.tick() => {}
         }
+        if !state.is_leader() {
+            continue;
+        }
         if let Err(e) = tick_all(&state).await {
             tracing::warn!("rollout tick failed: {e}");
         }
