@@ -38,6 +38,54 @@ const METADATA_NETWORK: &str = "[Match]\nMACAddress={MAC}\n\n[Network]\nAddress=
 const UNITS_LINE: &str = "echo \"moho-test: units provision=$(systemctl is-active \
      moho-provision.service) agent=$(systemctl is-active moho-agent.service)\"\n";
 
+/// A node's provision document, as an operator writes one: the update
+/// server at [`GUEST_SERVER_IP`] with its CA inline and an enrolment
+/// token, channel `stable` and a group, a host name, an SSH key for root,
+/// and optionally `[health]` and `[reboot]` sections. The one builder of
+/// the VM tests' documents (the story's and each provisioned machine's).
+#[derive(Debug, Clone, Copy)]
+pub struct NodeDoc<'a> {
+    /// `hostname`.
+    pub hostname: &'a str,
+    /// The server's CA (PEM), `[server] ca`.
+    pub ca_pem: &'a str,
+    /// `[server] enrollment_token`.
+    pub enrollment_token: &'a str,
+    /// `[node] group`.
+    pub group: &'a str,
+    /// Root's one authorised SSH key.
+    pub ssh_key: &'a str,
+    /// `[health] deadline`, if set.
+    pub health_deadline: Option<&'a str>,
+    /// The `[reboot]` section as TOML (its `[reboot]` header and any
+    /// `[[reboot.windows]]`), if set.
+    pub reboot: Option<&'a str>,
+}
+
+impl NodeDoc<'_> {
+    /// The document's TOML.
+    pub fn render(&self) -> String {
+        let mut doc = format!(
+            "version = 1\nhostname = \"{}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
+             ca = '''\n{}'''\nenrollment_token = \"{}\"\n\n\
+             [node]\nchannel = \"stable\"\ngroup = \"{}\"\n\n",
+            self.hostname, self.ca_pem, self.enrollment_token, self.group
+        );
+        if let Some(deadline) = self.health_deadline {
+            doc.push_str(&format!("[health]\ndeadline = \"{deadline}\"\n\n"));
+        }
+        if let Some(reboot) = self.reboot {
+            doc.push_str(reboot.trim_end());
+            doc.push_str("\n\n");
+        }
+        doc.push_str(&format!(
+            "[[users]]\nname = \"root\"\nssh_authorized_keys = [\"{}\"]\n",
+            self.ssh_key
+        ));
+        doc
+    }
+}
+
 /// The releases, the server and the scenario shared by every machine.
 #[derive(Debug)]
 pub struct ProvisionWorld {
@@ -124,16 +172,19 @@ impl ProvisionWorld {
     /// token of `group`, channel `stable`, `group`, `hostname`, `key` for
     /// root.
     pub fn doc(&self, hostname: &str, group: &str, key: &str) -> String {
-        format!(
-            "version = 1\nhostname = \"{hostname}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
-             ca = '''\n{}'''\nenrollment_token = \"{}\"\n\n\
-             [node]\nchannel = \"stable\"\ngroup = \"{group}\"\n\n\
-             [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{key}\"]\n",
-            self.server.ca_pem,
-            self.tokens
+        NodeDoc {
+            hostname,
+            ca_pem: &self.server.ca_pem,
+            enrollment_token: self
+                .tokens
                 .get(group)
-                .unwrap_or_else(|| panic!("no enrolment token for group {group}"))
-        )
+                .unwrap_or_else(|| panic!("no enrolment token for group {group}")),
+            group,
+            ssh_key: key,
+            health_deadline: None,
+            reboot: None,
+        }
+        .render()
     }
 
     /// A fresh stock disk `name` (`raw` or `qcow2`), grown to four times
@@ -371,5 +422,39 @@ impl DocServer {
     /// What it was asked so far.
     pub fn seen(&self) -> Vec<String> {
         self.requests.lock().unwrap().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeDoc;
+    use update_agent::provision::{doc, source::SourceName};
+
+    #[test]
+    fn the_node_document_is_what_the_agent_accepts_with_its_optional_sections() {
+        let base = NodeDoc {
+            hostname: "n1",
+            ca_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+            enrollment_token: "tok",
+            group: "g",
+            ssh_key: "ssh-ed25519 AAAA n1@moho",
+            health_deadline: None,
+            reboot: None,
+        };
+        let source = SourceName::Credential("/x".into());
+        let plain = doc::parse(&source, base.render().as_bytes()).unwrap();
+        assert_eq!(plain.hostname.as_deref(), Some("n1"));
+        assert!(plain.reboot.is_none() && plain.health.is_none());
+        let full = NodeDoc {
+            health_deadline: Some("2m"),
+            reboot: Some("[reboot]\nstrategy = \"off\"\n"),
+            ..base
+        };
+        let parsed = doc::parse(&source, full.render().as_bytes()).unwrap();
+        assert_eq!(parsed.reboot.unwrap()["strategy"].as_str(), Some("off"));
+        assert_eq!(parsed.health.unwrap()["deadline"].as_str(), Some("2m"));
+        let server = parsed.server.unwrap();
+        assert_eq!(server.enrollment_token.as_deref(), Some("tok"));
+        assert_eq!(parsed.users.len(), 1);
     }
 }

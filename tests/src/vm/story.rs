@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE};
 use super::kernel::KernelPackage;
+use super::provision::NodeDoc;
 use super::qemu::{Boot, Vm, VmSpec};
-use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
+use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer};
 
 /// How long one boot may take under `-accel tcg`.
 pub const BOOT: Duration = Duration::from_secs(180);
@@ -59,6 +60,7 @@ while :; do
   i=$((i + 1))
   echo "moho-test: mark-good $(systemctl is-active moho-mark-good.service)"
   echo "moho-test: agent $(update-agent status --json 2>&1)"
+  echo "moho-test: clock $(date -u +%s)"
   [ "$i" = 1 ] && update-agent slots | sed 's/^/moho-test: slots: /'
   [ "$i" = 1 ] && echo "moho-test: provisioned $(systemctl is-active moho-provision.service) host=$(hostname) keys=$(cat /run/moho/ssh/authorized_keys/root 2>&1)"
   [ "$i" = 1 ] && echo "moho-test: var $(df -B1 --output=size /var | tail -n1 | tr -d ' ') bytes, grow-state $(systemctl is-active moho-grow-state.service)"
@@ -73,19 +75,6 @@ pub const NODE_SSH_KEY: &str =
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHN0b3J5LW5vZGUta2V5LW1vaG8tdGVzdA story@moho";
 /// The fw_cfg name systemd (and the agent) read the credential from.
 pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
-
-/// The provision document of the story's node: the server (and so the
-/// repository) with its CA inline and the enrolment token of its group,
-/// channel, group, the trial deadline, host name, an SSH key.
-fn provision_doc(ca_pem: &str, enrollment_token: &str) -> String {
-    format!(
-        "version = 1\nhostname = \"{NODE_HOSTNAME}\"\n\n[server]\nurl = \"https://{GUEST_SERVER_IP}/\"\n\
-         enrollment_token = \"{enrollment_token}\"\n\
-         ca = '''\n{ca_pem}'''\n\n[node]\nchannel = \"stable\"\ngroup = \"default\"\n\n\
-         [health]\ndeadline = \"{HEALTH_DEADLINE}\"\n\n\
-         [[users]]\nname = \"root\"\nssh_authorized_keys = [\"{NODE_SSH_KEY}\"]\n"
-    )
-}
 
 /// The releases, the server and the first image. They boot Debian's
 /// generic kernel, whose initramfs carries the hardware watchdog's driver
@@ -102,6 +91,8 @@ pub struct ServerStory {
     scenario: PathBuf,
     /// The provision document the node boots with (fw_cfg credential).
     pub provision: PathBuf,
+    /// The enrolment token of group `default` that the document carries.
+    enrollment_token: String,
 }
 
 impl ServerStory {
@@ -116,8 +107,7 @@ impl ServerStory {
         // provision document at first boot, with the enrolment token that
         // lets it register (the server's registration is closed).
         let provision = dir.join("provision.toml");
-        let token = UpdateServer::enrollment_token(&server_dir, "default");
-        std::fs::write(&provision, provision_doc(&tls.ca_pem, &token)).unwrap();
+        let enrollment_token = UpdateServer::enrollment_token(&server_dir, "default");
         let mut first = None;
         for (version, behaviour) in releases {
             let image = os.publish(&TestRelease {
@@ -138,13 +128,33 @@ impl ServerStory {
         server.sync_releases();
         let scenario = dir.join("scenario.sh");
         std::fs::write(&scenario, REPORTING_SCENARIO).unwrap();
-        Self {
+        let story = Self {
             first: first.expect("at least one release"),
             os,
             server,
             scenario,
             provision,
-        }
+            enrollment_token,
+        };
+        story.write_provision(None);
+        story
+    }
+
+    /// (Re)writes the node's provision document: the server, the
+    /// enrolment token, the trial deadline, host name, SSH key, and the
+    /// `[reboot]` section `reboot` if given (the agent's default strategy
+    /// otherwise). Before the first boot: the node reads it once.
+    pub fn write_provision(&self, reboot: Option<&str>) {
+        let doc = NodeDoc {
+            hostname: NODE_HOSTNAME,
+            ca_pem: &self.server.ca_pem,
+            enrollment_token: &self.enrollment_token,
+            group: "default",
+            ssh_key: NODE_SSH_KEY,
+            health_deadline: Some(HEALTH_DEADLINE),
+            reboot,
+        };
+        std::fs::write(&self.provision, doc.render()).unwrap();
     }
 
     /// The VM for `disk`: direct kernel boot, or (with `ovmf_vars`) the
