@@ -130,13 +130,10 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     // lease. SQLite has one replica, which always leads.
     let lease: Arc<dyn crate::jobs::leader::Lease> = match db.backend() {
         crate::store::Backend::Sqlite => Arc::new(crate::jobs::leader::AlwaysLeader),
-        crate::store::Backend::Postgres => {
-            state.set_leader(false);
-            Arc::new(crate::jobs::leader::PgAdvisoryLease::new(
-                &db_url,
-                args.lease_check.max(Duration::from_secs(1)),
-            ))
-        }
+        crate::store::Backend::Postgres => Arc::new(crate::jobs::leader::PgAdvisoryLease::new(
+            &db_url,
+            args.lease_check.max(Duration::from_secs(1)),
+        )),
     };
     if state.config.trusted_root.is_some() {
         match crate::repository::sync::sync(&state).await {

@@ -17,7 +17,7 @@ use tokio::io::AsyncWriteExt;
 
 use crate::error::ApiError;
 use crate::http::auth::authorize;
-use crate::repository::{RepoError, publish, sync};
+use crate::repository::{RepoError, publish, stored, sync};
 use crate::state::AppState;
 
 impl From<RepoError> for ApiError {
@@ -28,6 +28,7 @@ impl From<RepoError> for ApiError {
                 ApiError::unprocessable("verification_failed", e.to_string())
             }
             RepoError::BadUpload(_) => ApiError::bad_request("bad_upload", e.to_string()),
+            RepoError::Superseded { .. } => ApiError::conflict("superseded", e.to_string()),
             RepoError::Store(s) => ApiError::from(s),
             RepoError::Io { .. } => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e.to_string())
@@ -160,8 +161,9 @@ pub async fn commit_upload(
     let dir = app.config.repo_dir.clone();
     let now = SystemTime::from(app.clock.now());
     let before = serde_json::to_value(app.db.releases().await?).ok();
-    let repo = tokio::task::spawn_blocking(move || {
-        publish::commit(&dir, &id, &trusted_root, &trusted, now)
+    let base = app.db.served_metadata().await?.map(|(_, files)| files);
+    let prepared = tokio::task::spawn_blocking(move || {
+        publish::prepare(&dir, &id, base.as_deref(), &trusted_root, &trusted, now)
     })
     .await
     .map_err(|e| {
@@ -171,7 +173,7 @@ pub async fn commit_upload(
             e.to_string(),
         )
     })??;
-    let list = sync::releases(&repo);
+    let list = sync::releases(&prepared.repo);
     let mut change = app
         .db
         .change(
@@ -181,7 +183,8 @@ pub async fn commit_upload(
             app.clock.now(),
         )
         .await?;
-    app.db.replace_releases(change.tx(), &list).await?;
+    stored::publish(&app, &mut change, &prepared).await?;
+    let repo = prepared.repo;
     let after = sync::releases_json(&list);
     change.commit(before.as_ref(), Some(&after)).await?;
     app.remember_repo(&repo);

@@ -1,5 +1,6 @@
-//! Static hosting of the TUF repository under `/repo/metadata/...` and
-//! `/repo/targets/...`, with `ETag`, `If-None-Match`, single `Range`
+//! Hosting of the TUF repository under `/repo/metadata/...` (from the
+//! database's served generation, see `repository::stored`, else from the
+//! directory) and `/repo/targets/...` (files), with `ETag`, `If-None-Match`, single `Range`
 //! requests, `If-Range` and exact `Content-Length`, so agents can resume
 //! downloads. Bodies are streamed from disk in large reads
 //! ([`super::file_body`]). Targets are found at the TUF specification's
@@ -44,6 +45,56 @@ fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// `metadata/NAME` from the database's served generation: the same on
+/// every replica, and always the newest committed one. `None` when nothing
+/// was published into the database yet (the directory's files are served
+/// then). Small files: a `Range` is answered with the whole file.
+async fn stored_metadata(
+    app: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    name: &str,
+) -> Result<Option<Response>, ApiError> {
+    let file = app.db.served_metadata_file(name).await?;
+    let bytes = match file {
+        Some((_, bytes)) => bytes,
+        None => {
+            if app.db.served_generation().await?.is_none() {
+                return Ok(None);
+            }
+            return Err(ApiError::not_found(
+                "not_found",
+                format!("no repository file \"metadata/{name}\""),
+            ));
+        }
+    };
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(&bytes);
+    let etag = format!("\"{}\"", hex::encode(&digest[..16]));
+    if header_str(headers, header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok(Some(
+            (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response(),
+        ));
+    }
+    let len = bytes.len();
+    let mut resp = if method == Method::HEAD {
+        Response::new(Body::empty())
+    } else {
+        Response::new(Body::from(bytes))
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(Some(resp))
+}
+
 /// `GET`/`HEAD /repo/{*path}`.
 pub async fn serve_file(
     State(app): State<AppState>,
@@ -52,6 +103,11 @@ pub async fn serve_file(
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found("not_found", format!("no repository file {path:?}"));
+    if let Some(name) = path.strip_prefix("metadata/")
+        && let Some(answer) = stored_metadata(&app, &method, &headers, name).await?
+    {
+        return Ok(answer);
+    }
     let root = crate::repository::served_root(&app.config.repo_dir);
     let file_path = resolve(&root, &path).ok_or_else(not_found)?;
     // A repository made by older tools has its targets in the legacy

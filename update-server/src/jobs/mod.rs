@@ -59,6 +59,8 @@ pub struct Jobs {
 /// Starts every job on the current runtime, with the lease task that says
 /// whether this replica runs them.
 pub fn spawn(state: &AppState, schedule: Schedule, lease: Arc<dyn leader::Lease>) -> Jobs {
+    // Nobody leads until the lease said so: no pass runs before.
+    state.set_leader(false);
     let stop = CancellationToken::new();
     let lease_stop = CancellationToken::new();
     Jobs {

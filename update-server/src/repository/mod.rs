@@ -3,17 +3,21 @@
 //! trusted root, syncing its releases into the database, and publishing new
 //! releases atomically.
 //!
-//! Layout of `--repo DIR`: either a plain TUF repository (`DIR/metadata`,
-//! `DIR/targets`, managed by someone else), or, once the server has
-//! published into it, generations `DIR/generations/N/{metadata,targets}` with
-//! the symlink `DIR/current` naming the one being served. A publication is a
-//! new generation (hard links to the unchanged files plus the uploaded ones)
-//! that becomes visible only after it verified, by an atomic rename of the
-//! symlink — nodes never see a half-uploaded release.
+//! The metadata nodes are served comes from the database ([`stored`]): the
+//! same on every replica. Layout of `--repo DIR` (the targets, and the
+//! metadata the server imports): either a plain TUF repository
+//! (`DIR/metadata`, `DIR/targets`, managed by someone else; a sync imports
+//! its metadata when it is newer than the stored one), or, once the server
+//! has published into it, generations `DIR/generations/N/{metadata,targets}`
+//! with the symlink `DIR/current` naming the one whose targets are served. A
+//! publication is a new generation (hard links to the unchanged files plus
+//! the uploaded ones) that becomes visible only after it verified, in one
+//! database transaction — nodes never see a half-uploaded release.
 
 pub mod publish;
 pub mod refresh;
 pub mod source;
+pub mod stored;
 pub mod sync;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +40,17 @@ pub enum RepoError {
         name: String,
         /// What is wrong.
         problem: String,
+    },
+    /// Another publication (from another replica, or a re-signing) was
+    /// served while this one was verified; nothing of this one is served.
+    #[error(
+        "another publication was served meanwhile (timestamp version {served}, this one has {ours}): nothing changed, publish again"
+    )]
+    Superseded {
+        /// Timestamp version of this publication.
+        ours: u64,
+        /// Timestamp version served now.
+        served: u64,
     },
     /// An upload id or path that does not exist or is not allowed.
     #[error("{0}")]

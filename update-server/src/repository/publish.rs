@@ -1,10 +1,12 @@
 //! Publishing through the admin API: uploads are staged under
-//! `DIR/uploads/<id>/`, then a commit builds a new generation (hard links to
-//! the served files, overlaid with the staged ones), verifies it completely
-//! against the trusted root (metadata and every release's target bytes), and
-//! only then switches `DIR/current` to it with an atomic rename. A failed
-//! commit leaves the served repository untouched. All of it is blocking file
-//! work: callers run it on a blocking thread.
+//! `DIR/uploads/<id>/`, then [`prepare`] builds a new generation (hard links
+//! to the served targets, the served metadata, overlaid with the staged
+//! files) and verifies it completely against the trusted root (metadata and
+//! every release's target bytes); [`activate`] then switches `DIR/current`
+//! to it with an atomic rename, inside the database transaction that makes
+//! its metadata the served one (`repository::stored`). A failed commit
+//! leaves the served repository untouched. All of it is blocking file work:
+//! callers run it on a blocking thread.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -105,57 +107,130 @@ fn next_generation(gens: &Path) -> u64 {
         .unwrap_or(1)
 }
 
-/// Verifies upload `id` on top of the served repository and, if it holds,
-/// makes it the served repository. Returns the verified repository.
-pub fn commit(
+/// Creates the next free generation directory (`mkdir` is atomic, also on
+/// shared storage: two replicas preparing at once get different numbers).
+fn create_generation(gens: &Path) -> Result<(u64, PathBuf), RepoError> {
+    std::fs::create_dir_all(gens).map_err(io_err(gens))?;
+    loop {
+        let n = next_generation(gens);
+        let dir = gens.join(n.to_string());
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((n, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err(&dir)(e)),
+        }
+    }
+}
+
+/// A verified generation on disk, not served yet: [`activate`] serves its
+/// targets, and its metadata goes to the database.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Generation number (directory name under `DIR/generations`).
+    pub number: u64,
+    /// The verified repository.
+    pub repo: VerifiedRepository,
+    /// Every metadata file of the generation.
+    pub metadata: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads every file of `dir` (a repository's `metadata/`).
+pub fn read_metadata_dir(dir: &Path) -> Result<Vec<(String, Vec<u8>)>, RepoError> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(out);
+    };
+    for e in entries {
+        let e = e.map_err(io_err(dir))?;
+        let path = e.path();
+        if !e.file_type().map_err(io_err(&path))?.is_file() {
+            continue;
+        }
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        out.push((name, std::fs::read(&path).map_err(io_err(&path))?));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Verifies upload `id` on top of the served repository (targets from the
+/// served directory, metadata from `base`, the served metadata, when the
+/// database holds it, else from the directory) and prepares it as a new
+/// generation, not served yet. Returns the prepared generation; on an
+/// error nothing is left behind.
+pub fn prepare(
     repo_dir: &Path,
     id: &str,
+    base: Option<&[(String, Vec<u8>)]>,
     trusted_root: &[u8],
     trusted: &TrustedState,
     now: SystemTime,
-) -> Result<VerifiedRepository, RepoError> {
+) -> Result<Prepared, RepoError> {
     let staged = staging_dir(repo_dir, id)?;
     let gens = repo_dir.join("generations");
-    std::fs::create_dir_all(&gens).map_err(io_err(&gens))?;
-    let n = next_generation(&gens);
-    let gen_dir = gens.join(n.to_string());
+    let (n, gen_dir) = create_generation(&gens)?;
     let result = (|| {
         let current = served_root(repo_dir);
-        for part in ["metadata", "targets"] {
-            link_tree(&current.join(part), &gen_dir.join(part))?;
+        link_tree(&current.join("targets"), &gen_dir.join("targets"))?;
+        match base {
+            Some(files) => {
+                let meta = gen_dir.join("metadata");
+                std::fs::create_dir_all(&meta).map_err(io_err(&meta))?;
+                for (name, bytes) in files {
+                    let path = meta.join(name);
+                    std::fs::write(&path, bytes).map_err(io_err(&path))?;
+                }
+            }
+            None => link_tree(&current.join("metadata"), &gen_dir.join("metadata"))?,
         }
         overlay(&staged, &gen_dir)?;
         let repo = load(&gen_dir, trusted_root, trusted, now)?;
         check_target_files(&gen_dir, &repo)?;
-        Ok(repo)
+        let metadata = read_metadata_dir(&gen_dir.join("metadata"))?;
+        Ok(Prepared {
+            number: n,
+            repo,
+            metadata,
+        })
     })();
     let _ = std::fs::remove_dir_all(&staged);
-    let repo = match result {
-        Ok(repo) => repo,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&gen_dir);
-            return Err(e);
-        }
-    };
-    // Atomic switch: a new symlink renamed over the old one.
-    let tmp = repo_dir.join("current.tmp");
-    let _ = std::fs::remove_file(&tmp);
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&gen_dir);
+    }
+    result
+}
+
+/// Drops a prepared generation that will not be served.
+pub fn discard(repo_dir: &Path, number: u64) {
+    let _ = std::fs::remove_dir_all(repo_dir.join("generations").join(number.to_string()));
+}
+
+/// Serves the files of generation `n` from `DIR/current` (atomic rename of
+/// a new symlink over the old one), keeps the one it replaces for
+/// downloads in flight, and drops older ones.
+pub fn activate(repo_dir: &Path, n: u64) -> Result<(), RepoError> {
+    let gens = repo_dir.join("generations");
+    let previous = std::fs::read_link(repo_dir.join("current"))
+        .ok()
+        .and_then(|p| p.file_name()?.to_str()?.parse::<u64>().ok());
+    let tmp = repo_dir.join(format!("current.tmp.{}", uuid::Uuid::new_v4().simple()));
     std::os::unix::fs::symlink(Path::new("generations").join(n.to_string()), &tmp)
         .map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, repo_dir.join("current")).map_err(io_err(&tmp))?;
-    // Keep the previous generation for downloads in flight; drop older ones.
     if let Ok(entries) = std::fs::read_dir(&gens) {
         for e in entries.flatten() {
             if e.file_name()
                 .to_str()
                 .and_then(|s| s.parse::<u64>().ok())
-                .is_some_and(|g| g + 1 < n)
+                .is_some_and(|g| g < n && Some(g) != previous)
             {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
     }
-    Ok(repo)
+    Ok(())
 }
 
 /// Lists the served files as (path below the root, length).

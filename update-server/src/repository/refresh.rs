@@ -2,16 +2,19 @@
 //! snapshot and timestamp keys (`--online-keys DIR`), it re-signs them
 //! before they expire with the repository library's `refresh` (the same code
 //! as `image-tools repo refresh`), and publishes the result through the same
-//! verified, atomic path as an upload. The offline root and targets keys are
+//! verified, atomic path as an upload. Only the replica that runs the
+//! background jobs does it, and the database refuses a re-signing that
+//! comes after a newer publication. The offline root and targets keys are
 //! never needed here.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use moho_release::{Expiry, TrustedState, VerifiedRepository};
+use moho_release::{Expiry, MetadataSource, TrustedState};
 use moho_repo::{Current, DirSource, Expiries, KeyRing};
 
-use super::publish::{commit, new_upload, staging_dir};
+use super::publish::{Prepared, new_upload, prepare, staging_dir};
+use super::stored::source_of;
 use super::{RepoError, io_err, served_root};
 
 /// Re-sign when the timestamp has less than this left.
@@ -70,15 +73,18 @@ pub fn expiry_warnings(expiry: &Expiry, now: SystemTime) -> Vec<ExpiryWarning> {
     out
 }
 
-/// Re-signs snapshot and timestamp of the served repository with the keys in
-/// `keys`, at `now`, and serves the result (blocking).
+/// Re-signs snapshot and timestamp of the served metadata (`base`, from
+/// the database; the served directory's when nothing is stored) with the
+/// keys in `keys`, at `now`, and prepares the result as a new generation
+/// (blocking). [`super::stored::publish`] serves it.
 pub fn refresh(
     repo_dir: &Path,
     keys: &Path,
+    base: Option<&[(String, Vec<u8>)]>,
     trusted_root: &[u8],
     trusted: &TrustedState,
     now: SystemTime,
-) -> Result<VerifiedRepository, RepoError> {
+) -> Result<Prepared, RepoError> {
     let signing = |e: moho_repo::RepoError| {
         RepoError::BadUpload(format!(
             "re-signing with the keys in {}: {e}",
@@ -86,13 +92,18 @@ pub fn refresh(
         ))
     };
     let served = served_root(repo_dir).join("metadata");
-    let source = DirSource::new(&served);
-    let current = Current::load(&source, trusted_root, "served repository").map_err(signing)?;
+    let dir_source = DirSource::new(&served);
+    let mem_source = base.map(source_of);
+    let source: &dyn MetadataSource = match &mem_source {
+        Some(m) => m,
+        None => &dir_source,
+    };
+    let current = Current::load(source, trusted_root, "served repository").map_err(signing)?;
     let ring = KeyRing::load(keys).map_err(|e| signing(e.into()))?;
     let (publication, _) =
         moho_repo::refresh(&current, &ring, &Expiries::default(), now).map_err(signing)?;
     publication
-        .verify(&source, trusted_root, now)
+        .verify(source, trusted_root, now)
         .map_err(signing)?;
     let id = new_upload(repo_dir)?;
     let staged = staging_dir(repo_dir, &id)?.join("metadata");
@@ -101,7 +112,7 @@ pub fn refresh(
         let path = staged.join(name);
         std::fs::write(&path, bytes).map_err(io_err(&path))?;
     }
-    commit(repo_dir, &id, trusted_root, trusted, now)
+    prepare(repo_dir, &id, base, trusted_root, trusted, now)
 }
 
 #[cfg(test)]

@@ -73,6 +73,7 @@ async fn fresh_pg_database(base: &str) -> String {
 /// A running server.
 pub struct TestServer {
     pub backend: String,
+    pub url: String,
     pub base: String,
     pub db: Db,
     pub clock: Arc<FakeClock>,
@@ -99,6 +100,22 @@ pub async fn start(backend: &str, url: &str, tweak: impl FnOnce(&mut ServerConfi
 /// tokens `tokens` (a restored backup).
 pub async fn start_existing(backend: &str, url: &str, tokens: (String, String)) -> TestServer {
     start_with(backend, url, |_| {}, Some(tokens)).await
+}
+
+/// Starts another replica on `first`'s database (its tokens work here
+/// too) with `tweak` applied to its config.
+pub async fn start_replica(
+    first: &TestServer,
+    tweak: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
+    let url = first.url.clone();
+    start_with(
+        &first.backend,
+        &url,
+        tweak,
+        Some((first.admin.clone(), first.viewer.clone())),
+    )
+    .await
 }
 
 async fn start_with(
@@ -144,6 +161,7 @@ async fn start_with(
     tokio::spawn(async move { serve(listener, st, None, h).await.unwrap() });
     TestServer {
         backend: backend.to_owned(),
+        url: url.to_owned(),
         base: format!("http://{addr}"),
         db,
         clock,

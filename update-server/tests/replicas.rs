@@ -1,0 +1,124 @@
+//! Two replicas on one database and one shared repository directory serve
+//! the same signed metadata: what one publishes (a re-signing here) the
+//! other serves at once, without a sync of its own; the other does not
+//! re-sign again; a publication that is not newer than the served one is
+//! refused by the database and changes nothing; and an operator's sync on
+//! a replica does not bring an older directory's metadata back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestServer, backends};
+
+use moho_repo::keys::{generate_pem, write_new_key};
+use moho_repo::{Expiries, KeyRing, RepoDir, Thresholds};
+use update_server::repository::sync::{refresh_if_due, sync};
+
+/// A signed, empty repository whose timestamp expires in 11 hours (under
+/// the re-signing margin).
+fn make_repo(keys: &std::path::Path, repo: &std::path::Path) {
+    std::fs::create_dir_all(keys).unwrap();
+    for role in ["root", "targets", "snapshot", "timestamp"] {
+        write_new_key(
+            &keys.join(format!("{role}-1.pem")),
+            &generate_pem().unwrap(),
+        )
+        .unwrap();
+    }
+    let expiries = Expiries {
+        timestamp: Duration::from_secs(11 * 3600),
+        ..Expiries::default()
+    };
+    let now = std::time::SystemTime::now();
+    let (publication, _) = moho_repo::init(
+        &KeyRing::load(keys).unwrap(),
+        Thresholds::default(),
+        &expiries,
+        now,
+    )
+    .unwrap();
+    RepoDir::new(repo).initialize(&publication, now).unwrap();
+}
+
+/// The version of `file` as `s` serves it over HTTP.
+async fn served_version(s: &TestServer, file: &str) -> u64 {
+    let resp = s
+        .http
+        .get(format!("{}/repo/metadata/{file}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}: {file}", s.base);
+    let doc: serde_json::Value = resp.json().await.unwrap();
+    doc["signed"]["version"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_serve_the_same_metadata_and_never_an_older_one() {
+    for (backend, url) in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let repo = dir.path().join("repo");
+        make_repo(&keys, &repo);
+        let root = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
+        let config = |c: &mut update_server::config::ServerConfig| {
+            c.repo_dir = repo.clone();
+            c.trusted_root = Some(root.clone());
+            c.online_keys = Some(keys.clone());
+        };
+        let a = common::start(&backend, &url, config).await;
+        let b = common::start_replica(&a, config).await;
+        let now = jiff::Timestamp::now();
+        a.clock.set(now);
+        b.clock.set(now);
+        sync(&a.state).await.unwrap();
+        sync(&b.state).await.unwrap();
+        assert_eq!(served_version(&a, "timestamp.json").await, 1, "{backend}");
+        assert_eq!(served_version(&b, "timestamp.json").await, 1, "{backend}");
+
+        // A re-signs (as the leader would): B serves the new timestamp at
+        // once, with no sync of its own.
+        assert!(refresh_if_due(&a.state).await.unwrap(), "{backend}");
+        assert_eq!(served_version(&a, "timestamp.json").await, 2, "{backend}");
+        assert_eq!(served_version(&b, "timestamp.json").await, 2, "{backend}");
+        assert_eq!(served_version(&b, "2.snapshot.json").await, 2, "{backend}");
+        assert_eq!(served_version(&a, "2.snapshot.json").await, 2, "{backend}");
+        // B finds the stored metadata fresh: no second re-signing.
+        assert!(!refresh_if_due(&b.state).await.unwrap(), "{backend}");
+        assert_eq!(served_version(&a, "timestamp.json").await, 2, "{backend}");
+
+        // A publication that is not newer than the served one (a replica
+        // that verified its upload before the re-signing was served) is
+        // refused and changes nothing.
+        let stale = vec![("timestamp.json".to_owned(), b"{}".to_vec())];
+        let mut tx = a.db.begin().await.unwrap();
+        let refused =
+            a.db.publish_metadata(&mut tx, &stale, 2, 2, a.now())
+                .await
+                .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            refused.unwrap_err().served.timestamp_version,
+            2,
+            "{backend}"
+        );
+        assert_eq!(served_version(&b, "timestamp.json").await, 2, "{backend}");
+
+        // An operator's sync on B keeps the stored metadata (the
+        // directory's own files are older).
+        let synced = b.admin("POST", "/releases/sync", None).await;
+        assert_eq!(synced.status, 200, "{backend}: {:?}", synced.body);
+        assert_eq!(served_version(&a, "timestamp.json").await, 2, "{backend}");
+        assert_eq!(served_version(&b, "timestamp.json").await, 2, "{backend}");
+        // A name that is not in the served generation is not found.
+        let missing = b
+            .http
+            .get(format!("{}/repo/metadata/9.root.json", b.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status(), 404, "{backend}");
+    }
+}
