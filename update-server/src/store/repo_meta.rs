@@ -132,6 +132,19 @@ impl Db {
         if let Some(served) = served
             && served.timestamp_version >= timestamp_version
         {
+            // The same publication again (the same timestamp): nothing to do.
+            let ours = files.iter().find(|(n, _)| n == "timestamp.json");
+            let theirs: Option<(Vec<u8>,)> = sqlx::query_as(
+                "SELECT bytes FROM repo_metadata WHERE generation = $1 AND name = 'timestamp.json'",
+            )
+            .bind(served.number)
+            .fetch_optional(&mut **tx)
+            .await?;
+            if served.timestamp_version == timestamp_version
+                && ours.is_some_and(|(_, b)| theirs.is_some_and(|(t,)| &t == b))
+            {
+                return Ok(Ok(served));
+            }
             return Ok(Err(Superseded { served }));
         }
         let number = served.map_or(1, |g| g.number + 1);
