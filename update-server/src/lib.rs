@@ -18,6 +18,7 @@ pub mod error;
 pub mod fleet_ops;
 pub mod http;
 pub mod jobs;
+pub mod keys;
 pub mod metrics;
 pub mod offer;
 pub mod omaha;

@@ -21,6 +21,8 @@ pub struct AppState {
     pub config: Arc<ServerConfig>,
     /// Caches of rollouts, releases and holds.
     pub caches: Arc<Caches>,
+    /// Parsed node public keys.
+    pub keys: Arc<crate::keys::KeyCache>,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
     /// Rollback state of the served repository (after the last verification).
@@ -50,6 +52,7 @@ impl AppState {
             db,
             clock,
             caches: Arc::default(),
+            keys: Arc::default(),
             metrics: Arc::new(Metrics::new()),
             repo_state: Arc::default(),
             repo_expiry: Arc::default(),

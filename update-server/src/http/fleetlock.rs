@@ -17,7 +17,7 @@ use moho_protocol::fleetlock::{
     FleetLockError, FleetLockRequest, PRE_REBOOT_PATH, PROTOCOL_HEADER, STEADY_STATE_PATH,
 };
 use moho_protocol::names::{check_group, check_node_id};
-use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
+use moho_protocol::signing::{RequestSignature, verify_request};
 
 use moho_protocol::admin::NodeKind;
 
@@ -110,7 +110,9 @@ async fn request(
     if node.kind == NodeKind::Moho {
         let sig = RequestSignature::from_headers(|n| headers.get(n).and_then(|v| v.to_str().ok()))
             .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
-        let key = decode_public_key(&node.public_key)
+        let key = app
+            .keys
+            .decode(&node.public_key)
             .map_err(|e| refuse(StatusCode::UNAUTHORIZED, "bad_signature", e.to_string()))?;
         if sig.node_id != node.id {
             return Err(refuse(

@@ -12,7 +12,7 @@ use moho_protocol::names::{
 use moho_protocol::node::{
     AgentState, CheckIn, CheckInResponse, EventReport, MAX_EVENTS_PER_REPORT,
 };
-use moho_protocol::signing::{RequestSignature, decode_public_key, verify_request};
+use moho_protocol::signing::{RequestSignature, verify_request};
 
 use crate::enrollment::{self, Admission};
 use crate::error::ApiError;
@@ -106,7 +106,9 @@ pub async fn check_in(
             ),
         ));
     }
-    let key = decode_public_key(&req.public_key)
+    let key = app
+        .keys
+        .decode(&req.public_key)
         .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
     verify_request(&key, "POST", CHECK_IN_PATH, &sig, &bytes)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
@@ -260,7 +262,9 @@ pub async fn events(
             format!("node {:?} has never checked in", report.node_id),
         )
     })?;
-    let key = decode_public_key(&node.public_key)
+    let key = app
+        .keys
+        .decode(&node.public_key)
         .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
     verify_request(&key, "POST", EVENTS_PATH, &sig, &bytes)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
