@@ -6,7 +6,7 @@
 #      3.0.1's health check fails; signed into a TUF repository (generated keys) and served by
 #      update-server over HTTPS (SQLite);
 #   2. a stock UEFI disk image (systemd-boot -> boot selector, 1.0.0 in slot A, no server address
-#      in it), booted in qemu (OVMF; KVM when /dev/kvm works, else -accel tcg) with a provision
+#      in it), booted in qemu (OVMF; KVM when a probe VM runs under it, else -accel tcg) with a provision
 #      document as a fw_cfg credential (server, CA, channel, group, host name, SSH key) and the
 #      server reachable over the VM network;
 #   3. the operator starts rollouts: 2.0.0 (the VM updates, reboots into B, marks it good after

@@ -1,5 +1,5 @@
 //! `moho-vm-demo [--out DIR] [--keep-running]`: the README's main job, the
-//! whole story on a virtual machine (KVM when `/dev/kvm` works, software
+//! whole story on a virtual machine (KVM when a probe VM runs under KVM, software
 //! emulation otherwise). Four releases of a systemd test OS (1.0.0, 2.0.0; 3.0.0
 //! whose kernel panics; 3.0.1 whose health check fails) are signed into a
 //! TUF repository and served by `update-server` (SQLite, generated keys);

@@ -66,13 +66,80 @@ pub struct VmSpec {
     pub hardware_watchdog: bool,
 }
 
-/// Whether this machine can run KVM guests: `/dev/kvm` opens read-write.
+/// Whether this machine can run KVM guests: `/dev/kvm` opens read-write and
+/// a probe VM (OVMF, no disk) runs under `-accel kvm` for a few seconds
+/// without a KVM error. An openable `/dev/kvm` is not enough: under some
+/// nested hypervisors the first firmware instructions already fail with
+/// "KVM internal error ... emulation failure", and the VM then hangs paused.
 pub fn kvm_works() -> bool {
-    std::fs::OpenOptions::new()
+    let opens = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .is_ok()
+        .is_ok();
+    opens && kvm_probe_runs(Duration::from_secs(4))
+}
+
+/// Runs OVMF under KVM for `run_for`; true when qemu neither exited nor
+/// reported a KVM error in that time.
+fn kvm_probe_runs(run_for: Duration) -> bool {
+    let dir = std::env::temp_dir().join(format!("moho-kvm-probe-{}", std::process::id()));
+    if std::fs::create_dir_all(&dir).is_err() {
+        return false;
+    }
+    let vars = dir.join("OVMF_VARS.fd");
+    let stderr_path = dir.join("stderr");
+    let works = (|| {
+        std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).ok()?;
+        let stderr = std::fs::File::create(&stderr_path).ok()?;
+        let mut child = Command::new("qemu-system-x86_64")
+            .args([
+                "-accel",
+                "kvm",
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-serial",
+                "none",
+                "-monitor",
+                "none",
+                "-m",
+                "128",
+                "-drive",
+                "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+                "-drive",
+            ])
+            .arg(format!(
+                "if=pflash,format=raw,unit=1,file={}",
+                vars.display()
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + run_for;
+        let mut exited = false;
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                exited = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let errors = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        Some(
+            !exited
+                && !errors.contains("KVM internal error")
+                && !errors.contains("emulation failure"),
+        )
+    })()
+    .unwrap_or(false);
+    let _ = std::fs::remove_dir_all(&dir);
+    works
 }
 
 /// The MAC address of the metadata network card ([`VmSpec::metadata_forward`]);
