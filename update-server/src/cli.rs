@@ -114,6 +114,15 @@ pub struct ServeArgs {
     /// Default: DATA_DIR/online-keys when present.
     #[arg(long)]
     pub online_keys: Option<PathBuf>,
+    /// How long the timestamps this server re-signs stay valid, e.g. 1d,
+    /// 4h. A timestamp is re-signed when half of this (at most 12 h) is
+    /// left; nodes refuse an expired one.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1d")]
+    pub timestamp_expiry: std::time::Duration,
+    /// How often the replica that runs the background jobs checks whether
+    /// the online metadata needs re-signing, e.g. 10m.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub resign_check: std::time::Duration,
     /// Tell nodes to fetch the repository from this base URL (a CDN)
     /// instead of this server's /repo.
     #[arg(long)]

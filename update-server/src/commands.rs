@@ -74,6 +74,14 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
             args.summary_ttl
         ))
     })?;
+    if args.timestamp_expiry < args.resign_check * 2 || args.resign_check.is_zero() {
+        return Err(CommandError::Usage(format!(
+            "--timestamp-expiry {} must be at least twice --resign-check {} (and that above 0s): \
+             a timestamp would expire between two checks",
+            humantime::format_duration(args.timestamp_expiry),
+            humantime::format_duration(args.resign_check)
+        )));
+    }
     std::fs::create_dir_all(&args.data.data_dir).map_err(|source| CommandError::Io {
         path: args.data.data_dir.display().to_string(),
         source,
@@ -96,6 +104,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         .online_keys
         .clone()
         .or_else(|| default_keys.is_dir().then_some(default_keys));
+    config.timestamp_expiry = args.timestamp_expiry;
     config.omaha = omaha_config(&args)?;
     config.rate_limits = crate::http::limits::RateLimitConfig {
         registrations: std::num::NonZeroU32::new(args.rate_limit_registrations),
@@ -164,6 +173,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     let handle = Handle::new();
     let schedule = crate::jobs::Schedule {
         lease: args.lease_check,
+        refresh: args.resign_check,
         ..crate::jobs::Schedule::default()
     };
     let jobs = crate::jobs::spawn(&state, schedule, lease);
@@ -227,7 +237,9 @@ fn warn_about_expiry(state: &AppState) {
         ),
     }
     let now = std::time::SystemTime::from(state.clock.now());
-    for w in crate::repository::refresh::expiry_warnings(&expiry, now) {
+    for w in
+        crate::repository::refresh::expiry_warnings(&expiry, now, state.config.timestamp_margin())
+    {
         tracing::warn!(
             "the served {} metadata {} at {}",
             w.role,

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     /// Directory with the snapshot and timestamp keys: re-sign them before
     /// expiry. `None`: someone else does (`image-tools repo refresh`).
     pub online_keys: Option<PathBuf>,
+    /// How long a timestamp the server re-signs stays valid (re-signed when
+    /// half of it, at most 12 h, is left).
+    pub timestamp_expiry: std::time::Duration,
     /// Forget nodes not seen for this long (checked hourly); `None`: keep.
     pub node_retention: Option<SignedDuration>,
     /// Forget node events received longer ago than this; `None`: keep them.
@@ -84,6 +87,7 @@ impl ServerConfig {
             summary_ttl: SignedDuration::from_secs(10),
             trusted_root: None,
             online_keys: None,
+            timestamp_expiry: std::time::Duration::from_secs(86_400),
             node_retention: None,
             event_retention: Some(SignedDuration::from_hours(90 * 24)),
             audit_retention: None,
@@ -92,5 +96,10 @@ impl ServerConfig {
             omaha: None,
             rate_limits: crate::http::limits::RateLimitConfig::default(),
         }
+    }
+
+    /// The re-signing margin of the timestamp for [`Self::timestamp_expiry`].
+    pub fn timestamp_margin(&self) -> std::time::Duration {
+        crate::repository::refresh::timestamp_margin(self.timestamp_expiry)
     }
 }

@@ -22,10 +22,19 @@ pub const TIMESTAMP_MARGIN: Duration = Duration::from_secs(12 * 3600);
 /// Re-sign when the snapshot has less than this left.
 pub const SNAPSHOT_MARGIN: Duration = Duration::from_secs(2 * 86_400);
 
-/// Whether the online metadata is close enough to expiry to re-sign.
-pub fn due(expiry: &Expiry, now: SystemTime) -> bool {
+/// The timestamp is re-signed when less than this is left of it, for
+/// timestamps signed to live `lifetime`: [`TIMESTAMP_MARGIN`], or half the
+/// lifetime when that is shorter (an operator who signs timestamps for an
+/// hour wants them re-signed every half hour, not on every check).
+pub fn timestamp_margin(lifetime: Duration) -> Duration {
+    TIMESTAMP_MARGIN.min(lifetime / 2)
+}
+
+/// Whether the online metadata is close enough to expiry to re-sign, with
+/// `timestamp_margin` from [`timestamp_margin`].
+pub fn due(expiry: &Expiry, now: SystemTime, timestamp_margin: Duration) -> bool {
     let left = |t: SystemTime| t.duration_since(now).unwrap_or(Duration::ZERO);
-    left(expiry.timestamp) < TIMESTAMP_MARGIN || left(expiry.snapshot) < SNAPSHOT_MARGIN
+    left(expiry.timestamp) < timestamp_margin || left(expiry.snapshot) < SNAPSHOT_MARGIN
 }
 
 /// Root and targets (offline keys: a person signs them) are flagged this
@@ -50,13 +59,17 @@ pub struct ExpiryWarning {
 /// The roles to warn about at `now`: an online role past its re-signing
 /// margin (the server would have re-signed it by now, so either it holds no
 /// online keys or re-signing fails), an offline role within
-/// [`OFFLINE_NOTICE`]. Soonest first.
-pub fn expiry_warnings(expiry: &Expiry, now: SystemTime) -> Vec<ExpiryWarning> {
+/// [`OFFLINE_NOTICE`]. Soonest first. `timestamp_margin` as for [`due`].
+pub fn expiry_warnings(
+    expiry: &Expiry,
+    now: SystemTime,
+    timestamp_margin: Duration,
+) -> Vec<ExpiryWarning> {
     let mut out: Vec<ExpiryWarning> = [
         ("root", expiry.root, OFFLINE_NOTICE, true),
         ("targets", expiry.targets, OFFLINE_NOTICE, true),
         ("snapshot", expiry.snapshot, SNAPSHOT_MARGIN, false),
-        ("timestamp", expiry.timestamp, TIMESTAMP_MARGIN, false),
+        ("timestamp", expiry.timestamp, timestamp_margin, false),
     ]
     .into_iter()
     .filter_map(|(role, expires, notice, offline)| {
@@ -76,10 +89,12 @@ pub fn expiry_warnings(expiry: &Expiry, now: SystemTime) -> Vec<ExpiryWarning> {
 /// Re-signs snapshot and timestamp of the served metadata (`base`, from
 /// the database; the served directory's when nothing is stored) with the
 /// keys in `keys`, at `now`, and prepares the result as a new generation
-/// (blocking). [`super::stored::publish`] serves it.
+/// (blocking), the new timestamp valid for `timestamp_expiry`.
+/// [`super::stored::publish`] serves it.
 pub fn refresh(
     repo_dir: &Path,
     keys: &Path,
+    timestamp_expiry: Duration,
     base: Option<&[(String, Vec<u8>)]>,
     trusted_root: &[u8],
     trusted: &TrustedState,
@@ -100,8 +115,11 @@ pub fn refresh(
     };
     let current = Current::load(source, trusted_root, "served repository").map_err(signing)?;
     let ring = KeyRing::load(keys).map_err(|e| signing(e.into()))?;
-    let (publication, _) =
-        moho_repo::refresh(&current, &ring, &Expiries::default(), now).map_err(signing)?;
+    let expiries = Expiries {
+        timestamp: timestamp_expiry,
+        ..Expiries::default()
+    };
+    let (publication, _) = moho_repo::refresh(&current, &ring, &expiries, now).map_err(signing)?;
     publication
         .verify(source, trusted_root, now)
         .map_err(signing)?;
@@ -134,7 +152,7 @@ mod tests {
             snapshot: at(now, 7 * 24),
             timestamp: at(now, 24),
         };
-        assert_eq!(expiry_warnings(&e, now), vec![]);
+        assert_eq!(expiry_warnings(&e, now, TIMESTAMP_MARGIN), vec![]);
     }
 
     #[test]
@@ -146,7 +164,7 @@ mod tests {
             snapshot: at(now, 3 * 24),
             timestamp: at(now, 11),
         };
-        let w = expiry_warnings(&e, now);
+        let w = expiry_warnings(&e, now, TIMESTAMP_MARGIN);
         assert_eq!(
             w.iter().map(|w| (w.role, w.offline)).collect::<Vec<_>>(),
             vec![("timestamp", false), ("targets", true)]
@@ -154,9 +172,33 @@ mod tests {
         assert!(w.iter().all(|w| !w.expired));
         // 25 hours later the timestamp has expired; it is still listed first.
         let later = at(now, 25);
-        let w = expiry_warnings(&e, later);
+        let w = expiry_warnings(&e, later, TIMESTAMP_MARGIN);
         assert_eq!(w[0].role, "timestamp");
         assert!(w[0].expired);
         assert_eq!(w[1].role, "snapshot");
+    }
+
+    #[test]
+    fn short_lived_timestamps_are_re_signed_at_half_their_life() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(
+            timestamp_margin(Duration::from_secs(24 * H)),
+            TIMESTAMP_MARGIN
+        );
+        let margin = timestamp_margin(Duration::from_secs(2 * H));
+        assert_eq!(margin, Duration::from_secs(H));
+        let e = |timestamp_hours: u64| Expiry {
+            root: at(now, 365 * 24),
+            targets: at(now, 90 * 24),
+            snapshot: at(now, 7 * 24),
+            timestamp: at(now, timestamp_hours),
+        };
+        // Signed for 2 h, 2 h left: not due, and no warning.
+        assert!(!due(&e(2), now, margin));
+        assert_eq!(expiry_warnings(&e(2), now, margin), vec![]);
+        // Under an hour left: due (with the default margin it would be due
+        // all the time).
+        assert!(due(&e(2), at(now, 1) + Duration::from_secs(1), margin));
+        assert!(due(&e(2), now, TIMESTAMP_MARGIN));
     }
 }

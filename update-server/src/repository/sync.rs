@@ -280,17 +280,23 @@ pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .unwrap_or_default();
     let base = app.db.served_metadata().await?.map(|(_, files)| files);
+    let lifetime = app.config.timestamp_expiry;
     let prepared = tokio::task::spawn_blocking(move || -> Result<Option<Prepared>, RepoError> {
         let current = match &base {
             Some(files) => super::stored::verify_files(files, &trusted_root, &trusted, now)?,
             None => load(&served_root(&dir), &trusted_root, &trusted, now)?,
         };
-        if !super::refresh::due(&current.expiry(), now) {
+        if !super::refresh::due(
+            &current.expiry(),
+            now,
+            super::refresh::timestamp_margin(lifetime),
+        ) {
             return Ok(None);
         }
         super::refresh::refresh(
             &dir,
             &keys,
+            lifetime,
             base.as_deref(),
             &trusted_root,
             &current.trusted_state(),

@@ -246,7 +246,13 @@ pub async fn page(
         .count();
     let expiring = app
         .repo_expiry()
-        .map(|e| crate::repository::refresh::expiry_warnings(&e, std::time::SystemTime::from(now)))
+        .map(|e| {
+            crate::repository::refresh::expiry_warnings(
+                &e,
+                std::time::SystemTime::from(now),
+                app.config.timestamp_margin(),
+            )
+        })
         .unwrap_or_default();
     let region = live(
         s.at,
