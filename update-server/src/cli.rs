@@ -159,7 +159,9 @@ pub struct ServeArgs {
     pub drain_timeout: std::time::Duration,
     /// With PostgreSQL: how often a replica checks that it still holds the
     /// background jobs' lease, or tries to take it. A standby takes over at
-    /// most this long after the leader died.
+    /// most this long after the leader died. Also how often every replica
+    /// picks up metadata another one published (for its /metrics and
+    /// dashboard).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "5s")]
     pub lease_check: std::time::Duration,
     /// First check-ins (registrations) per minute per source address; 0: no

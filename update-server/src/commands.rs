@@ -173,6 +173,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     let handle = Handle::new();
     let schedule = crate::jobs::Schedule {
         lease: args.lease_check,
+        follow: args.lease_check,
         refresh: args.resign_check,
         ..crate::jobs::Schedule::default()
     };

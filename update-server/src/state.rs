@@ -30,6 +30,8 @@ pub struct AppState {
     /// When the served repository's metadata expires (after the last
     /// verification): `/metrics` and the dashboard's alert read it.
     pub repo_expiry: Arc<std::sync::Mutex<Option<moho_release::Expiry>>>,
+    /// The served generation [`crate::jobs::follow`] last verified.
+    pub followed: Arc<std::sync::Mutex<Option<i64>>>,
     /// Serialises publications.
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
     /// Batches the node updates of concurrent check-ins.
@@ -56,6 +58,7 @@ impl AppState {
             metrics: Arc::new(Metrics::new()),
             repo_state: Arc::default(),
             repo_expiry: Arc::default(),
+            followed: Arc::default(),
             publish_lock: Arc::default(),
             dashboard: Arc::default(),
             limits: Arc::new(crate::http::limits::RateLimits::new(config.rate_limits)),
@@ -75,6 +78,22 @@ impl AppState {
             .repo_expiry
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(repo.expiry());
+    }
+
+    /// The served generation last followed (see [`crate::jobs::follow`]).
+    pub fn followed_generation(&self) -> Option<i64> {
+        *self
+            .followed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that generation `number` was verified and remembered.
+    pub fn set_followed_generation(&self, number: i64) {
+        *self
+            .followed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(number);
     }
 
     /// Whether this replica runs the background jobs now.

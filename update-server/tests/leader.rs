@@ -50,6 +50,7 @@ async fn jobs_wait_for_the_lease_and_stop_when_it_is_taken_back() {
             refresh: Duration::from_millis(20),
             retention: Duration::from_millis(20),
             lease: Duration::from_millis(20),
+            follow: Duration::from_millis(20),
         };
         let jobs = spawn(&s.state, schedule, lease.clone());
         // The lease was asked several times, and retention passes came due

@@ -3,7 +3,9 @@
 //! other serves at once, without a sync of its own; the other does not
 //! re-sign again; a publication that is not newer than the served one is
 //! refused by the database and changes nothing; and an operator's sync on
-//! a replica does not bring an older directory's metadata back.
+//! a replica does not bring an older directory's metadata back. A replica
+//! that does not run the jobs shows (in `/metrics` and the dashboard's
+//! alert) the expiry of what the leader published, without a sync.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -14,6 +16,8 @@ use common::{TestServer, backends};
 
 use moho_repo::keys::{generate_pem, write_new_key};
 use moho_repo::{Expiries, KeyRing, RepoDir, Thresholds};
+use update_server::jobs::leader::FakeLease;
+use update_server::jobs::{Schedule, spawn};
 use update_server::repository::sync::{refresh_if_due, sync};
 
 /// A signed, empty repository whose timestamp expires in 11 hours (under
@@ -120,5 +124,95 @@ async fn replicas_serve_the_same_metadata_and_never_an_older_one() {
             .await
             .unwrap();
         assert_eq!(missing.status(), 404, "{backend}");
+    }
+}
+
+/// The served timestamp's expiry in `s`'s `/metrics` (Unix seconds).
+async fn timestamp_expiry_gauge(s: &TestServer) -> i64 {
+    let text = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let key = "moho_repository_metadata_expiry_timestamp_seconds{role=\"timestamp\"} ";
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no timestamp expiry in {text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_shows_the_expiry_of_what_the_leader_published() {
+    for (backend, url) in backends().await {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("keys");
+        let repo = dir.path().join("repo");
+        make_repo(&keys, &repo);
+        let root = std::fs::read(repo.join("metadata/1.root.json")).unwrap();
+        let config = |c: &mut update_server::config::ServerConfig| {
+            c.repo_dir = repo.clone();
+            c.trusted_root = Some(root.clone());
+            c.online_keys = Some(keys.clone());
+        };
+        let a = common::start(&backend, &url, config).await;
+        let b = common::start_replica(&a, config).await;
+        let now = jiff::Timestamp::now();
+        a.clock.set(now);
+        b.clock.set(now);
+        sync(&a.state).await.unwrap();
+        sync(&b.state).await.unwrap();
+        // B runs its jobs without the lease: it re-signs nothing itself.
+        let long = Duration::from_secs(3600);
+        let jobs = spawn(
+            &b.state,
+            Schedule {
+                tick: long,
+                refresh: Duration::from_millis(20),
+                retention: long,
+                lease: Duration::from_millis(20),
+                follow: Duration::from_millis(20),
+            },
+            std::sync::Arc::new(FakeLease::new(false)),
+        );
+        // 11 hours left: B's overview warns.
+        let mut dash = common::dash::Dash::new(&b);
+        dash.login(&b.viewer).await;
+        let page = dash.get("/ui/").await;
+        assert!(
+            page.html.contains("data-expiring=\"timestamp\""),
+            "{backend}: {}",
+            page.html
+        );
+        let before = timestamp_expiry_gauge(&b).await;
+        assert_eq!(before, timestamp_expiry_gauge(&a).await, "{backend}");
+
+        // A, the leader, re-signs: a day left.
+        assert!(refresh_if_due(&a.state).await.unwrap(), "{backend}");
+        let after = timestamp_expiry_gauge(&a).await;
+        assert!(after > before + 12 * 3600, "{backend}: {before} -> {after}");
+        // B follows the database: the same expiry in its /metrics, and no
+        // alert on its dashboard.
+        for _ in 0..3000 {
+            if timestamp_expiry_gauge(&b).await == after {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(timestamp_expiry_gauge(&b).await, after, "{backend}");
+        let page = dash.get("/ui/").await;
+        assert!(
+            !page.html.contains("data-expiring=\"timestamp\""),
+            "{backend}: {}",
+            page.html
+        );
+        // And B, not leading, did not re-sign on its own.
+        assert_eq!(served_version(&b, "timestamp.json").await, 2, "{backend}");
+        jobs.stop().await;
     }
 }

@@ -9,7 +9,10 @@
 //!
 //! Only the elected replica runs them ([`leader`]): every pass first looks
 //! at [`AppState::is_leader`], which the lease task keeps up to date.
+//! Every replica runs [`follow`]: it picks up the metadata another replica
+//! published, so what this one shows about it is never stale.
 
+pub mod follow;
 pub mod leader;
 pub mod refresh;
 pub mod retention;
@@ -34,6 +37,9 @@ pub struct Schedule {
     pub retention: Duration,
     /// Checks (or attempts to take) the jobs' lease.
     pub lease: Duration,
+    /// Checks whether another replica published new metadata (every
+    /// replica).
+    pub follow: Duration,
 }
 
 impl Default for Schedule {
@@ -43,6 +49,7 @@ impl Default for Schedule {
             refresh: Duration::from_secs(600),
             retention: Duration::from_secs(3600),
             lease: leader::DEFAULT_CHECK,
+            follow: leader::DEFAULT_CHECK,
         }
     }
 }
@@ -79,6 +86,7 @@ pub fn spawn(state: &AppState, schedule: Schedule, lease: Arc<dyn leader::Lease>
                 schedule.retention,
                 stop.clone(),
             )),
+            tokio::spawn(follow::run(state.clone(), schedule.follow, stop.clone())),
         ],
         stop,
     }

@@ -198,8 +198,9 @@ async fn import(
 pub async fn sync(app: &AppState) -> Result<Vec<SyncedRelease>, RepoError> {
     for _ in 0..3 {
         match find(app).await? {
-            Found::Stored(_, repo) => {
+            Found::Stored(g, repo) => {
                 remember(app, &repo);
+                app.set_followed_generation(g.number);
                 return Ok(releases(&repo));
             }
             Found::Disk(disk) => {
@@ -322,8 +323,9 @@ pub async fn refresh_if_due(app: &AppState) -> Result<bool, RepoError> {
             app.clock.now(),
         )
         .await?;
-    super::stored::publish(app, &mut change, &prepared).await?;
+    let generation = super::stored::publish(app, &mut change, &prepared).await?;
     change.commit(None, Some(&after)).await?;
     app.remember_repo(&prepared.repo);
+    app.set_followed_generation(generation.number);
     Ok(true)
 }
