@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::build_erofs;
 use crate::build_ext4::{self, Ext4Params};
 use crate::cli::{BuildArgs, Filesystem};
+use crate::ext4_previous;
 use crate::rootfs;
 
 /// The `format` of a release manifest.
@@ -106,6 +107,22 @@ pub enum BuildError {
         status: String,
         /// What it said.
         stderr: String,
+    },
+    /// `--previous` names an image this build cannot be based on.
+    #[error("previous image {}: {detail}; nothing was built", path.display())]
+    Previous {
+        /// The previous image.
+        path: PathBuf,
+        /// Why.
+        detail: String,
+    },
+    /// `--previous` names an image of another board.
+    #[error("previous image {} is for another board ({detail}); nothing was built", path.display())]
+    PreviousBoard {
+        /// The previous image.
+        path: PathBuf,
+        /// What says so.
+        detail: String,
     },
     /// Reading or writing failed.
     #[error("{}: {op}: {source}", path.display())]
@@ -205,6 +222,8 @@ pub struct BuildReport {
     pub manifest: ImageManifest,
     /// Number of chunks.
     pub chunks: u64,
+    /// What `--previous` kept.
+    pub previous: Option<ext4_previous::Summary>,
 }
 
 impl fmt::Display for BuildReport {
@@ -222,7 +241,11 @@ impl fmt::Display for BuildReport {
             self.chunks,
             m.chunk_size,
             m.source_date_epoch
-        )
+        )?;
+        if let Some(p) = &self.previous {
+            write!(f, "\n{p}")?;
+        }
+        Ok(())
     }
 }
 
@@ -268,7 +291,10 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
         .ok()
         .filter(|e| i32::try_from(*e).is_ok())
         .ok_or(BuildError::BadEpoch(epoch))?;
-    let ext4_inodes = stats.inodes + 16;
+    // Headroom for the inodes of the next releases' new files when they are
+    // built on this one (`--previous`), which keeps the inode count.
+    // A quarter more plus 256 costs 64 bytes of inode table per file.
+    let ext4_inodes = stats.inodes + stats.inodes / 4 + 256;
     let ext4_estimate = ext4_estimate(&stats);
     if let (Filesystem::Ext4, Some(size)) = (args.fs, args.size)
         && ext4_estimate > size
@@ -281,6 +307,30 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
         });
     }
     let uuid = derive_uuid(&args.board);
+    let previous = match (&args.previous, args.fs) {
+        (None, _) => None,
+        (Some(p), Filesystem::Erofs) => {
+            return Err(BuildError::Previous {
+                path: p.clone(),
+                detail: "--previous works with ext4 images only (--fs ext4)".to_owned(),
+            });
+        }
+        (Some(p), Filesystem::Ext4) => {
+            let prev = ext4_previous::check(p, &args.board, &uuid)?;
+            if let Some(size) = args.size
+                && size < prev.len
+            {
+                return Err(BuildError::Previous {
+                    path: p.clone(),
+                    detail: format!(
+                        "it is {} bytes and --size is {size}: a release built on a previous one keeps its blocks, so it cannot be smaller",
+                        prev.len
+                    ),
+                });
+            }
+            Some(prev)
+        }
+    };
 
     let dir = parent_dir(&args.out);
     let io_err = |path: &Path, op: &'static str| {
@@ -292,6 +342,7 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .tempfile_in(&dir)
         .map_err(io_err(&dir, "create temporary file"))?;
+    let mut summary = None;
     match args.fs {
         Filesystem::Ext4 => {
             let size = args.size.unwrap_or(ext4_estimate);
@@ -304,7 +355,19 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
                 epoch: epoch32,
                 inodes: ext4_inodes,
             };
-            build_ext4::make(&args.rootfs, staged.path(), &params)?;
+            match &previous {
+                None => build_ext4::make(&args.rootfs, staged.path(), &params)?,
+                Some(prev) => {
+                    let size = prev.size_for(args.size.unwrap_or(ext4_estimate), stats.inodes + 16);
+                    summary = Some(ext4_previous::make(
+                        prev,
+                        &args.rootfs,
+                        staged.path(),
+                        &params,
+                        size,
+                    )?);
+                }
+            }
         }
         Filesystem::Erofs => {
             build_erofs::make(&args.rootfs, staged.path(), &uuid, epoch32)?;
@@ -360,6 +423,7 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
         out: args.out.clone(),
         chunks: index.chunk_count(),
         manifest,
+        previous: summary,
     })
 }
 
@@ -394,7 +458,7 @@ fn stage_file(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Build
 /// A generous ext4 size for a tree: content, inode tables, metadata, slack;
 /// rounded up to 1 MiB.
 fn ext4_estimate(stats: &rootfs::TreeStats) -> u64 {
-    let inodes = stats.inodes + 16;
+    let inodes = stats.inodes + stats.inodes / 4 + 256;
     let bytes = stats.blocks * build_ext4::BLOCK_SIZE
         + inodes * build_ext4::INODE_SIZE
         + stats.blocks * build_ext4::BLOCK_SIZE / 32

@@ -7,7 +7,8 @@
 //! `mke2fs` the inode tables are walked (used inodes only, per the inode
 //! bitmaps), the four times and their nanosecond fields are set to the epoch
 //! and each inode checksum (crc32c, `metadata_csum`) is recomputed. The
-//! result passes `e2fsck -fn` (tested). Features are given explicitly, with
+//! result passes `e2fsck -fn` (tested). Unused inodes are zeroed (after an
+//! edit by `ext4_previous` they hold the freed file's fields). Features are given explicitly, with
 //! our own `mke2fs.conf`, so that the host's configuration cannot change the
 //! bytes. No journal: a slot is mounted read-only.
 
@@ -157,7 +158,8 @@ const RO_COMPAT_METADATA_CSUM: u32 = 0x400;
 const BG_INODE_UNINIT: u16 = 0x1;
 const GOOD_OLD_INODE_SIZE: usize = 128;
 
-/// Sets atime, ctime, mtime and crtime of every used inode to `epoch`.
+/// Sets atime, ctime, mtime and crtime of every used inode to `epoch`, and
+/// zeroes unused inodes.
 pub fn set_inode_times(file: &File, epoch: u32) -> io::Result<()> {
     let mut sb = vec![0u8; 1024];
     file.read_exact_at(&mut sb, 1024)?;
@@ -212,11 +214,21 @@ pub fn set_inode_times(file: &File, epoch: u32) -> io::Result<()> {
         for i in 0..inodes_per_group {
             let used = bitmap[usize::try_from(i / 8).unwrap_or(usize::MAX)] & (1 << (i % 8)) != 0;
             let ino = g * inodes_per_group + i + 1;
-            if !used || (ino < first_ino && ino != 2) {
+            if ino < first_ino && ino != 2 {
                 continue;
             }
             let off = table_block * block_size + i * inode_size as u64;
             file.read_exact_at(&mut inode, off)?;
+            if !used {
+                // A freed inode (an edit by `--previous`) keeps its old
+                // fields and a deletion time: zero it, as mke2fs leaves
+                // inodes never used (an all-zero inode needs no checksum).
+                if inode.iter().any(|b| *b != 0) {
+                    inode.fill(0);
+                    file.write_all_at(&inode, off)?;
+                }
+                continue;
+            }
             stamp_inode(&mut inode, epoch);
             if let Some(seed) = csum_seed {
                 let ino32 = u32::try_from(ino).map_err(|_| bad("inode number"))?;

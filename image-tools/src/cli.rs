@@ -89,6 +89,10 @@ pub struct OsBuildArgs {
     /// Keep the root tree (OUT/tree) after the image is built.
     #[arg(long)]
     pub keep_tree: bool,
+    /// The previous release's root.img: unchanged files keep their inode numbers and blocks,
+    /// so nodes on that release download only what changed (docs/benchmarks.md).
+    #[arg(long, value_name = "IMAGE")]
+    pub previous: Option<PathBuf>,
     /// Replace an existing build in OUT.
     #[arg(long)]
     pub force: bool,
@@ -193,6 +197,11 @@ pub struct BuildArgs {
     /// newest modification time in the tree).
     #[arg(long, env = "SOURCE_DATE_EPOCH")]
     pub source_date_epoch: Option<i64>,
+    /// The previous release's slot image (ext4, same board): unchanged files keep their inode
+    /// numbers and blocks, so nodes on it download only what changed (needs root: it is
+    /// mounted read-only to compare).
+    #[arg(long, value_name = "IMAGE")]
+    pub previous: Option<PathBuf>,
     /// Replace an existing output.
     #[arg(long)]
     pub force: bool,

@@ -5,7 +5,8 @@
 //!   puts systemd-boot and the boot selector on its ESP.
 //! - [`keygen`] — `keygen`, the TUF role keys (key files: `moho_repo::keys`).
 //! - [`build`] — `build`, a reproducible slot image ([`build_ext4`], [`build_erofs`],
-//!   [`rootfs`]) with its chunk index and release manifest.
+//!   [`rootfs`]) with its chunk index and release manifest; [`ext4_previous`] builds it
+//!   on the previous release's image (`--previous`).
 //! - [`repo`] — the `repo` commands' glue to the repository library (`moho-repo`, which
 //!   edits and signs): [`repo_init`], [`repo_add`], [`repo_promote`], [`repo_refresh`],
 //!   [`repo_list`], [`repo_rotate`], [`repo_migrate`].
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod disk_create;
 pub mod esp;
 pub mod exit;
+pub mod ext4_previous;
 pub mod initramfs;
 pub mod keygen;
 pub mod kmod_deps;

@@ -237,6 +237,7 @@ pub fn run(args: &OsBuildArgs) -> Result<OsBuildReport, OsBuildError> {
         size: cfg.image_size,
         chunk_size: cfg.chunk_size,
         source_date_epoch: Some(epoch),
+        previous: args.previous.clone(),
         force: true,
     });
     if !args.keep_tree {
