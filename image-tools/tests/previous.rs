@@ -5,7 +5,11 @@
 //!
 //! Needs root (the previous image is loop-mounted read-only, and the tests
 //! mount the results to read them back as the kernel does).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)] // test helpers: panics are failures; byte patterns wrap on purpose
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)] // test helpers: panics are failures; byte patterns wrap on purpose
 
 mod common;
 
