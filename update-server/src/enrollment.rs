@@ -243,14 +243,13 @@ fn audit_value(t: &EnrollmentTokenView) -> serde_json::Value {
     serde_json::to_value(t).unwrap_or_default()
 }
 
-/// Creates an enrolment token as `actor`; audited as
-/// `enrollment_token.create` (without the secret, returned this once).
-pub async fn create(
+/// Checks `req` as [`create`] would, without writing (a form's
+/// confirmation page); a live token of the same name is found by `create`.
+pub async fn check_new(
     db: &Db,
     req: &CreateEnrollmentToken,
-    actor: &str,
     now: Timestamp,
-) -> Result<CreatedEnrollmentToken, EnrollmentError> {
+) -> Result<(), EnrollmentError> {
     check_token_name(&req.name)?;
     check_group(&req.group)?;
     if let Some(c) = &req.channel {
@@ -272,6 +271,18 @@ pub async fn create(
     {
         return Err(EnrollmentError::UnknownChannel(c.clone()));
     }
+    Ok(())
+}
+
+/// Creates an enrolment token as `actor`; audited as
+/// `enrollment_token.create` (without the secret, returned this once).
+pub async fn create(
+    db: &Db,
+    req: &CreateEnrollmentToken,
+    actor: &str,
+    now: Timestamp,
+) -> Result<CreatedEnrollmentToken, EnrollmentError> {
+    check_new(db, req, now).await?;
     let secret = new_secret("mohoenr_");
     let hash = token_hash(&secret);
     let token = EnrollmentTokenView {

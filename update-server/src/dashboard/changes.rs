@@ -1,5 +1,7 @@
 //! The dashboard's forms that set up the fleet: create a rollout, a
-//! channel, a group, a hold or pin; remove a hold; free a FleetLock slot.
+//! channel, a group, a hold or pin; remove a hold; free a FleetLock slot;
+//! create and revoke enrolment tokens (a created token's secret is shown
+//! once, on the page that answers the confirmed post).
 //! Each form is a GET to `/ui/changes/{kind}/confirm`, which checks the
 //! fields and shows the change in words with a form carrying the session's
 //! CSRF secret; that form posts to `/ui/changes/{kind}`, which checks
@@ -16,7 +18,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use jiff::{SignedDuration, Timestamp};
 use maud::{Markup, html};
-use moho_protocol::admin::{CreateHold, CreateRollout, GroupSpec, HoldView};
+use moho_protocol::admin::{
+    CreateEnrollmentToken, CreateHold, CreateRollout, CreatedEnrollmentToken, EnrollmentTokenView,
+    GroupSpec, HoldView,
+};
 use moho_rollout::policy::{AutoPauseSpec, RolloutPolicy, RolloutPolicySpec};
 use moho_rollout::{HoldKind, HoldTarget, Share};
 use serde::Deserialize;
@@ -28,6 +33,8 @@ use super::policy_form::PolicyFields;
 use super::session::User;
 use super::words::policy_in_words;
 use super::{require_admin_form, require_user};
+use crate::enrollment::{self, EnrollmentError};
+use crate::error::ApiError;
 use crate::state::AppState;
 use crate::{fleet_ops, rollout_ops};
 
@@ -53,16 +60,22 @@ pub enum ChangeKind {
     Unhold,
     /// Free a FleetLock slot.
     FreeSlot,
+    /// Create an enrolment token.
+    Enroll,
+    /// Revoke an enrolment token.
+    RevokeEnroll,
 }
 
 impl ChangeKind {
-    const ALL: [(ChangeKind, &'static str); 6] = [
+    const ALL: [(ChangeKind, &'static str); 8] = [
         (ChangeKind::Rollout, "rollout"),
         (ChangeKind::Channel, "channel"),
         (ChangeKind::Group, "group"),
         (ChangeKind::Hold, "hold"),
         (ChangeKind::Unhold, "unhold"),
         (ChangeKind::FreeSlot, "free-slot"),
+        (ChangeKind::Enroll, "enrollment-token"),
+        (ChangeKind::RevokeEnroll, "revoke-enrollment-token"),
     ];
 
     /// The path segment.
@@ -129,6 +142,15 @@ pub struct ChangeFields {
     /// Free a slot: the node holding it.
     #[serde(default)]
     pub node: String,
+    /// Enrolment token: how long it works (empty: no expiry).
+    #[serde(default)]
+    pub expires_in: String,
+    /// Enrolment token: how many nodes may register with it (empty: any).
+    #[serde(default)]
+    pub max_uses: String,
+    /// Revoke an enrolment token: its id.
+    #[serde(default)]
+    pub token: String,
     /// Rollout: pause by itself when more than this percentage of
     /// finished attempts failed (empty: never).
     #[serde(default)]
@@ -145,7 +167,7 @@ pub struct ChangeFields {
 }
 
 impl ChangeFields {
-    fn pairs(&self) -> [(&'static str, &str); 19] {
+    fn pairs(&self) -> [(&'static str, &str); 22] {
         [
             ("release", &self.release),
             ("channel", &self.channel),
@@ -160,6 +182,9 @@ impl ChangeFields {
             ("duration", &self.duration),
             ("hold", &self.hold),
             ("node", &self.node),
+            ("expires_in", &self.expires_in),
+            ("max_uses", &self.max_uses),
+            ("token", &self.token),
             ("auto_pause_percent", &self.auto_pause_percent),
             ("auto_pause_min_sample", &self.auto_pause_min_sample),
             ("ramp", &self.policy.ramp),
@@ -217,6 +242,36 @@ pub enum Proposal {
         /// When the lease would end by itself.
         expires_at: Timestamp,
     },
+    /// A new enrolment token.
+    Enroll(CreateEnrollmentToken),
+    /// Revoking this enrolment token.
+    RevokeEnroll(EnrollmentTokenView),
+}
+
+/// Where a confirmed change leads.
+#[derive(Debug)]
+enum Next {
+    /// A page to redirect to.
+    Go(String),
+    /// The enrolment token just created: its secret, shown this once.
+    Created(Box<CreatedEnrollmentToken>),
+}
+
+/// An enrolment token refusal, naming the form's field where there is one.
+fn enroll_refusal(e: EnrollmentError) -> DashError {
+    let field = match &e {
+        EnrollmentError::BadName(_) | EnrollmentError::NameTaken(_) => Some("name"),
+        EnrollmentError::UnknownGroup(_) => Some("group"),
+        EnrollmentError::UnknownChannel(_) => Some("channel"),
+        EnrollmentError::ExpiryPast(_) => Some("expires_in"),
+        EnrollmentError::ZeroUses => Some("max_uses"),
+        _ => None,
+    };
+    let mut d: DashError = ApiError::from(e).into();
+    if let (DashError::Refused { field: f, .. }, Some(name)) = (&mut d, field) {
+        *f = Some(name);
+    }
+    d
 }
 
 fn required<'a>(field: &'static str, value: &'a str) -> Result<&'a str, DashError> {
@@ -382,6 +437,55 @@ pub async fn propose(
                 expires_at: holder.expires_at,
             }
         }
+        ChangeKind::Enroll => {
+            let name = required("name", &f.name)?;
+            let group = required("group", &f.group)?;
+            let channel = Some(f.channel.trim())
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned);
+            let expires_at = if f.expires_in.trim().is_empty() {
+                None
+            } else {
+                Some(
+                    now.checked_add(parse_span("expires_in", &f.expires_in)?)
+                        .map_err(|_| DashError::field("expires_in", "is too long"))?,
+                )
+            };
+            let max_uses = if f.max_uses.trim().is_empty() {
+                None
+            } else {
+                Some(u64::from(whole("max_uses", &f.max_uses)?))
+            };
+            let req = CreateEnrollmentToken {
+                name: name.to_owned(),
+                group: group.to_owned(),
+                channel,
+                expires_at,
+                max_uses,
+            };
+            enrollment::check_new(&app.db, &req, now)
+                .await
+                .map_err(enroll_refusal)?;
+            Proposal::Enroll(req)
+        }
+        ChangeKind::RevokeEnroll => {
+            let id = required("token", &f.token)?;
+            let token = app
+                .db
+                .enrollment_tokens(true, now)
+                .await?
+                .into_iter()
+                .find(|t| t.id == id)
+                .ok_or_else(|| enroll_refusal(EnrollmentError::Unknown(id.to_owned())))?;
+            if let Some(at) = token.revoked_at {
+                return Err(enroll_refusal(EnrollmentError::AlreadyRevoked {
+                    id: token.id,
+                    name: token.name,
+                    at,
+                }));
+            }
+            Proposal::RevokeEnroll(token)
+        }
     })
 }
 
@@ -521,12 +625,44 @@ impl Proposal {
                 ],
                 true,
             ),
+            Proposal::Enroll(t) => (
+                format!("Create enrolment token {} for group {}?", t.name, t.group),
+                vec![
+                    format!(
+                        "A new node whose first check-in carries it registers in group {}{}.",
+                        t.group,
+                        t.channel
+                            .as_ref()
+                            .map_or_else(|| " on any channel".to_owned(), |c| format!(" if it names channel {c}"))
+                    ),
+                    match t.expires_at {
+                        Some(at) => format!(
+                            "It works until {} ({} from now){}.",
+                            utc(at),
+                            duration(at.duration_since(now)),
+                            uses_words(t.max_uses)
+                        ),
+                        None => format!("It never expires{}.", uses_words(t.max_uses)),
+                    },
+                    "Its secret is shown once, on the next page: put it in the provision document of the nodes to enrol.".to_owned(),
+                ],
+                false,
+            ),
+            Proposal::RevokeEnroll(t) => (
+                format!("Revoke enrolment token {}?", t.name),
+                vec![format!(
+                    "From now on no new node registers with it in group {}. The {} node(s) that registered with it stay.",
+                    t.group, t.uses
+                )],
+                true,
+            ),
         }
     }
 
-    /// Makes the change as `actor`; the page to go to afterwards.
-    async fn carry_out(&self, app: &AppState, actor: &str) -> Result<String, DashError> {
-        Ok(match self {
+    /// Makes the change as `actor`; where to go afterwards.
+    async fn carry_out(&self, app: &AppState, actor: &str) -> Result<Next, DashError> {
+        let now = app.clock.now();
+        Ok(Next::Go(match self {
             Proposal::Rollout(r) => {
                 let id = rollout_ops::create(app, actor, r)
                     .await
@@ -553,8 +689,46 @@ impl Proposal {
                 fleet_ops::release_slot(app, actor, group, node).await?;
                 "/ui/fleetlock?done=fleetlock.release".to_owned()
             }
-        })
+            Proposal::Enroll(t) => {
+                let created = enrollment::create(&app.db, t, actor, now)
+                    .await
+                    .map_err(enroll_refusal)?;
+                return Ok(Next::Created(Box::new(created)));
+            }
+            Proposal::RevokeEnroll(t) => {
+                enrollment::revoke(&app.db, &t.id, actor, now)
+                    .await
+                    .map_err(enroll_refusal)?;
+                "/ui/enrollment?done=enrollment_token.revoke".to_owned()
+            }
+        }))
     }
+}
+
+fn uses_words(max_uses: Option<u64>) -> String {
+    match max_uses {
+        Some(n) => format!(", for at most {n} node(s)"),
+        None => ", for any number of nodes".to_owned(),
+    }
+}
+
+/// The page that shows a created enrolment token's secret, this once.
+fn created_page(user: &User, c: &CreatedEnrollmentToken) -> Markup {
+    let t = &c.token;
+    let body = html! {
+        p.lead { "Copy the secret now: it is shown only this once (the server keeps only its hash)." }
+        p { code.secret data-secret=(t.id) { (c.secret) } }
+        p { "In the provision document of each node to enrol:" }
+        pre { "[server]\nenrollment_token = \"" (c.secret) "\"\n[node]\ngroup = \"" (t.group) "\"" }
+        p { "Token id " code { (t.id) } ", recorded in the audit log under your name, " strong { (user.name) } "." }
+        div.actions { a.button.primary href="/ui/enrollment?done=enrollment_token.create" { "Back to enrolment tokens" } }
+    };
+    page(
+        user,
+        Nav::Enrollment,
+        &format!("Enrolment token {} created", t.name),
+        body,
+    )
 }
 
 fn capital(s: &str) -> String {
@@ -568,6 +742,7 @@ fn nav_of(kind: ChangeKind) -> Nav {
     match kind {
         ChangeKind::Rollout => Nav::Releases,
         ChangeKind::FreeSlot => Nav::FleetLock,
+        ChangeKind::Enroll | ChangeKind::RevokeEnroll => Nav::Enrollment,
         _ => Nav::Groups,
     }
 }
@@ -576,6 +751,7 @@ fn back_of(kind: ChangeKind) -> &'static str {
     match kind {
         ChangeKind::Rollout => "/ui/releases",
         ChangeKind::FreeSlot => "/ui/fleetlock",
+        ChangeKind::Enroll | ChangeKind::RevokeEnroll => "/ui/enrollment",
         _ => "/ui/groups",
     }
 }
@@ -632,8 +808,10 @@ pub async fn carry_out(
     let user = require_admin_form(&app, &headers, &f.csrf).await?;
     let kind = ChangeKind::parse(&kind)?;
     let p = propose(&app, kind, &f).await?;
-    let next = p.carry_out(&app, &user.name).await?;
-    Ok(Redirect::to(&next).into_response())
+    Ok(match p.carry_out(&app, &user.name).await? {
+        Next::Go(to) => Redirect::to(&to).into_response(),
+        Next::Created(created) => created_page(&user, &created).into_response(),
+    })
 }
 
 #[cfg(test)]

@@ -27,14 +27,17 @@ pub enum Nav {
     Events,
     /// Channels, groups, holds and pins.
     Groups,
+    /// Enrolment tokens.
+    Enrollment,
 }
 
-const NAV: [(Nav, &str, &str); 7] = [
+const NAV: [(Nav, &str, &str); 8] = [
     (Nav::Overview, "/ui/", "Overview"),
     (Nav::Events, "/ui/events", "Events"),
     (Nav::Nodes, "/ui/nodes", "Nodes"),
     (Nav::Releases, "/ui/releases", "Releases"),
     (Nav::Groups, "/ui/groups", "Groups & holds"),
+    (Nav::Enrollment, "/ui/enrollment", "Enrolment"),
     (Nav::FleetLock, "/ui/fleetlock", "FleetLock"),
     (Nav::Audit, "/ui/audit", "Audit log"),
 ];

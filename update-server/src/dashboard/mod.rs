@@ -12,7 +12,8 @@
 //! - [`pages`]: one module per page; [`actions`]: confirmation pages and
 //!   the forms that change a rollout; [`policy_form`]: the "change ramp or
 //!   caps" form; [`changes`]: the forms that create rollouts, channels,
-//!   groups, holds and pins, remove holds and free FleetLock slots.
+//!   groups, holds and pins, remove holds, free FleetLock slots, and
+//!   create and revoke enrolment tokens.
 //! - [`summary`]: the cached fleet summary behind the overview;
 //!   [`progress`], [`timeline`]: a rollout's figures and chart data.
 //! - [`scope`]: the top bar's group selector.
@@ -107,6 +108,7 @@ pub fn router() -> Router<AppState> {
         .route("/ui/audit", get(pages::audit::page))
         .route("/ui/events", get(pages::events::page))
         .route("/ui/groups", get(pages::groups::page))
+        .route("/ui/enrollment", get(pages::enrollment::page))
         .route("/ui/changes/{kind}/confirm", get(changes::confirm))
         .route(
             "/ui/changes/{kind}",

@@ -3,6 +3,7 @@
 //! only the region the script refreshes.
 
 pub mod audit;
+pub mod enrollment;
 pub mod events;
 pub mod fleetlock;
 pub mod groups;
