@@ -3,7 +3,9 @@
 //! node's report shows on top of the stream within seconds without a
 //! reload; "Pause" holds new events back and "Resume" brings them; the
 //! severity filter shows only failures; choosing a group scopes the
-//! stream, the overview and the node table to it. Screenshots under
+//! stream, the overview, the node table, the audit log (only entries that
+//! concern the group) and the rollout pages (another group's rollout is not
+//! shown, with a link to its group) to it. Screenshots under
 //! `target/tmp/dashboard/<test>/`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -199,6 +201,42 @@ async fn the_live_event_stream_and_the_group_selector() {
         let listed = row_attrs(&b, "table.nodes tbody tr", "data-node").await;
         assert_eq!(listed, ["db-0", "db-1", "db-2"]);
         b.shot(&shot("07-nodes-group-db")).await;
+        // The audit log: the group's creation, not the rollout to default
+        // nor the server-wide entries.
+        b.open(&format!("{}/ui/audit", s.base)).await;
+        let actions = row_attrs(&b, "table.audit tbody tr", "data-action").await;
+        assert_eq!(actions, ["group.create"], "{backend}");
+        let all = s.admin("GET", "/audit?limit=1000", None).await.body["items"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert!(all > 1, "{all} audit entries in all");
+        b.shot(&shot("08-audit-group-db")).await;
+        // The rollout to default is not shown while db is chosen; its link
+        // switches to default.
+        b.open(&format!("{}/ui/rollouts/{}", s.base, fleet.rollout))
+            .await;
+        b.wait_for("p[data-out-of-scope=default]").await;
+        assert!(
+            b.client
+                .find_all(Locator::Css("[data-figure=scope]"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        b.shot(&shot("09-rollout-other-group")).await;
+        b.click("main a.button.primary").await;
+        assert_eq!(b.path().await, format!("/ui/rollouts/{}", fleet.rollout));
+        assert_eq!(b.text("p.scoped strong").await, "default");
+        b.wait_for("[data-figure=scope]").await;
+        b.open(&format!("{}/ui/audit", s.base)).await;
+        let actions = row_attrs(&b, "table.audit tbody tr", "data-action").await;
+        assert!(
+            actions.contains(&"rollout.create".to_owned()),
+            "{actions:?}"
+        );
+        assert!(!actions.contains(&"group.create".to_owned()), "{actions:?}");
+        b.open(&format!("{}/ui/nodes", s.base)).await;
         // Back to every group.
         choose_group(&b, "").await;
         let listed = row_attrs(&b, "table.nodes tbody tr", "data-node").await;

@@ -1,9 +1,9 @@
 //! The group selector in the top bar, like the Tectonic console's namespace
 //! filter: choosing a group scopes every page to it (overview figures and
 //! rollouts, nodes, FleetLock, live events, the releases page's rollouts,
-//! groups and holds, the forms' default group; not the audit log, whose
-//! subjects do not all name a group) until "all groups" is chosen
-//! again. The choice is a cookie (`moho_scope`, the group's name), read on
+//! groups and holds, enrolment tokens, the audit entries that concern the
+//! group, a rollout page only for a rollout to it, the forms' default
+//! group) until "all groups" is chosen again. The choice is a cookie (`moho_scope`, the group's name), read on
 //! every request and dropped silently if the group no longer exists;
 //! choosing changes nothing on the server, so it is a plain GET that
 //! redirects back to the page's section.

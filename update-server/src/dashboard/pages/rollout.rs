@@ -1,7 +1,9 @@
 //! A rollout: its policy in words, status and figures against the ramp
 //! target, a chart of its nodes per state over time, its audit trail, and
 //! for admins the actions (pause, resume, abort, revert, change the ramp or
-//! caps), each of which asks for confirmation first.
+//! caps), each of which asks for confirmation first. With another group
+//! chosen in the top bar than the rollout's, the page says so and offers
+//! to show the rollout's group instead of showing it.
 
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
@@ -82,6 +84,23 @@ pub async fn page(
     let now = app.clock.now();
     let l = crate::http::admin_rollouts::live(&app, id).await?;
     let r = &l.record;
+    if !user.scope.includes(&r.group) {
+        let shown = user.scope.group().unwrap_or_default();
+        let body = html! {
+            p.lead data-out-of-scope=(r.group) {
+                "Rollout #" (id) " is a rollout to group " strong { (r.group) }
+                "; the dashboard shows group " strong { (shown) } " only."
+            }
+            div.actions {
+                a.button.primary href=(format!("/ui/scope?group={}&back=/ui/rollouts/{id}", r.group)) {
+                    "Show group " (r.group)
+                }
+            }
+        };
+        return Ok(answer(live_only, body.clone(), |_| {
+            frame(&user, Nav::Overview, &format!("Rollout #{id}"), body)
+        }));
+    }
     let timeout_start = now
         .checked_sub(r.policy.update_timeout)
         .unwrap_or(jiff::Timestamp::MIN);
