@@ -238,3 +238,40 @@ fn state_grows_to_fill_a_grown_disk_and_a_cut_growth_is_finished_by_the_next_run
     assert_eq!(slots_json(&lo.path, Some("A"))["slots"], slots_before);
     fsck_between_boots(&state, &mnt);
 }
+
+#[test]
+fn a_disk_exactly_as_made_is_left_as_it_is_and_the_growth_succeeds() {
+    // The disk as `disk create` (and `os build --disk`) made it, written to
+    // a disk of its own size: STATE already fills it. The first boot's
+    // grow-state must succeed and write nothing (it used to fail:
+    // resize2fs rounded the partition down to a page and refused to
+    // shrink the mounted filesystem).
+    require_root("growing STATE on a loop device");
+    let dir = tempfile::tempdir().unwrap();
+    let file = make_disk(dir.path(), "disk.img", "256M", "64M");
+    let slots_before = slots_json(&file, Some("A"))["slots"].clone();
+    let mnt = dir.path().join("var");
+    let lo = attach_and_mount(&file, &mnt);
+    let _mounted = Mounted { mnt: &mnt };
+    let state = lo.partition(4);
+    let (size, fs) = (size_of(&state), fs_bytes(&state));
+    let table = std::fs::read(&file).unwrap()[..34 * 512].to_vec();
+    for run in ["first boot", "next boot"] {
+        let out = grow_state(&lo.path, None);
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{run}: {out:?}");
+        assert!(
+            said.contains("already fills the disk") && said.contains("already fills its partition"),
+            "{run}: {said}"
+        );
+    }
+    assert_eq!(size_of(&state), size);
+    assert_eq!(fs_bytes(&state), fs);
+    assert_eq!(
+        std::fs::read(&file).unwrap()[..34 * 512],
+        table[..],
+        "the primary GPT is unchanged"
+    );
+    table_is_valid(&lo.path);
+    assert_eq!(slots_json(&lo.path, Some("A"))["slots"], slots_before);
+}

@@ -81,8 +81,71 @@ pub trait FsGrower {
 }
 
 /// The real one: e2fsprogs' `resize2fs`, which grows a mounted ext4 online.
+/// A filesystem that already fills its device (a disk as the image made
+/// it) is left alone: `resize2fs` without a size rounds the device down to
+/// a page and would try to shrink it, which it refuses online.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Resize2fs;
+
+/// An ext2/3/4 superblock's size: (blocks, block size in bytes), or `None`
+/// if `sb` (the 1024 bytes at byte 1024 of the device) is not one.
+pub fn ext4_size(sb: &[u8]) -> Option<(u64, u64)> {
+    let le32 = |at: usize| -> Option<u64> {
+        let b: [u8; 4] = sb.get(at..at + 4)?.try_into().ok()?;
+        Some(u64::from(u32::from_le_bytes(b)))
+    };
+    if sb.get(0x38..0x3a)? != [0x53, 0xEF] {
+        return None;
+    }
+    let log = le32(0x18)?;
+    if log > 6 {
+        return None;
+    }
+    // INCOMPAT_64BIT: the high half of the block count is kept too.
+    let hi = if le32(0x60)? & 0x80 != 0 {
+        le32(0x150)?
+    } else {
+        0
+    };
+    Some(((hi << 32) | le32(0x4)?, 1024 << log))
+}
+
+/// The block count `resize2fs` (given no size) grows a filesystem of
+/// `blocks` blocks of `block_size` bytes to on a `device_bytes` device: the
+/// whole blocks that fit, rounded down to a whole page when a block is
+/// smaller than `page_size` (its own rule). `None` when that is not larger:
+/// there is nothing to grow.
+pub fn fs_growth(blocks: u64, block_size: u64, device_bytes: u64, page_size: u64) -> Option<u64> {
+    let mut fit = device_bytes / block_size.max(1);
+    if page_size > block_size {
+        let per_page = page_size / block_size.max(1);
+        fit -= fit % per_page;
+    }
+    (fit > blocks).then_some(fit)
+}
+
+/// What the filesystem on `device` is and whether it fills the device:
+/// `Some(text)` when there is nothing to grow.
+fn already_full(device: &Path) -> Option<String> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = fs::File::open(device).ok()?;
+    let device_bytes = f.seek(SeekFrom::End(0)).ok()?;
+    f.seek(SeekFrom::Start(1024)).ok()?;
+    let mut sb = [0u8; 1024];
+    f.read_exact(&mut sb).ok()?;
+    let (blocks, block_size) = ext4_size(&sb)?;
+    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u64::try_from(p).ok())
+        .unwrap_or(4096);
+    match fs_growth(blocks, block_size, device_bytes, page) {
+        Some(_) => None,
+        None => Some(format!(
+            "already fills its partition ({blocks} blocks of {block_size} bytes on {device_bytes} bytes)"
+        )),
+    }
+}
 
 impl FsGrower for Resize2fs {
     fn grow(&self, device: &Path, _mount_point: &Path) -> Result<String, GrowError> {
@@ -91,6 +154,9 @@ impl FsGrower for Resize2fs {
             device: device.to_owned(),
             detail,
         };
+        if let Some(full) = already_full(device) {
+            return Ok(full);
+        }
         let out = Command::new("resize2fs")
             .arg(device)
             .output()
@@ -349,6 +415,53 @@ mod tests {
         );
         assert_eq!(mount_point_of(MOUNTINFO, (259, 3)), None);
         assert_eq!(mount_point_of("", (259, 4)), None);
+    }
+
+    /// A superblock (at its own offset 0) of `blocks` blocks of
+    /// `1024 << log` bytes, 64-bit or not.
+    fn superblock(blocks: u64, log: u32, bit64: bool) -> Vec<u8> {
+        let mut sb = vec![0u8; 1024];
+        sb[0x4..0x8].copy_from_slice(&((blocks & 0xffff_ffff) as u32).to_le_bytes());
+        sb[0x18..0x1c].copy_from_slice(&log.to_le_bytes());
+        sb[0x38..0x3a].copy_from_slice(&0xEF53u16.to_le_bytes());
+        if bit64 {
+            sb[0x60..0x64].copy_from_slice(&0x80u32.to_le_bytes());
+            sb[0x150..0x154].copy_from_slice(&((blocks >> 32) as u32).to_le_bytes());
+        }
+        sb
+    }
+
+    #[test]
+    fn the_superblock_gives_the_filesystem_size() {
+        assert_eq!(
+            ext4_size(&superblock(64_495, 0, false)),
+            Some((64_495, 1024))
+        );
+        assert_eq!(
+            ext4_size(&superblock(5 << 32 | 7, 2, true)),
+            Some((5 << 32 | 7, 4096))
+        );
+        let mut not = superblock(10, 0, false);
+        not[0x38] = 0;
+        assert_eq!(ext4_size(&not), None);
+        assert_eq!(ext4_size(&[0u8; 100]), None);
+    }
+
+    #[test]
+    fn a_filesystem_that_fills_its_device_is_not_grown() {
+        // The disk as `disk create` made it: 256 MiB STATE with 1 KiB blocks
+        // over a partition that is not a whole number of pages. resize2fs
+        // would round the device down to 64 492 blocks: a shrink.
+        assert_eq!(fs_growth(64_495, 1024, 66_043_392, 4096), None);
+        // Exactly full, 4 KiB blocks.
+        assert_eq!(fs_growth(1000, 4096, 4096 * 1000, 4096), None);
+        // A grown disk: everything that fits, in whole pages.
+        assert_eq!(fs_growth(64_495, 1024, 1 << 30, 4096), Some(1 << 20));
+        assert_eq!(
+            fs_growth(64_495, 1024, (1 << 30) + 3072, 4096),
+            Some(1 << 20)
+        );
+        assert_eq!(fs_growth(1000, 4096, 4096 * 1001 + 10, 4096), Some(1001));
     }
 
     #[test]
