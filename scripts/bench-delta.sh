@@ -5,8 +5,10 @@
 # running the first downloads: the bytes of the chunks whose hash is not
 # among the first image's chunks (the agent copies those from its booted
 # slot), over the image's length. Figures go to docs/benchmarks.md.
+# 1.0.1 is built on 1.0.0's image (`os build --previous`, as a release
+# pipeline should); `--fresh` builds it from scratch instead (the old layout).
 #
-#   scripts/bench-delta.sh [--package NAME] [--chunk-size SIZE] [--keep DIR]
+#   scripts/bench-delta.sh [--package NAME] [--chunk-size SIZE] [--fresh] [--keep DIR]
 # Needs root, debootstrap and the Debian mirror (the packages are cached in
 # $MOHO_OS_CACHE, default /var/cache/moho-os, so a second run is quick).
 set -euo pipefail
@@ -14,12 +16,14 @@ cd "$(dirname "$0")/.."
 package=jq
 chunk=4MiB
 keep=
+fresh=
 while [ $# -gt 0 ]; do
   case "$1" in
     --package) package=$2; shift 2 ;;
     --chunk-size) chunk=$2; shift 2 ;;
     --keep) keep=$2; shift 2 ;;
-    *) echo "usage: $0 [--package NAME] [--chunk-size SIZE] [--keep DIR]" >&2; exit 2 ;;
+    --fresh) fresh=1; shift ;;
+    *) echo "usage: $0 [--package NAME] [--chunk-size SIZE] [--fresh] [--keep DIR]" >&2; exit 2 ;;
   esac
 done
 cargo build --quiet -p image-tools -p update-agent --bin image-tools --bin update-agent
@@ -41,11 +45,16 @@ config() { # $1: extra package or nothing
 config "" >"$work/a.toml"
 config "$package" >"$work/b.toml"
 for r in a b; do
-  v=1.0.0; [ "$r" = b ] && v=1.0.1
+  v=1.0.0; previous=()
+  if [ "$r" = b ]; then
+    v=1.0.1
+    [ -n "$fresh" ] || previous=(--previous "$work/a/root.img")
+  fi
   start=$(date +%s)
   "$it" os build --config "$work/$r.toml" --out "$work/$r" --version "$v" --force \
-    --agent target/debug/update-agent --boot-select "$work/boot-select" >"$work/$r.log"
-  echo "release $v ($r.toml): built in $(( $(date +%s) - start )) s"
+    --agent target/debug/update-agent --boot-select "$work/boot-select" "${previous[@]}" >"$work/$r.log"
+  echo "release $v ($r.toml${previous[*]:+, built on the 1.0.0 image}): built in $(( $(date +%s) - start )) s"
+  grep -h "paths kept" "$work/$r.log" || true
 done
 diff <(cut -d' ' -f1 "$work/a/packages.txt") <(cut -d' ' -f1 "$work/b/packages.txt") \
   | sed -n 's/^> /packages only in 1.0.1: /p' || true

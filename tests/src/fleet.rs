@@ -90,26 +90,40 @@ impl ReleaseRepo {
         )
         .unwrap();
         std::fs::write(tree.join("payload.bin"), payload).unwrap();
+        self.build_tree(board, version, &tree, chunk_size, None)
+    }
+
+    /// Builds the slot image of `version` from `tree` (which must hold a
+    /// kernel in `/boot`), built on `previous`'s image if given.
+    pub fn build_tree(
+        &self,
+        board: &str,
+        version: &str,
+        tree: &Path,
+        chunk_size: &str,
+        previous: Option<&Path>,
+    ) -> PathBuf {
         let out = self.dir.join(format!("{board}-{version}.img"));
-        ok(
-            bin("image-tools"),
-            [
-                OsStr::new("build"),
-                OsStr::new("--rootfs"),
-                s(&tree),
-                OsStr::new("--version"),
-                OsStr::new(version),
-                OsStr::new("--board"),
-                OsStr::new(board),
-                OsStr::new("--out"),
-                s(&out),
-                OsStr::new("--source-date-epoch"),
-                OsStr::new("1700000000"),
-                OsStr::new("--chunk-size"),
-                OsStr::new(chunk_size),
-                OsStr::new("--force"),
-            ],
-        );
+        let mut args = vec![
+            OsStr::new("build"),
+            OsStr::new("--rootfs"),
+            s(tree),
+            OsStr::new("--version"),
+            OsStr::new(version),
+            OsStr::new("--board"),
+            OsStr::new(board),
+            OsStr::new("--out"),
+            s(&out),
+            OsStr::new("--source-date-epoch"),
+            OsStr::new("1700000000"),
+            OsStr::new("--chunk-size"),
+            OsStr::new(chunk_size),
+            OsStr::new("--force"),
+        ];
+        if let Some(p) = previous {
+            args.extend([OsStr::new("--previous"), s(p)]);
+        }
+        ok(bin("image-tools"), args);
         out
     }
 

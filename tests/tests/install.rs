@@ -503,6 +503,67 @@ fn an_update_sharing_most_chunks_downloads_little() {
 }
 
 #[test]
+fn a_release_built_on_the_previous_image_installs_downloading_only_what_changed() {
+    // Issue 14 through the real install path: 1.1.0 adds files that sort
+    // first and changes one, and is built with `image-tools build
+    // --previous` on 1.0.0; the node on 1.0.0 copies every unchanged chunk
+    // from its booted slot (each re-hashed against the signed index) and
+    // the slot it wrote reads back as 1.1.0. Built afresh, the new files
+    // would shift every file after them into other chunks.
+    require_root("install on a loop device");
+    let tmp = tempfile::tempdir().unwrap();
+    let repo = ReleaseRepo::new(tmp.path(), BOARD);
+    let tree = tmp.path().join("tree");
+    std::fs::create_dir_all(tree.join("boot")).unwrap();
+    std::fs::create_dir_all(tree.join("usr/lib")).unwrap();
+    std::fs::write(tree.join("boot/vmlinuz"), b"not a real kernel").unwrap();
+    for i in 0..300usize {
+        let name = tree.join(format!("usr/lib/lib{i:03}.so"));
+        std::fs::write(name, payload(200 * 1024 + i * 37, 100 + i as u64)).unwrap();
+    }
+    let os_release = |v: &str| format!("ID=moho\nVERSION_ID={v}\n");
+    std::fs::write(tree.join("usr/lib/os-release"), os_release("1.0.0")).unwrap();
+    let v1 = repo.build_tree(BOARD, "1.0.0", &tree, "1MiB", None);
+    repo.add(&v1, &["stable"]);
+    std::fs::write(tree.join("usr/lib/aaa-new.so"), payload(700 * 1024, 7)).unwrap();
+    std::fs::write(tree.join("usr/lib/lib150.so"), payload(90 * 1024, 8)).unwrap();
+    std::fs::write(tree.join("usr/lib/os-release"), os_release("1.1.0")).unwrap();
+    let v2 = repo.build_tree(BOARD, "1.1.0", &tree, "1MiB", Some(&v1));
+    repo.add(&v2, &["stable"]);
+    let server = HttpsServer::start(&repo.repo);
+    let len = std::fs::metadata(&v2).unwrap().len();
+    let slot_mib = usize::try_from(len.div_ceil(MIB as u64)).unwrap() + 8;
+    let n = Node::new(
+        &tmp.path().join("node"),
+        &server,
+        &repo,
+        &NodeSpec {
+            booted_image: &v1,
+            booted_version: "1.0.0",
+            channel: "stable",
+            slot_size: &format!("{slot_mib}M"),
+            disk_size: &format!("{}M", 2 * slot_mib + 96),
+            on_loop_device: true,
+        },
+    );
+    let out = json(&n.install(&[]));
+    let image = out["image_bytes"].as_u64().unwrap();
+    let downloaded = out["downloaded_bytes"].as_u64().unwrap();
+    println!("downloaded {downloaded} of {image} bytes");
+    assert_eq!(server.bytes_served("root.img"), downloaded);
+    assert!(
+        downloaded * 10 < image,
+        "downloaded {downloaded} of {image} bytes (must be < 10%)"
+    );
+    assert_eq!(
+        downloaded + out["reused_bytes"].as_u64().unwrap(),
+        image,
+        "{out}"
+    );
+    slot_b_holds(&n, slot_mib, &v2);
+}
+
+#[test]
 fn a_release_staged_by_the_cli_and_booted_since_does_not_block_the_next_install() {
     // `install` stages 1.1.0 in B; the node boots B and marks it good (here
     // with `--booted B`, as the VM test does for real); the next `install`
