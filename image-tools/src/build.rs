@@ -358,13 +358,12 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
             match &previous {
                 None => build_ext4::make(&args.rootfs, staged.path(), &params)?,
                 Some(prev) => {
-                    let size = prev.size_for(args.size.unwrap_or(ext4_estimate), stats.inodes + 16);
                     summary = Some(ext4_previous::make(
                         prev,
                         &args.rootfs,
                         staged.path(),
                         &params,
-                        size,
+                        args.size,
                     )?);
                 }
             }

@@ -255,7 +255,13 @@ fn unchanged_files_keep_their_inodes_and_blocks_and_the_image_holds_the_new_tree
         report.contains("paths kept their inode and blocks"),
         "{report}"
     );
+    assert!(!report.contains("grown"), "{report}");
     fsck_clean(&b);
+    // The free space covered the new files: the image keeps its size.
+    assert_eq!(
+        fs::metadata(&b).unwrap().len(),
+        fs::metadata(&a).unwrap().len()
+    );
 
     // The image holds exactly the new tree, as the kernel reads it.
     let (expected, _) = view(&tree);
@@ -362,6 +368,13 @@ fn a_tree_that_outgrows_the_previous_image_grows_it_and_keeps_the_blocks() {
         &PathBuf::from("boot/vmlinuz-6.1.0-moho"),
     ];
     assert_eq!(blocks(&a, &kept), blocks(&b, &kept));
+    // Reproducible when grown too.
+    let c = dir.path().join("c.img");
+    build(&tree, &c, "1.0.1", &["--previous", s(&a)]);
+    assert!(
+        fs::read(&b).unwrap() == fs::read(&c).unwrap(),
+        "the rebuild differs"
+    );
     let m = Mount::new(&b);
     assert!(
         fs::read(m.path().join("usr/bin/big")).unwrap()

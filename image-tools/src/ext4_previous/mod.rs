@@ -16,8 +16,8 @@
 //!    seeds every checksum and directory hash).
 //! 2. [`listing`] of the previous image (mounted read-only) and of the tree;
 //!    [`plan`] (pure) says what is kept, removed and created.
-//! 3. The previous image is copied, grown with `resize2fs` if the tree needs
-//!    more room or inodes, and edited by `debugfs` ([`debugfs`]: libext2fs
+//! 3. The previous image is copied, grown with `resize2fs` only if its free
+//!    blocks or inodes do not cover what is created, and edited by `debugfs` ([`debugfs`]: libext2fs
 //!    does the allocation, directory, bitmap and checksum work; no ext4
 //!    writer of our own).
 //! 4. Every inode's times are set to the epoch and freed inodes are zeroed
@@ -30,6 +30,7 @@ pub mod debugfs;
 pub mod listing;
 pub mod plan;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -56,21 +57,64 @@ pub struct PreviousImage {
     pub inodes_per_group: u64,
     /// Blocks per block group.
     pub blocks_per_group: u64,
+    /// Free blocks (superblock count).
+    pub free_blocks: u64,
+    /// Free inodes (superblock count).
+    pub free_inodes: u64,
 }
 
 impl PreviousImage {
-    /// The image size that holds `inodes` inodes and at least `size` bytes:
-    /// never smaller than the previous image (blocks stay where they are),
-    /// and with enough block groups for the inodes.
-    pub fn size_for(&self, size: u64, inodes: u64) -> u64 {
-        let group = self.blocks_per_group * build_ext4::BLOCK_SIZE;
-        let mut size = size.max(self.len);
-        if inodes > self.inodes {
+    /// The size of the new image: `requested` (`--size`) or the previous
+    /// image's, never smaller than it (blocks stay where they are), grown
+    /// only when the free blocks or inodes do not cover what the edit
+    /// creates (then by at least a 32nd, in whole MiB, so the next releases
+    /// do not grow each time), with enough block groups for the inodes.
+    pub fn size_for(&self, requested: Option<u64>, need_blocks: u64, need_inodes: u64) -> u64 {
+        const MIB: u64 = 1 << 20;
+        let bs = build_ext4::BLOCK_SIZE;
+        let mut size = requested.unwrap_or(self.len).max(self.len);
+        let have = self.free_blocks + (size - self.len) / bs;
+        if need_blocks > have {
+            let grow = ((need_blocks - have) * bs).max(self.len / 32);
+            size = (size + grow).div_ceil(MIB) * MIB;
+        }
+        if need_inodes > self.free_inodes {
+            let inodes = self.inodes + need_inodes - self.free_inodes;
             let groups = inodes.div_ceil(self.inodes_per_group);
-            size = size.max(groups * group);
+            size = size.max(groups * self.blocks_per_group * bs);
         }
         size
     }
+}
+
+/// Blocks and inodes the edit takes at most (what it frees is not counted):
+/// each new file's data and one extent block, a block per new directory and
+/// long symbolic link, and some for directories that grow.
+pub fn needs(ops: &[plan::Op], tree: &BTreeMap<PathBuf, listing::Entry>) -> (u64, u64) {
+    let bs = build_ext4::BLOCK_SIZE;
+    let (mut blocks, mut inodes) = (64, 0);
+    for op in ops {
+        match op {
+            plan::Op::Write(p) => {
+                inodes += 1;
+                if let Some(listing::Kind::File { size }) = tree.get(p).map(|e| &e.kind) {
+                    blocks += size.div_ceil(bs) + 1;
+                }
+            }
+            plan::Op::Mkdir(_) => {
+                inodes += 1;
+                blocks += 1;
+            }
+            plan::Op::Symlink(_, target) => {
+                inodes += 1;
+                blocks += u64::from(target.as_os_str().len() > 59);
+            }
+            plan::Op::Fifo(_) | plan::Op::Device(..) => inodes += 1,
+            plan::Op::Link(..) => blocks += 1,
+            _ => {}
+        }
+    }
+    (blocks + inodes / 16, inodes)
 }
 
 /// What the edit did, for the build report.
@@ -204,6 +248,8 @@ pub fn check(path: &Path, board: &str, uuid: &str) -> Result<PreviousImage, Buil
         inodes: u64::from(u32_at(0x00)),
         inodes_per_group: u64::from(u32_at(0x28)).max(1),
         blocks_per_group: u64::from(u32_at(0x20)).max(1),
+        free_blocks: u64::from(u32_at(0x0C)) | (u64::from(u32_at(0x158)) << 32),
+        free_inodes: u64::from(u32_at(0x10)),
     })
 }
 
@@ -275,14 +321,13 @@ impl plan::SameContent for Compare<'_> {
 }
 
 /// Makes `image` (a file that may be replaced) from `previous` edited into
-/// `tree`, `size` bytes (from [`PreviousImage::size_for`]: never smaller than
-/// the previous image).
+/// `tree`, `requested` bytes or as [`PreviousImage::size_for`] says.
 pub fn make(
     previous: &PreviousImage,
     tree: &Path,
     image: &Path,
     params: &Ext4Params,
-    size: u64,
+    requested: Option<u64>,
 ) -> Result<Summary, BuildError> {
     let io = |path: &Path, op: &'static str| {
         let path = path.to_owned();
@@ -310,6 +355,8 @@ pub fn make(
     mounted.unmount()?;
 
     fs::copy(&previous.path, image).map_err(io(image, "copy previous image"))?;
+    let (need_blocks, need_inodes) = needs(&plan.ops, &new);
+    let size = previous.size_for(requested, need_blocks, need_inodes);
     let grown_from = (size > previous.len).then_some(previous.len);
     if grown_from.is_some() {
         OpenOptions::new()
@@ -374,4 +421,42 @@ fn fsck(image: &Path) -> Result<(), BuildError> {
             String::from_utf8_lossy(&out.stderr)
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn previous() -> PreviousImage {
+        PreviousImage {
+            path: PathBuf::from("p.img"),
+            len: 700 << 20,
+            inodes: 6 * 4096,
+            inodes_per_group: 4096,
+            blocks_per_group: 32768,
+            free_blocks: 5000,
+            free_inodes: 1000,
+        }
+    }
+
+    #[test]
+    fn the_image_keeps_its_size_while_free_blocks_and_inodes_cover_the_edit() {
+        let p = previous();
+        assert_eq!(p.size_for(None, 5000, 1000), p.len);
+        // --size larger than the previous image is honoured; smaller never shrinks.
+        assert_eq!(p.size_for(Some(800 << 20), 5000, 10), 800 << 20);
+        assert_eq!(p.size_for(Some(1 << 20), 10, 10), p.len);
+    }
+
+    #[test]
+    fn the_image_grows_by_at_least_a_32nd_and_by_whole_groups_for_inodes() {
+        let p = previous();
+        // One block short: a 32nd more (21.875 MiB → 22 MiB).
+        assert_eq!(p.size_for(None, 5001, 0), p.len + (22 << 20));
+        // Far short: by what is missing, in whole MiB.
+        let grown = p.size_for(None, 5000 + 25_600, 0);
+        assert_eq!(grown, p.len + (100 << 20));
+        // 1001 new inodes, 1000 free: a seventh group (7 × 128 MiB).
+        assert_eq!(p.size_for(None, 0, 1001), 7 * (128 << 20));
+    }
 }
