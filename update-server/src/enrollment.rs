@@ -11,6 +11,7 @@
 use jiff::Timestamp;
 use moho_protocol::admin::{CreateEnrollmentToken, CreatedEnrollmentToken, EnrollmentTokenView};
 use moho_protocol::names::{NameError, check_channel, check_group, check_token_name};
+use moho_protocol::secret::{PickError, live_name_taken, pick_to_revoke};
 
 use crate::store::{Db, EnrollmentUse, StoreError, token_id};
 use crate::tokens::{new_secret, token_hash};
@@ -41,6 +42,9 @@ pub enum EnrollmentError {
     /// No enrolment token has this id (or live one this name).
     #[error("no enrollment token with id or name {0:?}")]
     Unknown(String),
+    /// Several enrolment tokens not revoked share the name.
+    #[error("several enrollment tokens not revoked are named {0:?}: revoke by id")]
+    Ambiguous(String),
     /// Revoked before.
     #[error("enrollment token {name:?} ({id}) was already revoked at {at}")]
     AlreadyRevoked {
@@ -306,12 +310,7 @@ pub async fn create(
         )
         .await?;
     db.lock(change.tx(), "moho-enrollment-tokens").await?;
-    if db
-        .enrollment_tokens_tx(change.tx())
-        .await?
-        .iter()
-        .any(|t| t.name == req.name && t.is_live(now))
-    {
+    if live_name_taken(&db.enrollment_tokens_tx(change.tx()).await?, &req.name, now) {
         return Err(EnrollmentError::NameTaken(req.name.clone()));
     }
     db.insert_enrollment_token(change.tx(), &hash, &token)
@@ -333,22 +332,14 @@ pub async fn revoke(
         .await?;
     db.lock(change.tx(), "moho-enrollment-tokens").await?;
     let all = db.enrollment_tokens_tx(change.tx()).await?;
-    let before = all
-        .iter()
-        .find(|t| t.id == which)
-        .or_else(|| {
-            all.iter()
-                .find(|t| t.name == which && t.revoked_at.is_none())
-        })
-        .cloned()
-        .ok_or_else(|| EnrollmentError::Unknown(which.to_owned()))?;
-    if let Some(at) = before.revoked_at {
-        return Err(EnrollmentError::AlreadyRevoked {
-            id: before.id,
-            name: before.name,
-            at,
-        });
-    }
+    let before = match pick_to_revoke(&all, which) {
+        Ok(t) => t.clone(),
+        Err(PickError::Unknown) => return Err(EnrollmentError::Unknown(which.to_owned())),
+        Err(PickError::Ambiguous) => return Err(EnrollmentError::Ambiguous(which.to_owned())),
+        Err(PickError::AlreadyRevoked { id, name, at }) => {
+            return Err(EnrollmentError::AlreadyRevoked { id, name, at });
+        }
+    };
     change.set_subject(format!("enrollment_token/{}", before.id));
     db.revoke_enrollment_token(change.tx(), &before.id, now)
         .await?;

@@ -2,29 +2,21 @@
 //! [`crate::enrollment`] working straight on the database, audited with
 //! actor `local` (the operator on the server's host needs no token).
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use moho_protocol::admin::{CreateEnrollmentToken, EnrollmentTokenView, List};
 
 use crate::cli::{EnrollmentCreateArgs, TokenListArgs, TokenRevokeArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::commands::CommandError;
 use crate::enrollment;
-use crate::token_cmd::open;
+use crate::token_cmd::{expiry, open, state};
 use crate::tokens::LOCAL_ACTOR;
 
 /// `update-server enrollment-token create`: returns the secret (printed
 /// alone on stdout, for scripts and provision documents).
 pub async fn create(args: EnrollmentCreateArgs) -> Result<String, CommandError> {
     let now = SystemClock.now();
-    let expires_at = match args.expires_in {
-        None => None,
-        Some(d) => Some(
-            SignedDuration::try_from(d)
-                .ok()
-                .and_then(|d| now.checked_add(d).ok())
-                .ok_or_else(|| CommandError::Usage(format!("--expires-in {d:?} is too long")))?,
-        ),
-    };
+    let expires_at = expiry(args.expires_in, None, now)?;
     let req = CreateEnrollmentToken {
         name: args.name.clone().unwrap_or_else(|| args.group.clone()),
         group: args.group.clone(),
@@ -40,13 +32,7 @@ pub async fn create(args: EnrollmentCreateArgs) -> Result<String, CommandError> 
 
 /// One line of the table.
 fn line(t: &EnrollmentTokenView, now: Timestamp) -> String {
-    let state = match (t.revoked_at, t.expires_at) {
-        (Some(at), _) => format!("revoked {at}"),
-        (None, Some(at)) if at <= now => format!("expired {at}"),
-        (None, _) if !t.is_live(now) => "used up".to_owned(),
-        (None, Some(at)) => format!("expires {at}"),
-        (None, None) => "no expiry".to_owned(),
-    };
+    let state = state(t, now);
     let uses = match t.max_uses {
         Some(m) => format!("{}/{m}", t.uses),
         None => t.uses.to_string(),

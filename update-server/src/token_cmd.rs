@@ -4,6 +4,7 @@
 
 use jiff::{SignedDuration, Timestamp};
 use moho_protocol::admin::{CreateToken, List, TokenView};
+use moho_protocol::secret::NamedSecret;
 
 use crate::cli::{DataArgs, TokenCreateArgs, TokenListArgs, TokenRevokeArgs};
 use crate::clock::{Clock, SystemClock};
@@ -20,10 +21,15 @@ pub(crate) async fn open(data: &DataArgs) -> Result<Db, CommandError> {
     Ok(Db::connect(&data.database_url()).await?)
 }
 
-/// When a token made with `expires_in` or `expires_at` at `now` expires.
-fn expiry(args: &TokenCreateArgs, now: Timestamp) -> Result<Option<Timestamp>, CommandError> {
-    let Some(d) = args.expires_in else {
-        return Ok(args.expires_at);
+/// When a token (admin or enrolment) made at `now` with `--expires-in`
+/// or `--expires-at` expires.
+pub(crate) fn expiry(
+    expires_in: Option<std::time::Duration>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, CommandError> {
+    let Some(d) = expires_in else {
+        return Ok(expires_at);
     };
     let d = SignedDuration::try_from(d)
         .ok()
@@ -39,7 +45,7 @@ pub async fn create(args: TokenCreateArgs) -> Result<String, CommandError> {
     let req = CreateToken {
         name: args.name.clone(),
         role: args.role,
-        expires_at: expiry(&args, now)?,
+        expires_at: expiry(args.expires_in, args.expires_at, now)?,
     };
     let db = open(&args.data).await?;
     let created = tokens::create(&db, &req, LOCAL_ACTOR, now).await;
@@ -47,14 +53,14 @@ pub async fn create(args: TokenCreateArgs) -> Result<String, CommandError> {
     Ok(created?.secret)
 }
 
+/// A token's state, as both token tables show it.
+pub(crate) fn state(t: &impl NamedSecret, now: Timestamp) -> String {
+    t.standing(now).describe(|at| at.to_string())
+}
+
 /// One line of the token table.
 fn line(t: &TokenView, now: Timestamp) -> String {
-    let state = match (t.revoked_at, t.expires_at) {
-        (Some(at), _) => format!("revoked {at}"),
-        (None, Some(at)) if at <= now => format!("expired {at}"),
-        (None, Some(at)) => format!("expires {at}"),
-        (None, None) => "no expiry".to_owned(),
-    };
+    let state = state(t, now);
     format!(
         "{:<16}  {:<24}  {:<6}  {state}",
         t.id,

@@ -9,6 +9,7 @@
 use jiff::{SignedDuration, Timestamp};
 use moho_protocol::admin::{CreateToken, CreatedToken, Role, TokenView};
 use moho_protocol::names::{NameError, check_token_name};
+use moho_protocol::secret::{NamedSecret, PickError, Standing, live_name_taken, pick_to_revoke};
 use sha2::{Digest, Sha256};
 
 use crate::store::{Db, StoreError, token_id};
@@ -147,12 +148,7 @@ pub async fn create(
         .change(actor, "token.create", format!("token/{}", token.id), now)
         .await?;
     db.lock(change.tx(), "moho-tokens").await?;
-    if db
-        .live_tokens_tx(change.tx(), now)
-        .await?
-        .iter()
-        .any(|t| t.name == req.name)
-    {
+    if live_name_taken(&db.live_tokens_tx(change.tx(), now).await?, &req.name, now) {
         return Err(TokenError::NameTaken(req.name.clone()));
     }
     db.insert_token(change.tx(), &hash, &token).await?;
@@ -173,24 +169,21 @@ pub async fn revoke(
     let mut change = db.change(actor, "token.revoke", "token", now).await?;
     db.lock(change.tx(), "moho-tokens").await?;
     let live = db.live_tokens_tx(change.tx(), now).await?;
-    let before = match db.token_by_id_tx(change.tx(), which).await? {
-        Some(t) => t,
-        None => {
-            let mut named = live.iter().filter(|t| t.name == which);
-            match (named.next(), named.next()) {
-                (Some(t), None) => t.clone(),
-                (Some(_), Some(_)) => return Err(TokenError::Ambiguous(which.to_owned())),
-                (None, _) => return Err(TokenError::Unknown(which.to_owned())),
-            }
+    // The token with this id (revoked or not), else a live one by name.
+    let candidates: Vec<TokenView> = db
+        .token_by_id_tx(change.tx(), which)
+        .await?
+        .into_iter()
+        .chain(live.iter().cloned())
+        .collect();
+    let before = match pick_to_revoke(&candidates, which) {
+        Ok(t) => t.clone(),
+        Err(PickError::Unknown) => return Err(TokenError::Unknown(which.to_owned())),
+        Err(PickError::Ambiguous) => return Err(TokenError::Ambiguous(which.to_owned())),
+        Err(PickError::AlreadyRevoked { id, name, at }) => {
+            return Err(TokenError::AlreadyRevoked { id, name, at });
         }
     };
-    if let Some(at) = before.revoked_at {
-        return Err(TokenError::AlreadyRevoked {
-            id: before.id,
-            name: before.name,
-            at,
-        });
-    }
     let live_admins = live.iter().filter(|t| t.role == Role::Admin).count();
     if keep_last_admin && before.role == Role::Admin && before.is_live(now) && live_admins <= 1 {
         return Err(TokenError::LastAdmin(before.name));
@@ -218,11 +211,10 @@ pub async fn check(
     let Some(token) = db.token(&hash).await? else {
         return Ok(Err(Refusal::Unknown));
     };
-    if token.revoked_at.is_some() {
-        return Ok(Err(Refusal::Revoked(token)));
-    }
-    if !token.is_live(now) {
-        return Ok(Err(Refusal::Expired(token)));
+    match token.standing(now) {
+        Standing::Live { .. } => {}
+        Standing::Revoked(_) => return Ok(Err(Refusal::Revoked(token))),
+        Standing::Expired(_) | Standing::UsedUp => return Ok(Err(Refusal::Expired(token))),
     }
     let stale = token
         .last_used_at

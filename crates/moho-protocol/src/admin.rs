@@ -509,7 +509,7 @@ pub struct TokenView {
 impl TokenView {
     /// Whether the token is accepted at `now`: neither revoked nor expired.
     pub fn is_live(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|t| t > now)
+        crate::secret::NamedSecret::standing(self, now).is_live()
     }
 }
 
@@ -586,9 +586,7 @@ impl EnrollmentTokenView {
     /// Whether a node may register with it at `now`: not revoked, not
     /// expired, not used up.
     pub fn is_live(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none()
-            && self.expires_at.is_none_or(|t| t > now)
-            && self.max_uses.is_none_or(|m| self.uses < m)
+        crate::secret::NamedSecret::standing(self, now).is_live()
     }
 }
 

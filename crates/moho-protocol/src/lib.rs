@@ -15,6 +15,7 @@ pub mod error;
 pub mod fleetlock;
 pub mod names;
 pub mod node;
+pub mod secret;
 pub mod signing;
 
 pub use error::{ApiError, ErrorBody};

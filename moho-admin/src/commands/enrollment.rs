@@ -8,6 +8,7 @@ use moho_protocol::admin::{
     CreateEnrollmentToken, CreatedEnrollmentToken, EnrollmentTokenView, List,
 };
 use moho_protocol::names::{check_group, check_token_name};
+use moho_protocol::secret::NamedSecret;
 
 use super::{Ctx, Report, after, checked};
 use crate::client::{Method, enc, with_query};
@@ -58,13 +59,7 @@ pub struct CreateArgs {
 
 /// A token's state in words at `now`.
 fn state(t: &EnrollmentTokenView, now: Timestamp) -> String {
-    match (t.revoked_at, t.expires_at) {
-        (Some(at), _) => format!("revoked {}", ts(at)),
-        (None, Some(at)) if at <= now => format!("expired {}", ts(at)),
-        (None, _) if !t.is_live(now) => "used up".to_owned(),
-        (None, Some(at)) => format!("live, expires {}", ts(at)),
-        (None, None) => "live, no expiry".to_owned(),
-    }
+    t.standing(now).describe(ts)
 }
 
 fn uses(t: &EnrollmentTokenView) -> String {

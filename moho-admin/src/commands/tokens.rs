@@ -6,6 +6,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use jiff::Timestamp;
 use moho_protocol::admin::{CreateToken, CreatedToken, List, Role, TokenView};
 use moho_protocol::names::check_token_name;
+use moho_protocol::secret::NamedSecret;
 
 use super::{Ctx, Report, after, checked};
 use crate::client::{Method, enc, with_query};
@@ -54,12 +55,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 
 /// A token's state in words at `now`.
 fn state(t: &TokenView, now: Timestamp) -> String {
-    match (t.revoked_at, t.expires_at) {
-        (Some(at), _) => format!("revoked {}", ts(at)),
-        (None, Some(at)) if at <= now => format!("expired {}", ts(at)),
-        (None, Some(at)) => format!("expires {}", ts(at)),
-        (None, None) => "live, no expiry".to_owned(),
-    }
+    t.standing(now).describe(ts)
 }
 
 /// `moho-admin whoami`.

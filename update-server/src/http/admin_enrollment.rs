@@ -31,6 +31,7 @@ impl From<EnrollmentError> for ApiError {
             }
             EnrollmentError::NameTaken(_) => ApiError::conflict("exists", message),
             EnrollmentError::Unknown(_) => ApiError::not_found("unknown_token", message),
+            EnrollmentError::Ambiguous(_) => ApiError::conflict("ambiguous_name", message),
             EnrollmentError::AlreadyRevoked { .. } => {
                 ApiError::conflict("already_revoked", message)
             }

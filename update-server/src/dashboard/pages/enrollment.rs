@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use jiff::Timestamp;
 use maud::{Markup, html};
 use moho_protocol::admin::EnrollmentTokenView;
+use moho_protocol::secret::NamedSecret;
 
 use super::groups::Done;
 use crate::dashboard::changes::ChangeKind;
@@ -25,15 +26,7 @@ use crate::state::AppState;
 /// Whether a token still registers nodes, and if not why: `live`,
 /// `revoked`, `expired` or `used up`.
 pub fn standing(t: &EnrollmentTokenView, now: Timestamp) -> &'static str {
-    if t.revoked_at.is_some() {
-        "revoked"
-    } else if t.expires_at.is_some_and(|at| at <= now) {
-        "expired"
-    } else if t.max_uses.is_some_and(|m| t.uses >= m) {
-        "used up"
-    } else {
-        "live"
-    }
+    t.standing(now).word()
 }
 
 fn form(user: &User) -> Markup {
