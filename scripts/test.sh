@@ -28,6 +28,7 @@ echo "== build the tests"
 cargo test --workspace --locked --no-run
 cargo test --locked -p moho-e2e --features vm --test vm --no-run
 cargo test --locked -p moho-e2e --features vm --test vm_provision --no-run
+cargo test --locked -p moho-e2e --features vm --test vm_server_unit --no-run
 
 # The qemu boots are long and mostly use one core: they run alongside the
 # rest of the suite, their output kept until it is done.
@@ -43,6 +44,10 @@ cargo test --workspace --locked || suite=$?
 echo "== qemu provisioning boots (tests/vm_provision.rs), beside tests/vm.rs"
 provision=0
 cargo test --locked -p moho-e2e --features vm --test vm_provision || provision=$?
+# The shipped update-server.service under systemd in a guest (tests/vm_server_unit.rs).
+echo "== qemu: the server's unit under systemd (tests/vm_server_unit.rs), beside tests/vm.rs"
+server_unit=0
+cargo test --locked -p moho-e2e --features vm --test vm_server_unit || server_unit=$?
 echo "== qemu boots (tests/vm.rs; ran alongside): waiting for them"
 vm=0
 wait "$vm_pid" || vm=$?
@@ -51,3 +56,4 @@ rm -f "$vm_log"
 [ "$suite" -eq 0 ] || die "the test suite failed (output above)"
 [ "$vm" -eq 0 ] || die "the qemu boot tests failed (output above; console logs in target/tmp/vm-logs)"
 [ "$provision" -eq 0 ] || die "the qemu provisioning boots failed (output above; console logs in target/tmp/vm-logs)"
+[ "$server_unit" -eq 0 ] || die "the qemu boot of the server's unit failed (output above; console log in target/tmp/vm-logs)"

@@ -109,7 +109,7 @@ fn the_server_unit_is_a_hardened_notify_service() {
         "Type=notify",
         "NotifyAccess=main",
         "User=moho-server",
-        "ExecReload=/bin/kill -HUP $MAINPID",
+        "ExecReload=/bin/sh -c 'kill -HUP $$MAINPID'",
         "StateDirectory=moho-server",
         "ProtectSystem=strict",
         "NoNewPrivileges=yes",

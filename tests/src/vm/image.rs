@@ -367,6 +367,12 @@ impl TestOs {
     /// Builds `release` as a slot image (not published).
     pub fn build(&self, release: &TestRelease) -> PathBuf {
         let tree = self.tree(release);
+        self.build_tree(&tree, release)
+    }
+
+    /// Builds the slot image of `release` from `tree` (made by
+    /// [`TestOs::tree`], perhaps changed since), then removes the tree.
+    pub fn build_tree(&self, tree: &Path, release: &TestRelease) -> PathBuf {
         let out = self.dir.join(format!("release-{}.img", release.version));
         ok(
             bin("image-tools"),
@@ -387,7 +393,7 @@ impl TestOs {
                 OsStr::new("--force"),
             ],
         );
-        let _ = std::fs::remove_dir_all(&tree);
+        let _ = std::fs::remove_dir_all(tree);
         out
     }
 
@@ -632,7 +638,7 @@ fn install_busybox(tree: &Path) {
 
 /// Copies a dynamically linked program without its debug information, and
 /// (with `libs`) the shared libraries `ldd` names at the same paths.
-fn install_program(program: &Path, tree: &Path, at: &str, libs: bool) {
+pub fn install_program(program: &Path, tree: &Path, at: &str, libs: bool) {
     let dest = tree.join(at);
     let out = Command::new("objcopy")
         .arg("--strip-debug")

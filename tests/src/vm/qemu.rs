@@ -53,6 +53,9 @@ pub struct VmSpec {
     /// A user-mode network: guest address `10.0.2.100:<port>` reaches
     /// `127.0.0.1:<host port>` (nothing else is reachable).
     pub guest_forwards: Vec<(u16, u16)>,
+    /// On the same user-mode network: `127.0.0.1:<host port>` on the host
+    /// reaches the guest's `<guest port>` (`(host, guest)`).
+    pub host_forwards: Vec<(u16, u16)>,
     /// A second user-mode network card (MAC [`METADATA_MAC`]) on
     /// `169.254.169.0/24`, where an EC2-style metadata service is: the
     /// guest's `169.254.169.254:80` reaches `127.0.0.1:<this port>`.
@@ -166,6 +169,7 @@ impl VmSpec {
             memory_mib: 512,
             no_reboot: false,
             guest_forwards: Vec::new(),
+            host_forwards: Vec::new(),
             metadata_forward: None,
             accel: "tcg",
             hardware_watchdog: false,
@@ -279,8 +283,11 @@ impl Vm {
             cmd.arg("-fw_cfg")
                 .arg(format!("name={name},file={}", file.display()));
         }
-        if !spec.guest_forwards.is_empty() {
+        if !spec.guest_forwards.is_empty() || !spec.host_forwards.is_empty() {
             let mut net = String::from("user,id=net0,restrict=on");
+            for (host, guest) in &spec.host_forwards {
+                net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+            }
             for (guest, host) in &spec.guest_forwards {
                 // One socat per connection: a `tcp:` chardev would carry
                 // only the first connection.

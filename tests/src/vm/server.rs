@@ -82,6 +82,16 @@ impl ServerTls {
             key: key_file,
         }
     }
+
+    /// The certificate file (PEM).
+    pub fn cert_path(&self) -> &Path {
+        &self.cert
+    }
+
+    /// The private key file (PEM).
+    pub fn key_path(&self) -> &Path {
+        &self.key
+    }
 }
 
 impl UpdateServer {
