@@ -316,6 +316,16 @@ pub fn run(args: &BuildArgs) -> Result<BuildReport, BuildError> {
             });
         }
         (Some(p), Filesystem::Ext4) => {
+            let uid = fs::metadata("/proc/self")
+                .map_or(u32::MAX, |m| std::os::unix::fs::MetadataExt::uid(&m));
+            if uid != 0 {
+                return Err(BuildError::Previous {
+                    path: p.clone(),
+                    detail: format!(
+                        "--previous needs root (the previous image is mounted read-only to compare); running as uid {uid}"
+                    ),
+                });
+            }
             let prev = ext4_previous::check(p, &args.board, &uuid)?;
             if let Some(size) = args.size
                 && size < prev.len

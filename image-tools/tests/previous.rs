@@ -480,4 +480,26 @@ fn a_previous_image_of_another_board_or_layout_is_refused_before_anything_is_wri
     assert!(refused(&good, &["--fs", "erofs"]).contains("ext4 images only"));
     let err = refused(&good, &["--size", "32MiB"]);
     assert!(err.contains("cannot be smaller"), "{err}");
+
+    // Not root: said so, before anything else.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    let nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_image-tools"))
+        .args([
+            "build",
+            "--rootfs",
+            s(&tree),
+            "--version",
+            "1.0.1",
+            "--board",
+            BOARD,
+        ])
+        .args(["--out", s(&out), "--previous", s(&good)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&nobody.stderr);
+    assert_eq!(nobody.status.code(), Some(3), "{err}");
+    assert!(err.contains("--previous needs root"), "{err}");
+    assert!(!out.exists());
 }
