@@ -39,8 +39,13 @@ const CAP: usize = 3;
 const TIMESTAMP_EXPIRY: &str = "8s";
 const BOARD: &str = "amd64-generic";
 
-/// Polls `cond` every 100 ms for up to `limit` (a wait, not a timing assert).
-async fn eventually(what: &str, limit: Duration, mut cond: impl AsyncFnMut() -> bool) {
+/// Polls `cond` every 100 ms for up to `limit` (a wait, not a timing
+/// assert); `what` says what did not happen (with the logs, say).
+async fn eventually(
+    what: impl Fn() -> String,
+    limit: Duration,
+    mut cond: impl AsyncFnMut() -> bool,
+) {
     let start = Instant::now();
     while start.elapsed() < limit {
         if cond().await {
@@ -48,7 +53,7 @@ async fn eventually(what: &str, limit: Duration, mut cond: impl AsyncFnMut() -> 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("gave up waiting after {limit:?}: {what}");
+    panic!("gave up waiting after {limit:?}: {}", what());
 }
 
 /// Keys, and a repository with release 1.1.0 for stable whose first
@@ -452,9 +457,11 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
     };
     let dir = tempfile::tempdir().unwrap();
     let (keys, repo) = (dir.path().join("keys"), dir.path().join("repo"));
-    // Long enough to start both replicas; they re-sign it from then on.
-    make_repo(&keys, &repo, dir.path(), Duration::from_secs(30));
+    // The token first (it creates the schema), then the repository, whose
+    // first timestamp only needs to outlive the replicas' start: they
+    // re-sign it from then on.
     let admin = token(&db, &dir.path().join("data-a"));
+    make_repo(&keys, &repo, dir.path(), Duration::from_secs(30));
     let a = Replica::start("a", dir.path(), &db, &repo, &keys);
     let b = Replica::start("b", dir.path(), &db, &repo, &keys);
     let http = reqwest::Client::new();
@@ -465,7 +472,7 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
     });
     for r in &lb.replicas {
         eventually(
-            &format!("{} listens; log:\n{}", r.name, r.log()),
+            || format!("{} listens; log:\n{}", r.name, r.log()),
             Duration::from_secs(60),
             async || {
                 http.get(format!("{}/healthz", r.base))
@@ -478,17 +485,21 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
     }
     // Exactly one replica leads.
     let mut leader = None;
-    eventually("one replica leads", Duration::from_secs(60), async || {
-        let mut leading = Vec::new();
-        for (i, r) in lb.replicas.iter().enumerate() {
-            if r.leading(&http).await == Some(true) {
-                leading.push(i);
+    eventually(
+        || "one replica leads".to_owned(),
+        Duration::from_secs(60),
+        async || {
+            let mut leading = Vec::new();
+            for (i, r) in lb.replicas.iter().enumerate() {
+                if r.leading(&http).await == Some(true) {
+                    leading.push(i);
+                }
             }
-        }
-        assert!(leading.len() <= 1, "two replicas lead at once");
-        leader = leading.first().copied();
-        leader.is_some()
-    })
+            assert!(leading.len() <= 1, "two replicas lead at once");
+            leader = leading.first().copied();
+            leader.is_some()
+        },
+    )
     .await;
     let leader = leader.unwrap();
     let standby = 1 - leader;
@@ -541,9 +552,11 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
 
         // Mid-rollout: some of the first step are healthy, the step is
         // not done.
-        eventually("3 nodes healthy", Duration::from_secs(120), async || {
-            obs.healthy.load(Ordering::SeqCst) >= 3
-        })
+        eventually(
+            || "3 nodes healthy".to_owned(),
+            Duration::from_secs(120),
+            async || obs.healthy.load(Ordering::SeqCst) >= 3,
+        )
         .await;
         let killed_at = Instant::now();
         let timestamp_at_kill = obs.newest_timestamp.load(Ordering::SeqCst);
@@ -558,11 +571,13 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
         // The standby takes the lease: its /metrics says so ...
         let standby_r = &lb.replicas[standby];
         eventually(
-            &format!(
-                "{} takes the lease; log:\n{}",
-                standby_r.name,
-                standby_r.log()
-            ),
+            || {
+                format!(
+                    "{} takes the lease; log:\n{}",
+                    standby_r.name,
+                    standby_r.log()
+                )
+            },
             Duration::from_secs(60),
             async || standby_r.leading(&http).await == Some(true),
         )
@@ -572,16 +587,35 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
             standby_r.name,
             killed_at.elapsed()
         );
-        // ... it re-signs: the fleet sees newer timestamps ...
+        // ... it re-signs: it serves newer timestamps (the fleet checks
+        // that none it sees is older) ...
+        let served = async || {
+            let r = http
+                .get(format!("{}/repo/metadata/timestamp.json", standby_r.base))
+                .send()
+                .await
+                .unwrap();
+            let doc: Value = r.json().await.unwrap();
+            doc["signed"]["version"].as_u64().unwrap()
+        };
+        let at_kill = timestamp_at_kill.max(served().await);
         eventually(
-            "a timestamp signed after the kill",
+            || {
+                format!(
+                    "timestamps signed after the kill (above {at_kill}); {} log:\n{}\n{} log:\n{}",
+                    lb.replicas[leader].name,
+                    lb.replicas[leader].log(),
+                    standby_r.name,
+                    standby_r.log()
+                )
+            },
             Duration::from_secs(60),
-            async || obs.newest_timestamp.load(Ordering::SeqCst) >= timestamp_at_kill + 2,
+            async || served().await >= at_kill + 2,
         )
         .await;
         // ... and its ticker opens the second step once the first is healthy.
         eventually(
-            "the ramp's second step",
+            || "the ramp's second step".to_owned(),
             Duration::from_secs(180),
             async || rollout(&lb).await["state"]["step"] == 1,
         )
@@ -608,6 +642,20 @@ async fn the_standby_takes_over_the_jobs_when_the_leader_is_killed_mid_rollout()
     }
 
     // Every report counted, whichever replica took it (and the one killed).
+    // A replica reuses its rollout counters for up to 2 s (`stats_ttl`):
+    // wait for them to catch up; a lost report never would.
+    let last = Mutex::new(Value::Null);
+    eventually(
+        || format!("every healthy report counted: {}", last.lock().unwrap()),
+        Duration::from_secs(30),
+        async || {
+            let r = rollout(&lb).await;
+            let done = r["stats"]["healthy"] == NODES && r["stats"]["in_flight"] == 0;
+            *last.lock().unwrap() = r;
+            done
+        },
+    )
+    .await;
     let r = rollout(&lb).await;
     assert_eq!(r["stats"]["healthy"], NODES, "{r}");
     assert_eq!(r["stats"]["in_flight"], 0, "{r}");
