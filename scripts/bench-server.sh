@@ -7,12 +7,18 @@
 #   scripts/bench-server.sh [NODES=1000000] [SECONDS=60] [CONCURRENCY=32]
 #
 # Needs root for the throwaway PostgreSQL (scripts/postgres.sh).
+# MOHO_BENCH_DBS="sqlite postgres" (default) picks the databases.
+# MOHO_BENCH_SQLITE_DB=FILE keeps the seeded SQLite database in FILE and
+# reuses it on the next run (seeding 1,000,000 nodes takes a minute); delete
+# it when done. Each measurement prints the load average beside it: the
+# machine is shared, so compare a run's check-ins with its own baseline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 . scripts/postgres.sh
 
 NODES=${1:-1000000}
+DBS=${MOHO_BENCH_DBS:-sqlite postgres}
 SECS=${2:-60}
 CONC=${3:-32}
 require_cargo
@@ -34,9 +40,13 @@ stop_server() {
 }
 
 bench() {
-    local name=$1 url=$2
-    echo "== $name: seeding $NODES nodes (1 % of them in a rollout capped at 100 in flight)"
-    "$LOADGEN" seed --database "$url" --nodes "$NODES" --rollout-percent 1
+    local name=$1 url=$2 seeded=${3:-}
+    if [ -z "$seeded" ]; then
+        echo "== $name: seeding $NODES nodes (1 % of them in a rollout capped at 100 in flight)"
+        "$LOADGEN" seed --database "$url" --nodes "$NODES" --rollout-percent 1
+    else
+        echo "== $name: reusing the seeded database ($seeded)"
+    fi
     mkdir -p "$WORK/$name"
     RUST_LOG=warn "$SERVER" serve --data-dir "$WORK/$name" --database "$url" --listen "127.0.0.1:$PORT" \
         >"$WORK/$name/server.log" 2>&1 &
@@ -45,15 +55,23 @@ bench() {
         (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
         sleep 0.1
     done
-    echo "-- $name baseline (GET /healthz, concurrency $CONC, ${SECS}s)"
+    echo "-- $name baseline (GET /healthz, concurrency $CONC, ${SECS}s); commit $(git rev-parse --short HEAD); $(cut -d' ' -f1-3 /proc/loadavg) before"
     "$LOADGEN" run --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS" --baseline
-    echo "-- $name signed check-ins (+1 event report in 10), concurrency $CONC, ${SECS}s"
+    echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "-- $name signed check-ins (+1 event report in 10), concurrency $CONC, ${SECS}s; $(cut -d' ' -f1-3 /proc/loadavg) before"
     "$LOADGEN" run --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS"
+    echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
     stop_server
 }
 
-trap 'stop_server' EXIT
-bench sqlite "sqlite://$WORK/moho.db?mode=rwc"
+trap 'stop_server; rm -rf "$WORK"' EXIT
+if [[ " $DBS " == *" sqlite "* ]]; then
+    db=${MOHO_BENCH_SQLITE_DB:-$WORK/moho.db}
+    seeded=
+    if [ -n "${MOHO_BENCH_SQLITE_DB:-}" ] && [ -s "$db" ]; then seeded=$db; fi
+    bench sqlite "sqlite://$db?mode=rwc" "$seeded"
+fi
+[[ " $DBS " == *" postgres "* ]] || exit 0
 # Durability comparable to SQLite's WAL + synchronous=NORMAL: fsync on,
 # commits acknowledged before their WAL flush.
 MOHO_PG_OPTS="-c synchronous_commit=off" start_throwaway_postgres   # replaces the EXIT trap

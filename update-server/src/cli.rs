@@ -153,6 +153,11 @@ pub struct ServeArgs {
     /// it in the background, e.g. 10s (0s: recompute on every request).
     #[arg(long, default_value = "10s")]
     pub summary_ttl: String,
+    /// Nodes held in memory (counter, facts, key; about 100 bytes each,
+    /// loaded at start) so that their check-ins do not wait for the
+    /// database; 0: every check-in waits for its database write.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub hot_nodes: usize,
     /// On SIGTERM, how long requests in flight (downloads too) may take to
     /// finish before their connections are closed, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]

@@ -93,6 +93,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     let mut config = ServerConfig::new(repo_dir);
     config.check_interval = check_interval;
     config.summary_ttl = summary_ttl;
+    config.hot_nodes = args.hot_nodes;
     config.enrollment_token = args.enrollment_token.clone();
     config.open_registration = args.open_registration;
     config.repo_url = args.repo_url.clone();
@@ -180,6 +181,23 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     let jobs = crate::jobs::spawn(&state, schedule, lease);
     let warm_state = state.clone();
     tokio::spawn(async move { crate::dashboard::summary::warm(&warm_state).await });
+    if state.config.hot_nodes > 0 {
+        // In the background: check-ins are served meanwhile (the ones of
+        // nodes not loaded yet ask the database, as they would anyway).
+        let hot_state = state.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            match hot_state.db.load_hot(&hot_state.hot).await {
+                Ok(n) => tracing::info!(
+                    "hot state of {} of {n} nodes loaded in {:.1}s",
+                    hot_state.hot.len(),
+                    started.elapsed().as_secs_f64()
+                ),
+                Err(e) => tracing::warn!("hot node state not loaded: {e}"),
+            }
+        });
+    }
+    let batcher = state.check_ins.clone();
     let server = serve(listener, state, rustls.clone(), handle.clone());
     tokio::pin!(server);
     let status = format!("serving on {}", args.listen);
@@ -210,6 +228,10 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
             result
         }
     };
+    // Check-ins accepted from memory are in the database before we stop.
+    if let Err(e) = batcher.flush().await {
+        tracing::error!("check-ins written behind not stored: {e}");
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(result?)

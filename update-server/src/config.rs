@@ -53,6 +53,10 @@ pub struct ServerConfig {
     /// Per-source limits on registrations, unsigned FleetLock calls and
     /// log-ins.
     pub rate_limits: crate::http::limits::RateLimitConfig,
+    /// Nodes whose hot state (counter, facts, key) is held in memory, so
+    /// their check-ins are accepted without waiting for the database
+    /// (`store/hot.rs`); 0: every request waits for it.
+    pub hot_nodes: usize,
 }
 
 /// Settings of the Omaha endpoint (`POST /v1/update/`).
@@ -95,6 +99,7 @@ impl ServerConfig {
             tls: false,
             omaha: None,
             rate_limits: crate::http::limits::RateLimitConfig::default(),
+            hot_nodes: crate::store::hot::DEFAULT_CAPACITY,
         }
     }
 

@@ -81,6 +81,9 @@ impl ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let StoreError::NotStored(_) = e {
+            return Self::new(StatusCode::CONFLICT, "check_in_not_stored", e.to_string());
+        }
         tracing::error!("storage: {e}");
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -34,8 +34,10 @@ pub struct AppState {
     pub followed: Arc<std::sync::Mutex<Option<i64>>>,
     /// Serialises publications.
     pub publish_lock: Arc<tokio::sync::Mutex<()>>,
-    /// Batches the node updates of concurrent check-ins.
+    /// Batches the node writes of concurrent check-ins and reports.
     pub check_ins: crate::store::CheckInBatcher,
+    /// Hot node state (counters, facts, keys) in memory.
+    pub hot: Arc<crate::store::HotNodes>,
     /// The dashboard's caches.
     pub dashboard: Arc<crate::dashboard::DashboardState>,
     /// Per-source limits on unauthenticated requests.
@@ -49,8 +51,10 @@ impl AppState {
     /// Builds the state (starts the check-in batching task: needs a tokio
     /// runtime).
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
+        let hot = Arc::new(crate::store::HotNodes::with_capacity(config.hot_nodes));
         Self {
-            check_ins: crate::store::CheckInBatcher::start(db.clone()),
+            check_ins: crate::store::CheckInBatcher::start(db.clone(), hot.clone()),
+            hot,
             db,
             clock,
             caches: Arc::default(),

@@ -155,6 +155,9 @@ pub async fn list_nodes(
 ) -> Result<Json<List<NodeView>>, ApiError> {
     authorize(&app, &h, Role::Viewer).await?;
     let Query(q) = q.map_err(bad_query)?;
+    // Check-ins written behind are stored first: an operator reads what the
+    // nodes last said.
+    app.check_ins.flush().await?;
     let nodes = app.db.list_nodes(&q, app.clock.now()).await?;
     Ok(Json(List {
         items: nodes.into_iter().map(node_view).collect(),
@@ -169,6 +172,7 @@ pub async fn get_node(
 ) -> Result<Json<NodeView>, ApiError> {
     authorize(&app, &h, Role::Viewer).await?;
     check_node_id(&id).map_err(|e| ApiError::bad_request("invalid_name", e.to_string()))?;
+    app.check_ins.flush().await?;
     app.db
         .node(&id)
         .await?
@@ -207,6 +211,7 @@ pub async fn delete_node(
         ));
     }
     change.commit(Some(&to_value(&before)), None).await?;
+    app.hot.forget(&id);
     app.caches.clear();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -224,6 +229,9 @@ pub async fn prune_nodes(
     let before = now
         .checked_sub(jiff::SignedDuration::from_secs(secs))
         .unwrap_or(jiff::Timestamp::MIN);
+    // Check-ins written behind first (before the transaction takes the
+    // writer): a node seen since is not stale.
+    app.check_ins.flush().await?;
     let mut change = app
         .db
         .change(&actor.name, "nodes.prune", "nodes", now)
@@ -231,6 +239,7 @@ pub async fn prune_nodes(
     let removed = app.db.prune_nodes(change.tx(), before).await?;
     let after = serde_json::json!({"stale_secs": req.stale_secs, "removed": removed});
     change.commit(None, Some(&after)).await?;
+    app.hot.forget_seen_before(before);
     app.caches.clear();
     Ok(Json(PruneResult { removed }))
 }

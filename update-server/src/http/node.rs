@@ -1,6 +1,9 @@
 //! The node protocol endpoints: `POST /v1/check-in` and `POST /v1/events`,
 //! both signed by the node's ed25519 key (see `moho_protocol::signing`).
-//! Every check happens before anything is stored.
+//! Every check happens before anything is stored. A known node's check-in
+//! that reports what is stored is accepted from the hot state in memory
+//! and written behind (`store/hot.rs`, `store/batch.rs`); a report is
+//! answered once stored.
 
 use axum::Json;
 use axum::body::Body;
@@ -20,7 +23,11 @@ use crate::http::body::{parse_json, read_limited};
 use crate::http::limits::{Limited, Source};
 use crate::offer;
 use crate::state::AppState;
-use crate::store::{EnrollmentUse, NodeRecord, NodeUpsert, Phase, Registration};
+use crate::store::Admission as Memory;
+use crate::store::hot::{canonical_key, key_text};
+use crate::store::{
+    EnrollmentUse, EventWrite, NodeRecord, NodeUpsert, Phase, Registration, ReportWrite, StoreError,
+};
 
 use moho_protocol::node::{CHECK_IN_PATH, EVENTS_PATH};
 
@@ -142,53 +149,28 @@ pub async fn check_in(
         hostname: req.hostname.as_deref().unwrap_or_default(),
         fallback_version: req.fallback_version.as_deref(),
     };
-    // Common case first: a known node with its key and a fresh counter is
-    // one conditional UPDATE. Only when it changes nothing do we look why.
-    if !app.check_ins.check_in(&upsert, sig.counter, now).await? {
-        match app.db.node(&req.node_id).await? {
-            Some(n) if n.public_key != req.public_key => {
-                return Err(ApiError::forbidden(
-                    "key_mismatch",
-                    format!(
-                        "node {:?} is registered with another public key",
-                        req.node_id
-                    ),
-                ));
-            }
-            Some(_) => return Err(replayed(sig.counter, &req.node_id)),
-            None => {
-                app.limits
-                    .check(Limited::Registration, source.0)
-                    .map_err(|t| ApiError::too_many("registrations", t))?;
-                let admission = enrollment::admit(
-                    &app.db,
-                    app.config.open_registration,
-                    app.config.enrollment_token.as_deref(),
-                    req.enrollment_token.as_deref(),
-                    &req.channel,
-                    &req.group,
-                    now,
-                )
-                .await?
-                .map_err(refused)?;
-                let created = match admission {
-                    Admission::Free => {
-                        app.db.register_node(&upsert, sig.counter, now).await?
-                            == Registration::Created
-                    }
-                    Admission::Token { token, hash } => {
-                        enrollment::enroll(&app.db, &upsert, sig.counter, &token, &hash, now)
-                            .await?
-                            .map_err(refused)?
-                            == EnrollmentUse::Created
-                    }
-                };
-                if created {
-                    app.metrics.registrations.inc();
-                } else if !app.db.check_in_node(&upsert, sig.counter, now).await? {
-                    // Registered meanwhile by a concurrent request.
-                    return Err(replayed(sig.counter, &req.node_id));
-                }
+    // Common case first: a node held in memory that reports what is stored,
+    // with a fresh counter, is accepted at once and written behind. Else a
+    // known node with its key and a fresh counter is one conditional
+    // UPDATE; only when it changes nothing do we look why.
+    let facts = app.hot.facts(&upsert);
+    let mut pending = None;
+    match app
+        .hot
+        .admit_check_in(&req.node_id, sig.counter, facts, key.as_bytes(), now)
+    {
+        Memory::Replayed => return Err(replayed(sig.counter, &req.node_id)),
+        Memory::Accepted => {
+            pending = Some(
+                app.check_ins
+                    .check_in_behind(&upsert, sig.counter, now)
+                    .await?,
+            );
+        }
+        Memory::Ask => {
+            check_in_through(&app, &source, &req, &upsert, sig.counter, now).await?;
+            if let Some(raw) = canonical_key(&req.public_key) {
+                app.hot.remember(&req.node_id, sig.counter, facts, raw, now);
             }
         }
     }
@@ -214,11 +196,72 @@ pub async fn check_in(
         AgentState::Staged | AgentState::Trial => req.staged_version.as_deref(),
         _ => None,
     };
-    let action = offer::node_action(offer::for_node(&app, &node, staged, now).await?);
+    let action = offer::node_action(offer::for_node(&app, &node, staged, pending, now).await?);
     Ok(Json(CheckInResponse {
         action,
         repository_url: repository_url(&app, &headers),
     }))
+}
+
+/// A check-in the hot state cannot decide, written through: one
+/// conditional UPDATE, and when it changes nothing, why (another key, a
+/// replay, or a first check-in that registers under the enrolment rules).
+async fn check_in_through(
+    app: &AppState,
+    source: &Source,
+    req: &CheckIn,
+    upsert: &NodeUpsert<'_>,
+    counter: u64,
+    now: jiff::Timestamp,
+) -> Result<(), ApiError> {
+    if !app.check_ins.check_in(upsert, counter, now).await? {
+        match app.db.node(&req.node_id).await? {
+            Some(n) if n.public_key != req.public_key => {
+                return Err(ApiError::forbidden(
+                    "key_mismatch",
+                    format!(
+                        "node {:?} is registered with another public key",
+                        req.node_id
+                    ),
+                ));
+            }
+            Some(_) => return Err(replayed(counter, &req.node_id)),
+            None => {
+                app.limits
+                    .check(Limited::Registration, source.0)
+                    .map_err(|t| ApiError::too_many("registrations", t))?;
+                let admission = enrollment::admit(
+                    &app.db,
+                    app.config.open_registration,
+                    app.config.enrollment_token.as_deref(),
+                    req.enrollment_token.as_deref(),
+                    &req.channel,
+                    &req.group,
+                    now,
+                )
+                .await?
+                .map_err(refused)?;
+                let created = match admission {
+                    Admission::Free => {
+                        app.db.register_node(upsert, counter, now).await? == Registration::Created
+                    }
+                    Admission::Token { token, hash } => {
+                        enrollment::enroll(&app.db, upsert, counter, &token, &hash, now)
+                            .await?
+                            .map_err(refused)?
+                            == EnrollmentUse::Created
+                    }
+                };
+                if created {
+                    app.metrics.registrations.inc();
+                } else if !app.db.check_in_node(upsert, counter, now).await? {
+                    // Registered meanwhile by a concurrent request.
+                    return Err(replayed(counter, &req.node_id));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `POST /v1/events`.
@@ -256,34 +299,77 @@ pub async fn events(
             })?;
         }
     }
-    let node = app.db.node(&report.node_id).await?.ok_or_else(|| {
-        ApiError::unauthorized(
-            "unknown_node",
-            format!("node {:?} has never checked in", report.node_id),
-        )
-    })?;
+    // The key from the hot state if this replica holds the node, else from
+    // its row (and then the node is held from now on).
+    let (key_str, from_row) = match app.hot.key(&report.node_id, sig.counter) {
+        Some((_, false)) => return Err(replayed(sig.counter, &report.node_id)),
+        Some((raw, true)) => (key_text(&raw), None),
+        None => {
+            let node = app.db.node(&report.node_id).await?.ok_or_else(|| {
+                ApiError::unauthorized(
+                    "unknown_node",
+                    format!("node {:?} has never checked in", report.node_id),
+                )
+            })?;
+            (node.public_key.clone(), Some(node))
+        }
+    };
     let key = app
         .keys
-        .decode(&node.public_key)
+        .decode(&key_str)
         .map_err(|e| ApiError::bad_request("bad_public_key", e.to_string()))?;
     verify_request(&key, "POST", EVENTS_PATH, &sig, &bytes)
         .map_err(|e| ApiError::unauthorized("bad_signature", e.to_string()))?;
-    let now = app.clock.now();
-    if !app
-        .db
-        .insert_report(&node.id, sig.counter, &report.events, now)
-        .await?
+    if from_row.is_none() && app.hot.admit_request(&report.node_id, sig.counter) == Memory::Replayed
     {
-        return Err(replayed(sig.counter, &node.id));
+        return Err(replayed(sig.counter, &report.node_id));
     }
-    // Progress events only move the attempt's phase: one write per
-    // report for the latest of them; final events end the attempt.
-    let mut progress: Option<(&str, Phase)> = None;
+    let now = app.clock.now();
+    let write = report_write(&report, key_str, sig.counter, now)?;
+    // Stored (counter, events, attempt phases in one transaction) before
+    // the answer: a report is what moves a rollout on.
+    if !app.check_ins.report(write).await? {
+        app.hot.forget(&report.node_id);
+        return Err(replayed(sig.counter, &report.node_id));
+    }
+    if let Some(node) = from_row
+        && let Some(raw) = canonical_key(&node.public_key)
+    {
+        let facts = app.hot.facts(&node.upsert());
+        app.hot
+            .remember(&node.id, sig.counter, facts, raw, node.last_seen);
+    }
     for e in &report.events {
         app.metrics
             .events
             .get_or_create(&vec![("type".to_owned(), e.kind.type_name().to_owned())])
             .inc();
+    }
+    Ok(Json(serde_json::json!({"accepted": report.events.len()})))
+}
+
+/// What a verified report writes: its events, and the attempt changes they
+/// make. Progress events only move the attempt's phase (one write per
+/// report, for the latest of them); final events end the attempt.
+fn report_write(
+    report: &EventReport,
+    public_key: String,
+    counter: u64,
+    now: jiff::Timestamp,
+) -> Result<ReportWrite, StoreError> {
+    let mut events = Vec::with_capacity(report.events.len());
+    let mut finishes = Vec::new();
+    let mut progress: Option<(&str, Phase)> = None;
+    for e in &report.events {
+        events.push(EventWrite {
+            at: e.at,
+            kind: e.kind.type_name(),
+            version: e.kind.version().map(str::to_owned),
+            body: serde_json::to_string(e).map_err(|source| StoreError::Corrupt {
+                what: "event",
+                source,
+            })?,
+        });
         let (Some(version), Some((phase, end))) = (e.kind.version(), Phase::of_event(&e.kind))
         else {
             continue;
@@ -293,15 +379,18 @@ pub async fn events(
                 if progress.is_some_and(|(v, _)| v == version) {
                     progress = None;
                 }
-                app.db
-                    .finish_attempts(&node.id, version, status, phase, now)
-                    .await?;
+                finishes.push((version.to_owned(), status, phase));
             }
             None => progress = Some((version, phase)),
         }
     }
-    if let Some((version, phase)) = progress {
-        app.db.advance_attempts(&node.id, version, phase).await?;
-    }
-    Ok(Json(serde_json::json!({"accepted": report.events.len()})))
+    Ok(ReportWrite {
+        node_id: report.node_id.clone(),
+        public_key,
+        counter,
+        events,
+        finishes,
+        progress: progress.map(|(v, p)| (v.to_owned(), p)),
+        now,
+    })
 }

@@ -19,6 +19,9 @@ pub async fn prune_stale(state: &AppState) -> Result<u64, StoreError> {
     };
     let now = state.clock.now();
     let before = now.checked_sub(keep).unwrap_or(jiff::Timestamp::MIN);
+    // Check-ins written behind first (before the transaction takes the
+    // writer): a node seen since is not stale.
+    state.check_ins.flush().await?;
     let mut change = state
         .db
         .change("system", "nodes.retention", "nodes", now)
@@ -27,6 +30,7 @@ pub async fn prune_stale(state: &AppState) -> Result<u64, StoreError> {
     if removed > 0 {
         let after = serde_json::json!({"retention_secs": keep.as_secs(), "removed": removed});
         change.commit(None, Some(&after)).await?;
+        state.hot.forget_seen_before(before);
         tracing::info!("forgot {removed} node(s) not seen for {keep:#}");
     } else {
         change.abandon().await?;

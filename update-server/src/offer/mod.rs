@@ -22,15 +22,19 @@ use moho_rollout::offer::{Offer, WaitWhy, choose};
 use moho_rollout::{WaitReason, Withdrawal};
 
 use crate::state::AppState;
-use crate::store::{NodeRecord, StoreError};
+use crate::store::{NodeRecord, PendingCheckIn, StoreError};
 
 /// Gathers, decides and writes the answer for `node` at `now`. `staged` is
 /// the version the node has staged or on trial (its check-in's
 /// `staged_version` in state `staged` or `trial`; `None` from Omaha).
+/// `pending` is the node's own check-in when it was accepted from memory
+/// and is still being written behind: an answer that writes waits for it
+/// first (step 3).
 pub async fn for_node(
     app: &AppState,
     node: &NodeRecord,
     staged: Option<&str>,
+    mut pending: Option<PendingCheckIn>,
     now: Timestamp,
 ) -> Result<Offer, StoreError> {
     let gathered = gather::gather(app, node, now).await?;
@@ -39,7 +43,7 @@ pub async fn for_node(
     // candidate, then the answer is a wait.
     for _ in 0..=facts.candidates.len() {
         let offer = choose(&facts, now);
-        match write::record(app, &gathered, &offer, &node.id, now).await? {
+        match write::record(app, &gathered, &offer, &node.id, &mut pending, now).await? {
             write::Recorded::Done => {
                 if matches!(offer, Offer::Install { .. }) {
                     app.metrics.offers.inc();

@@ -235,7 +235,7 @@ async fn offered_version(
     node: &NodeRecord,
     now: Timestamp,
 ) -> Result<Option<String>, ApiError> {
-    Ok(match offer::for_node(app, node, None, now).await? {
+    Ok(match offer::for_node(app, node, None, None, now).await? {
         Offer::Install { version, .. } => Some(version),
         Offer::Revert { from_version, .. } => {
             tracing::warn!(

@@ -15,6 +15,7 @@ mod batch;
 mod enrollment;
 mod event_stream;
 mod fleetlock;
+pub mod hot;
 mod node_views;
 mod nodes;
 mod omaha;
@@ -34,10 +35,11 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 pub use audit::Change;
 pub use backup::{BackupInfo, check_sqlite_backup};
-pub use batch::CheckInBatcher;
+pub use batch::{CheckInBatcher, EventWrite, PendingCheckIn, ReportWrite};
 pub use enrollment::EnrollmentUse;
 pub use event_stream::{STREAM_WINDOW, StreamEvent, StreamFilter, StreamPage};
 pub use fleetlock::{Acquire, LockRow};
+pub use hot::{Admission, HotNodes};
 pub use node_views::{EventRow, NodeAttempt, NodeFilter, Seen};
 pub use nodes::{NodeRecord, NodeSeed, NodeUpsert, Registration};
 pub use omaha::{AttemptWrite, FlatcarNode, FlatcarWrite};
@@ -56,6 +58,13 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A check-in accepted from memory was not taken by the node's row
+    /// (replayed through another replica, or the node was deleted or
+    /// re-keyed meanwhile).
+    #[error(
+        "the check-in of node {0:?} was not stored: its counter was already used, or the node was deleted or re-keyed meanwhile"
+    )]
+    NotStored(String),
     /// The check-in batch failed (the message of the database error).
     #[error("database error: {0}")]
     Batch(String),

@@ -43,6 +43,24 @@ pub struct NodeRecord {
     pub omaha: Option<OmahaClient>,
 }
 
+impl NodeRecord {
+    /// What the row says, as a check-in would report it.
+    pub fn upsert(&self) -> NodeUpsert<'_> {
+        NodeUpsert {
+            id: &self.id,
+            public_key: &self.public_key,
+            channel: &self.channel,
+            group: &self.group,
+            board: &self.board,
+            version: &self.version,
+            slot: &self.slot,
+            state: &self.state,
+            hostname: &self.hostname,
+            fallback_version: self.fallback_version.as_deref(),
+        }
+    }
+}
+
 /// Stores `events` of `node_id`, received at `now`, inside `tx`.
 pub(super) async fn insert_events(
     tx: &mut Tx,
@@ -173,6 +191,67 @@ impl Db {
         .fetch_optional(self.reader())
         .await?;
         Ok(row.as_ref().map(node_from_row).transpose()?)
+    }
+
+    /// Loads the hot state of every signed (Moho) node into `hot`, up to
+    /// its capacity; returns how many rows were read. Rows are streamed, so
+    /// memory holds the table's hot state, not its rows.
+    pub async fn load_hot(&self, hot: &super::HotNodes) -> Result<u64, StoreError> {
+        use futures_util::TryStreamExt as _;
+        let mut rows = sqlx::query(
+            "SELECT id, public_key, counter, channel, grp, board, version, slot, state, hostname, fallback_version, last_seen
+             FROM nodes WHERE kind = 'moho'",
+        )
+        .fetch(self.reader());
+        let mut n = 0u64;
+        while let Some(r) = rows.try_next().await? {
+            n += 1;
+            let text: String = r.try_get("public_key")?;
+            let Some(key) = super::hot::canonical_key(&text) else {
+                continue;
+            };
+            let (id, channel, group, board, version, slot, state, hostname): (
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+                String,
+            ) = (
+                r.try_get("id")?,
+                r.try_get("channel")?,
+                r.try_get("grp")?,
+                r.try_get("board")?,
+                r.try_get("version")?,
+                r.try_get("slot")?,
+                r.try_get("state")?,
+                r.try_get("hostname")?,
+            );
+            let fallback_version: Option<String> = r.try_get("fallback_version")?;
+            let facts = hot.facts(&NodeUpsert {
+                id: &id,
+                public_key: &text,
+                channel: &channel,
+                group: &group,
+                board: &board,
+                version: &version,
+                slot: &slot,
+                state: &state,
+                hostname: &hostname,
+                fallback_version: fallback_version.as_deref(),
+            });
+            let counter = u64::try_from(r.try_get::<i64, _>("counter")?).unwrap_or(0);
+            hot.remember(
+                &id,
+                counter,
+                facts,
+                key,
+                from_millis(r.try_get("last_seen")?),
+            );
+        }
+        Ok(n)
     }
 
     /// Registers a node on its first check-in (a no-op if the id exists).
