@@ -32,6 +32,8 @@ pub struct DriveConfig {
     /// Baseline: unsigned `GET /healthz` instead of check-ins (the HTTP
     /// stack's own ceiling on the same machine).
     pub baseline: bool,
+    /// PEM of a CA to trust for an `https://` server.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 /// The figures.
@@ -191,13 +193,16 @@ async fn worker(
     out
 }
 
-/// Runs the load and returns the figures.
-pub async fn drive(cfg: DriveConfig) -> DriveReport {
+/// Runs the load and returns the figures; fails only on a `ca_pem` that is
+/// no certificate.
+pub async fn drive(cfg: DriveConfig) -> Result<DriveReport, reqwest::Error> {
     let cfg = Arc::new(cfg);
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::try_from(cfg.concurrency).unwrap_or(64))
-        .build()
-        .unwrap_or_default();
+    let mut builder = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::try_from(cfg.concurrency).unwrap_or(64));
+    if let Some(pem) = &cfg.ca_pem {
+        builder = builder.tls_certs_merge([reqwest::Certificate::from_pem(pem)?]);
+    }
+    let client = builder.build()?;
     let start = Instant::now();
     let deadline = start + cfg.duration;
     let tasks: Vec<_> = (0..cfg.concurrency)
@@ -213,7 +218,7 @@ pub async fn drive(cfg: DriveConfig) -> DriveReport {
             errors += w.errors;
         }
     }
-    DriveReport {
+    Ok(DriveReport {
         check_ins,
         reports,
         errors,
@@ -225,5 +230,5 @@ pub async fn drive(cfg: DriveConfig) -> DriveReport {
             hist.value_at_quantile(0.999),
             hist.max(),
         ],
-    }
+    })
 }

@@ -86,6 +86,10 @@ enum Cmd {
         /// Measure the baseline (GET /healthz) instead of check-ins.
         #[arg(long)]
         baseline: bool,
+        /// PEM file of the CA that signed the server's certificate (an
+        /// https:// server with a private CA).
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
     },
 }
 
@@ -167,7 +171,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             channel,
             group,
             baseline,
+            ca_cert,
         } => {
+            let ca_pem = match &ca_cert {
+                Some(path) => Some(std::fs::read(path).map_err(|e| {
+                    anyhow::anyhow!("cannot read --ca-cert {}: {e}", path.display())
+                })?),
+                None => None,
+            };
             anyhow::ensure!(
                 nodes > 0 && concurrency > 0,
                 "--nodes and --concurrency must be at least 1"
@@ -181,8 +192,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 channel,
                 group,
                 baseline,
+                ca_pem,
             })
-            .await;
+            .await?;
             let printed = moho_cli::outln!("{report}");
             anyhow::ensure!(
                 report.check_ins > 0,

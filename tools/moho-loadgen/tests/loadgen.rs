@@ -56,8 +56,9 @@ async fn seeded_fleet_checks_in_without_errors() {
         channel: "stable".into(),
         group: "default".into(),
         baseline: false,
+        ca_pem: None,
     };
-    let report = drive(cfg).await;
+    let report = drive(cfg).await.unwrap();
     assert_eq!(report.errors, 0, "{report}");
     assert!(report.check_ins > 0 && report.reports > 0, "{report}");
     let r: serde_json::Value = reqwest::Client::new()
