@@ -112,12 +112,23 @@ async fn admins_change_the_fleet_through_the_forms_and_viewers_cannot() {
                 ("max_in_flight", "3"),
                 ("auto_pause_percent", "10"),
                 ("auto_pause_min_sample", "20"),
+                (
+                    "windows",
+                    "mon-fri 02:00 3h Europe/Berlin; sat,sun 00:00 1d UTC",
+                ),
+                ("health_gate_percent", "90"),
+                ("update_timeout", "7d"),
             ],
         )
         .await;
         b.shot(&shot("01-new-rollout")).await;
         b.click(&format!("{form} button[type=submit]")).await;
-        assert_eq!(b.text("main h1").await, "Roll out 1.1.0 to beta/default?");
+        assert_eq!(
+            b.text("main h1").await,
+            "Roll out 1.1.0 to beta/default?",
+            "{}",
+            b.text("main").await
+        );
         b.shot(&shot("02-confirm-rollout")).await;
         let before = s.admin("GET", "/rollouts", None).await.body["items"]
             .as_array()
@@ -136,6 +147,27 @@ async fn admins_change_the_fleet_through_the_forms_and_viewers_cannot() {
         let auto_pause = &new["policy"]["auto_pause"];
         assert_eq!(auto_pause["min_sample"], 20, "{auto_pause}");
         assert_eq!(auto_pause["max_failure_percent"].as_f64(), Some(10.0));
+        let policy: moho_rollout::RolloutPolicy =
+            serde_json::from_value(new["policy"].clone()).unwrap();
+        let zones: Vec<String> = policy
+            .windows
+            .windows()
+            .iter()
+            .map(|w| w.to_spec().time_zone)
+            .collect();
+        assert_eq!(zones, ["Europe/Berlin", "UTC"], "{}", new["policy"]);
+        assert_eq!(
+            policy.health_gate.map(|g| g.min_healthy),
+            Some(moho_rollout::Share::from_percent(90.0).unwrap()),
+            "{}",
+            new["policy"]
+        );
+        assert_eq!(
+            policy.update_timeout,
+            jiff::SignedDuration::from_hours(7 * 24),
+            "{}",
+            new["policy"]
+        );
         let audit = last_audit(&s).await;
         assert_eq!(audit["action"], "rollout.create");
         assert_eq!(audit["actor"], "alice");
@@ -152,6 +184,25 @@ async fn admins_change_the_fleet_through_the_forms_and_viewers_cannot() {
             Some("policy")
         );
         b.shot(&shot("04-bad-ramp")).await;
+        // So is a window in a time zone that does not exist.
+        b.open(&format!("{}/ui/releases", s.base)).await;
+        fill(
+            &b,
+            form,
+            &[
+                ("channel", "beta"),
+                ("ramp", "100%"),
+                ("windows", "mon-fri 02:00 3h Mars/Olympus"),
+            ],
+        )
+        .await;
+        b.click(&format!("{form} button[type=submit]")).await;
+        let refusal = b.wait_for("p.error[data-error=\"400\"]").await;
+        assert_eq!(
+            refusal.attr("data-field").await.unwrap().as_deref(),
+            Some("windows")
+        );
+        assert!(refusal.text().await.unwrap().contains("Mars/Olympus"));
         let n = s.admin("GET", "/rollouts", None).await.body["items"]
             .as_array()
             .unwrap()

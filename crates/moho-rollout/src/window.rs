@@ -41,7 +41,7 @@ pub enum WindowError {
     #[error("invalid start time {0:?}: use HH:MM, e.g. 02:30")]
     BadStart(String),
     /// A length that does not parse as a duration.
-    #[error("invalid length {0:?}: use e.g. 3h, 90m, 1h 30m")]
+    #[error("invalid length {0:?}: use e.g. 3h, 90m, 1h 30m, 1d")]
     BadLength(String),
     /// A length of zero, negative, or over a week.
     #[error("window length {0} is out of range: it must be more than 0 and at most 7 days")]
@@ -229,10 +229,14 @@ impl Window {
             .trim()
             .parse()
             .map_err(|_| WindowError::BadStart(spec.start.clone()))?;
-        let length: SignedDuration = spec
-            .length
-            .trim()
+        let text = spec.length.trim();
+        // A day is 24 hours here, as in the policy's durations ("1d" = "24h").
+        let length: SignedDuration = text
             .parse()
+            .or_else(|_| {
+                text.parse::<jiff::Span>()
+                    .and_then(|s| s.to_duration(jiff::SpanRelativeTo::days_are_24_hours()))
+            })
             .map_err(|_| WindowError::BadLength(spec.length.clone()))?;
         let weekdays = (0..7).filter(|i| days[*i]).map(|i| {
             Weekday::from_monday_zero_offset(i8::try_from(i).unwrap_or(0))
@@ -537,6 +541,12 @@ mod tests {
         assert_eq!(line, "mon,fri,sat,sun 23:30:00 1h30m Asia/Kolkata");
         let back = Window::from_spec(&WindowSpec::parse_line(&line).unwrap()).unwrap();
         assert_eq!(back, w);
+        let day =
+            Window::from_spec(&WindowSpec::parse_line("sat,sun 00:00 1d UTC").unwrap()).unwrap();
+        assert_eq!(
+            day,
+            Window::from_spec(&WindowSpec::parse_line("sat,sun 00:00 24h UTC").unwrap()).unwrap()
+        );
         let typed = WindowSpec::parse_line("  mon-fri 02:00  3h Europe/Berlin ").unwrap();
         assert_eq!(typed, spec(&["mon-fri"], "02:00", "3h", "Europe/Berlin"));
         let err = WindowSpec::parse_line("mon-fri 02:00 3h")

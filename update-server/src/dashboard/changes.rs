@@ -22,7 +22,8 @@ use moho_protocol::admin::{
     CreateEnrollmentToken, CreateHold, CreateRollout, CreatedEnrollmentToken, EnrollmentTokenView,
     GroupSpec, HoldView,
 };
-use moho_rollout::policy::{AutoPauseSpec, RolloutPolicy, RolloutPolicySpec};
+use moho_rollout::policy::{AutoPauseSpec, HealthGateSpec, RolloutPolicy, RolloutPolicySpec};
+use moho_rollout::window::{Window, WindowSpec, Windows};
 use moho_rollout::{HoldKind, HoldTarget, Share};
 use serde::Deserialize;
 
@@ -158,6 +159,17 @@ pub struct ChangeFields {
     /// Rollout: finished attempts needed before the failure rate counts.
     #[serde(default)]
     pub auto_pause_min_sample: String,
+    /// Rollout: calendar windows, `;`-separated, each `DAYS START LENGTH
+    /// TIME_ZONE` (e.g. `mon-fri 02:00 3h Europe/Berlin`); empty: always.
+    #[serde(default)]
+    pub windows: String,
+    /// Rollout: the share of a step's nodes that must report healthy before
+    /// the next step (empty: no gate).
+    #[serde(default)]
+    pub health_gate_percent: String,
+    /// Rollout: how long an attempt may take (empty: the default, 2h).
+    #[serde(default)]
+    pub update_timeout: String,
     /// Rollout: ramp and caps.
     #[serde(flatten)]
     pub policy: PolicyFields,
@@ -167,7 +179,7 @@ pub struct ChangeFields {
 }
 
 impl ChangeFields {
-    fn pairs(&self) -> [(&'static str, &str); 22] {
+    fn pairs(&self) -> [(&'static str, &str); 25] {
         [
             ("release", &self.release),
             ("channel", &self.channel),
@@ -187,6 +199,9 @@ impl ChangeFields {
             ("token", &self.token),
             ("auto_pause_percent", &self.auto_pause_percent),
             ("auto_pause_min_sample", &self.auto_pause_min_sample),
+            ("windows", &self.windows),
+            ("health_gate_percent", &self.health_gate_percent),
+            ("update_timeout", &self.update_timeout),
             ("ramp", &self.policy.ramp),
             ("max_in_flight", &self.policy.max_in_flight),
             ("period_count", &self.policy.period_count),
@@ -336,6 +351,7 @@ pub async fn propose(
                 .apply(&RolloutPolicy::immediate())
                 .map_err(|e| DashError::field("policy", e))?;
             let policy = with_auto_pause(policy, f)?;
+            let policy = with_schedule(policy, f)?;
             let req = CreateRollout {
                 version: version.to_owned(),
                 board: board.to_owned(),
@@ -513,6 +529,55 @@ fn with_auto_pause(policy: RolloutPolicy, f: &ChangeFields) -> Result<RolloutPol
         min_sample,
     });
     RolloutPolicy::try_from(spec).map_err(|e| DashError::field("auto_pause_percent", e.to_string()))
+}
+
+/// `policy` with the form's calendar windows, health gate and attempt
+/// timeout (each empty: left as it is).
+fn with_schedule(policy: RolloutPolicy, f: &ChangeFields) -> Result<RolloutPolicy, DashError> {
+    let mut spec = RolloutPolicySpec::from(&policy);
+    let windows: Vec<Window> = f
+        .windows
+        .split(';')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            WindowSpec::parse_line(w)
+                .and_then(|spec| Window::from_spec(&spec))
+                .map_err(|e| DashError::field("windows", format!("{w:?}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    if !windows.is_empty() {
+        spec.windows = Windows::new(windows);
+    }
+    let gate = f.health_gate_percent.trim();
+    if !gate.is_empty() {
+        let share = gate
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .ok()
+            .and_then(|p| Share::from_percent(p).ok())
+            .ok_or_else(|| {
+                DashError::field(
+                    "health_gate_percent",
+                    format!("{gate:?} is not a percentage from 0 to 100"),
+                )
+            })?;
+        spec.health_gate = Some(HealthGateSpec {
+            min_healthy_percent: share,
+        });
+    }
+    let timeout = f.update_timeout.trim();
+    if !timeout.is_empty() {
+        spec.update_timeout = Some(timeout.to_owned());
+    }
+    RolloutPolicy::try_from(spec).map_err(|e| {
+        let field = if timeout.is_empty() {
+            "policy"
+        } else {
+            "update_timeout"
+        };
+        DashError::field(field, e.to_string())
+    })
 }
 
 /// The rollout API names `version` for an unknown release; the form's

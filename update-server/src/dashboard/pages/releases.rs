@@ -73,10 +73,18 @@ fn rollout_form(
                     label { "…once this many attempts finished"
                         input type="number" min="1" name="auto_pause_min_sample" placeholder="20";
                     }
+                    label { "Start updates only in these windows (\u{201c};\u{201d} between them; empty: any time)"
+                        input type="text" name="windows" maxlength="1024"
+                            placeholder="mon-fri 02:00 3h Europe/Berlin; sat,sun 00:00 1d UTC";
+                    }
+                    label { "Next step only when this % of the step's nodes are healthy (empty: no gate)"
+                        input type="number" min="0" max="100" step="any" name="health_gate_percent" placeholder="90";
+                    }
+                    label { "An attempt that takes longer counts as failed (empty: 2h)"
+                        input type="text" name="update_timeout" maxlength="32" placeholder="2h";
+                    }
                     div { button type="submit" { "Review…" } }
                 }
-                p.muted { "Calendar windows and the health gate are set with the admin API or "
-                    code { "moho-admin rollouts create" } "." }
             }
         }
     }
