@@ -42,6 +42,12 @@ impl Daemon {
             Decided::Install { target, version } => {
                 self.install(target);
                 self.after_install();
+                if matches!(self.core.keeper.state(), AgentState::UpdatedNeedReboot(_)) {
+                    // Staged and waiting: check in again at once, so the
+                    // server shows the node staged (not the state of the
+                    // check-in before the install) until the next interval.
+                    self.core.next_check = self.sys.clock.now();
+                }
                 Ok(CheckOutcome::Installing { version })
             }
             Decided::Done(o) => Ok(o),
@@ -95,6 +101,7 @@ impl Daemon {
             }
         };
         self.core.status.update(|s| s.last_error.clear());
+        self.core.last_answer = Some(now);
         match resp.action {
             NodeAction::Install { target, version } => self.offered(&state, target, version),
             NodeAction::Revert { from_version } => Ok(self.revert(&state, &from_version, now)),

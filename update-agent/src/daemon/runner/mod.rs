@@ -126,6 +126,8 @@ pub(super) struct Core {
     seed: u64,
     checks: u64,
     next_check: Timestamp,
+    /// When the server last answered a check-in.
+    last_answer: Option<Timestamp>,
     next_flush: Timestamp,
     lock_release_pending: bool,
     booted: Option<SlotName>,
@@ -191,6 +193,7 @@ impl Daemon {
             seed: schedule::seed(&rt.systems.node_id),
             checks: 0,
             next_check: now,
+            last_answer: None,
             next_flush: now,
             lock_release_pending: false,
             booted: None,

@@ -1,16 +1,22 @@
 //! The reboot: asking the pure gate whether a staged update (or a failed
-//! trial's way back) may reboot now and showing why not, taking the
+//! trial's way back) may reboot now and showing why not, confirming a
+//! staged update with the server just before its reboot, taking the
 //! FleetLock slot, and keeping what the gate learnt in the state.
 
 use std::time::Duration;
 
 use jiff::Timestamp;
 
+use super::check::Decided;
 use super::{Daemon, chain};
 use crate::daemon::reboot_gate::{self, Blocker, GateInput, Strategy, Verdict};
 use crate::daemon::schedule;
 use crate::daemon::server::LockAnswer;
 use crate::state::{AgentState, Event, LockRefusal};
+
+/// How recent a check-in answer must be for a staged update to reboot
+/// without asking the server again.
+const FRESH_ANSWER: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 impl Daemon {
     pub(super) fn consider_reboot(&mut self, now: Timestamp) {
@@ -51,6 +57,9 @@ impl Daemon {
                 self.core.record(&self.sys, Event::RebootPending(wait));
             }
             Verdict::Reboot { take_lock } => {
+                if !rescue && !self.still_wanted(now) {
+                    return;
+                }
                 if take_lock && let Some(refusal) = self.take_lock(now) {
                     let group = match &self.core.strategy {
                         Strategy::FleetLock { group } => group.clone(),
@@ -69,6 +78,41 @@ impl Daemon {
                 self.core.status.update(|s| s.reboot_blocked_by.clear());
                 self.core.record(&self.sys, Event::RebootPending(wait));
                 self.core.record(&self.sys, Event::RebootStarted);
+            }
+        }
+    }
+
+    /// Whether the staged update may still boot: unless the server
+    /// answered a check-in within [`FRESH_ANSWER`], the node checks in
+    /// first, so that a release aborted, reverted or held since its last
+    /// check-in (up to a whole check interval ago) is cancelled instead of
+    /// booted (DESIGN §3.13). A newer release offered instead is installed
+    /// (the gate is asked again on the next turn). An unreachable server
+    /// does not stop the reboot: the release was offered and verified, and
+    /// a server outage must not hold a fleet's updates.
+    fn still_wanted(&mut self, now: Timestamp) -> bool {
+        let AgentState::UpdatedNeedReboot(w) = self.core.keeper.state() else {
+            return true;
+        };
+        let fresh = self
+            .core
+            .last_answer
+            .is_some_and(|t| now.duration_since(t) < FRESH_ANSWER);
+        if w.staged.revert || self.sys.server.is_none() || fresh {
+            return true;
+        }
+        tracing::info!("checking in before the reboot into the staged update");
+        match self.check_in(now) {
+            Ok(Decided::Install { target, .. }) => {
+                self.install(target);
+                false
+            }
+            Ok(Decided::Done(_)) => {
+                matches!(self.core.keeper.state(), AgentState::UpdatedNeedReboot(_))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no answer before the reboot; rebooting into the staged update");
+                true
             }
         }
     }

@@ -387,6 +387,80 @@ fn the_servers_cancel_clears_the_staged_slot_and_nothing_reboots_when_the_window
 }
 
 #[test]
+fn a_release_aborted_long_after_the_last_check_in_is_cancelled_when_the_window_opens_not_booted() {
+    // The default interval: the next regular check-in would come an hour
+    // after the last one, long after the window opened.
+    let mut n = Node::new(
+        SlotName::A,
+        armed(),
+        &staged_state(),
+        MONDAY_9,
+        WINDOW_10_TO_11,
+    );
+    let mut d = n.daemon();
+    d.turn();
+    assert_eq!(n.server.with(|s| s.check_ins.len()), 1);
+    // Meanwhile the operator aborted the rollout. The window opens: the
+    // node asks the server before it reboots, and cancels instead.
+    n.answer(NodeAction::Cancel {
+        version: "1.1.0".into(),
+        reason: "the rollout of 1.1.0 was aborted".into(),
+    });
+    n.clock.set(ts("2026-11-23T10:00:00Z"));
+    d.turn();
+    assert_eq!(n.server.with(|s| s.check_ins.len()), 2);
+    assert_eq!(n.reboots(), 0, "{:?}", n.login.calls());
+    assert_eq!(n.disk.fields(SlotName::B), (0, 0, false), "cancel_armed");
+    assert_eq!(n.persisted(), AgentState::Idle);
+    assert_eq!(n.events(), ["cancelled"]);
+    for _ in 0..3 {
+        n.clock.advance(Duration::from_secs(600));
+        d.turn();
+    }
+    assert_eq!(n.reboots(), 0, "a cancelled release never boots");
+}
+
+#[test]
+fn a_staged_update_still_offered_reboots_after_its_check_in_and_without_one_when_the_answer_is_fresh()
+ {
+    let mut n = Node::new(
+        SlotName::A,
+        armed(),
+        &staged_state(),
+        MONDAY_9,
+        WINDOW_10_TO_11,
+    );
+    let mut d = n.daemon();
+    d.turn();
+    // The server still offers the staged release at the window's opening.
+    n.answer(NodeAction::Install {
+        target: "b/1.1.0/root.img".into(),
+        version: "1.1.0".into(),
+    });
+    n.clock.set(ts("2026-11-23T10:00:00Z"));
+    d.turn();
+    assert_eq!(n.server.with(|s| s.check_ins.len()), 2);
+    assert_eq!(n.reboots(), 1);
+    assert_eq!(n.persisted(), AgentState::Rebooting(staged()));
+
+    // The window opens 30 s after a check-in: no second one.
+    let mut n = Node::new(
+        SlotName::A,
+        armed(),
+        &staged_state(),
+        "2026-11-23T09:59:30Z",
+        WINDOW_10_TO_11,
+    );
+    let mut d = n.daemon();
+    d.turn();
+    assert_eq!(n.reboots(), 0);
+    n.clock.set(ts("2026-11-23T10:00:00Z"));
+    d.turn();
+    assert_eq!(n.server.with(|s| s.check_ins.len()), 1);
+    assert_eq!(n.reboots(), 1);
+}
+
+#[test]
 fn a_cancel_for_another_version_or_at_rest_changes_nothing() {
     let mut n = Node::new(
         SlotName::A,
