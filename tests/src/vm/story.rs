@@ -33,6 +33,9 @@ pub const UNHEALTHY: &str = "health check moho-health-check.service failed";
 /// deadline` in its provision document, as an operator would shorten the
 /// 10 min default): long enough for a good release under `-accel tcg`.
 pub const HEALTH_DEADLINE: &str = "2m";
+/// [`HEALTH_DEADLINE`] as a duration: how long a trial that never becomes
+/// healthy runs before its agent reboots it.
+pub const HEALTH_DEADLINE_TIME: Duration = Duration::from_secs(120);
 /// The deny-list reason of a release whose health check never ends (the
 /// agent rebooted into the fallback itself at the deadline).
 pub const HUNG: &str = "boot-complete.target not reached within 2m";
@@ -241,10 +244,12 @@ impl ServerStory {
             UPDATE,
         );
         let good_slot = if bad_slot == "A" { "B" } else { "A" };
+        // The trial boot, up to the health deadline on trial, and the
+        // fallback boot.
         let back = vm.wait_for_from(
             tried,
             &format!("moho-test: up version={good} slot={good_slot}"),
-            BOOT * 2,
+            BOOT * 2 + HEALTH_DEADLINE_TIME,
         );
         vm.wait_for_from(back, &format!("{bad}: {reason}"), BOOT);
         self.wait_count(id, "failed", BOOT);
