@@ -29,6 +29,7 @@ cargo test --workspace --locked --no-run
 cargo test --locked -p moho-e2e --features vm --test vm --no-run
 cargo test --locked -p moho-e2e --features vm --test vm_provision --no-run
 cargo test --locked -p moho-e2e --features vm --test vm_server_unit --no-run
+cargo test --locked -p moho-e2e --features vm --test vm_cancel --no-run
 
 # The qemu boots are long and mostly use one core: they run alongside the
 # rest of the suite, their output kept until it is done.
@@ -36,6 +37,12 @@ echo "== tests (unit, property, integration on files and loop devices), qemu boo
 vm_log=$(mktemp /tmp/moho-vm-tests.XXXXXX)
 cargo test --locked -p moho-e2e --features vm --test vm >"$vm_log" 2>&1 &
 vm_pid=$!
+# A staged update cancelled by an aborted rollout (tests/vm_cancel.rs):
+# ~15 minutes, most of it an idle guest waiting for its reboot window, so
+# it starts with tests/vm.rs and ends well before it.
+cancel_log=$(mktemp /tmp/moho-vm-cancel.XXXXXX)
+cargo test --locked -p moho-e2e --features vm --test vm_cancel >"$cancel_log" 2>&1 &
+cancel_pid=$!
 suite=0
 cargo test --workspace --locked || suite=$?
 # First-boot provisioning through each transport (tests/vm_provision.rs):
@@ -53,7 +60,13 @@ vm=0
 wait "$vm_pid" || vm=$?
 cat "$vm_log"
 rm -f "$vm_log"
+echo "== qemu cancel of a staged update (tests/vm_cancel.rs; ran alongside)"
+cancel=0
+wait "$cancel_pid" || cancel=$?
+cat "$cancel_log"
+rm -f "$cancel_log"
 [ "$suite" -eq 0 ] || die "the test suite failed (output above)"
 [ "$vm" -eq 0 ] || die "the qemu boot tests failed (output above; console logs in target/tmp/vm-logs)"
 [ "$provision" -eq 0 ] || die "the qemu provisioning boots failed (output above; console logs in target/tmp/vm-logs)"
 [ "$server_unit" -eq 0 ] || die "the qemu boot of the server's unit failed (output above; console log in target/tmp/vm-logs)"
+[ "$cancel" -eq 0 ] || die "the qemu cancel test failed (output above; console log target/tmp/vm-logs/cancel.log)"
