@@ -399,6 +399,9 @@ impl Daemon {
                 },
             )
             .map_err(|e| CommandError::Failed(chain(&e)))?;
+        // Idle again: say so at once (the server's node view and its
+        // offers), not an interval later.
+        self.core.next_check = self.sys.clock.now();
         Ok(w.staged.version)
     }
 

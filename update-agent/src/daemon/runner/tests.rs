@@ -408,8 +408,15 @@ fn a_release_aborted_long_after_the_last_check_in_is_cancelled_when_the_window_o
     });
     n.clock.set(ts("2026-11-23T10:00:00Z"));
     d.turn();
-    assert_eq!(n.server.with(|s| s.check_ins.len()), 2);
     assert_eq!(n.reboots(), 0, "{:?}", n.login.calls());
+    // Asked staged, then (idle again) told the server at once.
+    let states: Vec<WireState> = n
+        .server
+        .with(|s| s.check_ins.iter().map(|c| c.state).collect());
+    assert_eq!(
+        states,
+        [WireState::Staged, WireState::Staged, WireState::Idle]
+    );
     assert_eq!(n.disk.fields(SlotName::B), (0, 0, false), "cancel_armed");
     assert_eq!(n.persisted(), AgentState::Idle);
     assert_eq!(n.events(), ["cancelled"]);
