@@ -305,15 +305,26 @@ fn a_node_staged_for_its_window_cancels_an_aborted_rollout_and_never_boots_it() 
         std::thread::sleep(Duration::from_secs(2));
     }
     let deadline = Instant::now() + BOOT;
-    loop {
+    let idle_seen = loop {
         let n = node();
         let seen: Option<Timestamp> = n["last_seen"].as_str().and_then(|t| t.parse().ok());
-        if seen.is_some_and(|t| t >= opens_at) && n["state"] == "idle" {
-            break;
+        if let Some(t) = seen.filter(|t| *t >= opens_at && n["state"] == "idle") {
+            break t;
         }
         assert!(
             Instant::now() < deadline,
             "no idle check-in since the window opened: {n}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    // One more check-in (the server asks for one a minute): still nothing
+    // to install.
+    let deadline = Instant::now() + BOOT;
+    while node()["last_seen"].as_str().and_then(|t| t.parse().ok()) == Some(idle_seen) {
+        assert!(
+            Instant::now() < deadline,
+            "no check-in after {idle_seen}: {}",
+            node()
         );
         std::thread::sleep(Duration::from_secs(2));
     }
