@@ -1,5 +1,7 @@
 //! First-boot provisioning in qemu (issue 14 acceptance): the same stock
-//! systemd image, with no server address in it, written to a fresh disk
+//! node OS, built by `image-tools os build` from the example configuration
+//! (test-only files by `--overlay`), with no server address in it, its disk
+//! as `os build --disk` made it copied to a fresh disk
 //! grown to four times the image (raw and qcow2, `qemu-img resize`) for
 //! each transport in turn — an EC2-style metadata service on
 //! 169.254.169.254, a URL on the command line pinned by its hash, the ESP
@@ -7,7 +9,11 @@
 //! channel and group with its host name, shows its SSH key, fills the disk
 //! with `STATE`, and leaves a table `sgdisk` and `cgpt` find valid; the
 //! qcow2 one then installs an update from the server, reboots into it and
-//! marks it good. A bad document and an Ignition config each print their
+//! marks it good; on that node a user logs in over SSH with the
+//! provisioned key (from the host, the stock client) and sees os-release's
+//! `VERSION_ID`, the agent's units enabled and active, podman, `STATE` on
+//! `/var`, and the same machine id and SSH host key after the update.
+//! A bad document and an Ignition config each print their
 //! message; the agent stays stopped and the slot is still marked good
 //! (`moho-mark-good.service` active).
 //! Power cuts (SIGKILL of qemu) at the backup-GPT relocation and at each
@@ -20,10 +26,15 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use moho_e2e::vm::provision::{DocServer, GUEST_DOC_PORT, ProvisionWorld, check_table};
+use moho_e2e::vm::provision::{DocServer, GUEST_DOC_PORT, ProvisionWorld, Ssh, check_table};
 use moho_e2e::vm::qemu::{Boot, Vm};
 use moho_e2e::vm::server::GUEST_SERVER_IP;
-use moho_e2e::vm::story::{BOOT, UPDATE};
+use moho_e2e::vm::story::UPDATE;
+
+/// How long one boot of the node OS may take under `-accel tcg` on a
+/// loaded machine: a whole Debian system (its first boot also makes the
+/// SSH host keys, RSA included), more than the story's test OS.
+const BOOT: Duration = Duration::from_secs(420);
 use serde_json::{Value, json};
 
 fn console_log(test: &str) -> PathBuf {
@@ -83,6 +94,25 @@ fn check_joined(
     group: &str,
     image_bytes: u64,
 ) {
+    check_joined_with(world, vm, source, host, group, image_bytes, &key(host));
+}
+
+/// [`check_joined`] for a node provisioned with `ssh_key` for root.
+fn check_joined_with(
+    world: &ProvisionWorld,
+    vm: &Vm,
+    source: &str,
+    host: &str,
+    group: &str,
+    image_bytes: u64,
+    ssh_key: &str,
+) {
+    let up = vm.wait_for("moho-test: up ", BOOT);
+    assert!(
+        line(vm, up).contains("moho-test: up version=1.0.0 slot=A init=systemd id=moho"),
+        "{}",
+        line(vm, up)
+    );
     let at = vm.wait_for(&format!("provisioned from {source}"), BOOT);
     assert!(
         line(vm, at).contains("(accepted, stored in /var/lib/moho)"),
@@ -98,10 +128,7 @@ fn check_joined(
     vm.wait_for("moho-test: mark-good active", BOOT);
     let prov = vm.wait_for("moho-test: provisioned ", BOOT);
     assert!(
-        line(vm, prov).contains(&format!(
-            "provisioned active host={host} keys={}",
-            key(host)
-        )),
+        line(vm, prov).contains(&format!("provisioned active host={host} keys={ssh_key}")),
         "{}",
         line(vm, prov)
     );
@@ -154,10 +181,72 @@ fn check_refused(world: &ProvisionWorld, vm: &Vm, message: &str) {
     assert_eq!(node_count(world), before, "a refused node checked in");
 }
 
+/// Cuts the power, checks the table, and removes the disk (each is a
+/// copy of a ~2 GB stock disk).
 fn stop_and_check(mut vm: Vm, disk: &Path, format: &str) {
     vm.power_cut();
     let said = check_table(disk, format);
     println!("{}: {said}", disk.display());
+    let _ = std::fs::remove_file(disk);
+}
+
+/// What a user checks on a node over SSH, one `what value` line each.
+const LOOK_AROUND: &str = r#". /etc/os-release; echo "os $ID $VERSION_ID"
+for u in moho-agent moho-mark-good moho-provision moho-grow-state moho-ssh-host-keys ssh; do
+  echo "unit $u $(systemctl is-enabled $u.service) $(systemctl is-active $u.service)"
+done
+echo "podman $(podman --version 2>&1)"
+echo "podman-networks $(podman network ls --format '{{.Name}}' 2>&1 | tr '\n' ' ')"
+echo "var $(findmnt -n -o SOURCE,LABEL,FSTYPE /var)"
+echo "machine-id $(cat /etc/machine-id)"
+echo "user $(id -un) $(hostname)"
+"#;
+
+/// Logs in over SSH as root with the provisioned key (waiting for sshd)
+/// and checks what [`LOOK_AROUND`] shows for release `version`; returns
+/// the machine id.
+fn look_around(ssh: &Ssh, version: &str, host: &str) -> String {
+    let said = ssh.wait("root", LOOK_AROUND, BOOT);
+    let field = |what: &str| -> String {
+        said.lines()
+            .find_map(|l| l.strip_prefix(&format!("{what} ")))
+            .unwrap_or_else(|| panic!("no {what} line over SSH: {said}"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(field("os"), format!("moho {version}"), "{said}");
+    for unit in [
+        "moho-agent",
+        "moho-mark-good",
+        "moho-provision",
+        "moho-grow-state",
+        "ssh",
+    ] {
+        assert_eq!(
+            field(&format!("unit {unit}")),
+            "enabled active",
+            "{unit}: {said}"
+        );
+    }
+    assert!(
+        field("unit moho-ssh-host-keys").starts_with("enabled "),
+        "{said}"
+    );
+    assert!(field("podman").starts_with("podman version "), "{said}");
+    // podman writes its network lock (on STATE, not the read-only /etc).
+    assert_eq!(field("podman-networks"), "podman", "{said}");
+    assert_eq!(
+        field("var"),
+        "/dev/vda4 STATE ext4",
+        "STATE on /var: {said}"
+    );
+    assert_eq!(field("user"), format!("root {host}"), "{said}");
+    let id = field("machine-id");
+    assert!(
+        id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()),
+        "machine id {id:?}: {said}"
+    );
+    id
 }
 
 #[test]
@@ -235,24 +324,28 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
     // 4. A cidata config drive, on qcow2; then an update from the server,
     // the reboot into it and its mark-good, on the grown qcow2 disk.
     let host = "node-cidata";
+    let ssh = Ssh::new(dir.path(), host);
     let (disk, image) = world.grown_disk("cidata.qcow2", "qcow2");
     let mut spec = world.vm_spec(&disk, "qcow2");
+    spec.host_forwards.push((ssh.port, 22));
     spec.extra_disks
-        .push(world.cidata("cidata.img", &world.doc(host, "via-cidata", &key(host))));
+        .push(world.cidata("cidata.img", &world.doc(host, "via-cidata", &ssh.public)));
     let vm = Vm::start(&spec, &console_log("provision-cidata"));
-    check_joined(
+    check_joined_with(
         &world,
         &vm,
         "config drive cidata (/dev/vdb) user-data",
         host,
         "via-cidata",
         image,
+        &ssh.public,
     );
+    let machine_id = look_around(&ssh, "1.0.0", host);
     let (status, body) = world.server.api(
         "POST",
         "/api/v1/rollouts",
         Some(
-            json!({"version": "2.0.0", "board": world.os.repo.board, "channel": "stable",
+            json!({"version": "2.0.0", "board": world.repo.board, "channel": "stable",
                     "group": "via-cidata", "policy": {"steps": [{"percent": 100}]}}),
         ),
     );
@@ -268,7 +361,7 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
     vm.wait_for_from(up, "moho-test: mark-good active", BOOT);
     let prov = vm.wait_for_from(up, "moho-test: provisioned ", BOOT);
     assert!(
-        line(&vm, prov).contains(&format!("host={host} keys={}", key(host))),
+        line(&vm, prov).contains(&format!("host={host} keys={}", ssh.public)),
         "kept across the update: {}",
         line(&vm, prov)
     );
@@ -279,6 +372,11 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
     }
     let node = node_named(&world, host);
     assert_eq!(node["version"], "2.0.0", "{node}");
+    assert_eq!(
+        look_around(&ssh, "2.0.0", host),
+        machine_id,
+        "the machine id is kept across the update"
+    );
     assert_eq!(node["slot"], "b", "{node}");
     stop_and_check(vm, &disk, "qcow2");
 
@@ -293,7 +391,11 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
     check_refused(&world, &vm, "unknown key node.chanel = \"beta\"");
     stop_and_check(vm, &disk, "raw");
 
-    let (disk, _) = world.grown_disk("ignition.img", "raw");
+    // This one on the disk exactly as `os build --disk` made it (not
+    // grown): STATE already fills it, and grow-state says so and succeeds.
+    let disk = world
+        .first
+        .disk_copy(&world.dir.join("ignition.img"), "raw");
     let mut spec = world.vm_spec(&disk, "raw");
     spec.extra_disks.push(world.cidata(
         "ignition-cidata.img",
@@ -304,6 +406,18 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
         &world,
         &vm,
         "this is an Ignition config (ignition.version 3.4.0)",
+    );
+    let grow = vm.wait_for("STATE (partition 4 of /dev/vda) ", BOOT);
+    assert!(
+        line(&vm, grow).contains("already fills the disk"),
+        "{}",
+        line(&vm, grow)
+    );
+    let var = vm.wait_for("moho-test: var ", BOOT);
+    assert!(
+        line(&vm, var).contains("grow-state active"),
+        "an un-grown disk: {}",
+        line(&vm, var)
     );
     stop_and_check(vm, &disk, "raw");
 

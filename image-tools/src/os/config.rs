@@ -285,7 +285,7 @@ pub fn parse(path: &Path, text: &str) -> Result<NodeOsConfig, ConfigError> {
         users: raw.users,
         cmdline: raw
             .cmdline
-            .unwrap_or_else(|| "console=tty0 console=ttyS0,115200".to_owned()),
+            .unwrap_or_else(|| "console=tty0 console=ttyS0,115200 panic=10".to_owned()),
         initramfs_modules: raw.initramfs_modules.unwrap_or_else(|| {
             DEFAULT_INITRAMFS_MODULES
                 .iter()

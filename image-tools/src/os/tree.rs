@@ -44,7 +44,7 @@ const UNITS: [(&str, &str); 5] = [
 ];
 
 /// Other files Moho puts in every node OS: (path in the root, mode, content).
-const FILES: [(&str, u32, &str); 8] = [
+const FILES: [(&str, u32, &str); 9] = [
     (
         "usr/share/dbus-1/system.d/org.moho.Agent1.conf",
         0o644,
@@ -75,6 +75,11 @@ const FILES: [(&str, u32, &str); 8] = [
         "usr/lib/systemd/network/80-moho-dhcp.network",
         0o644,
         include_str!("../../node-os/80-moho-dhcp.network"),
+    ),
+    (
+        "etc/containers/containers.conf.d/50-moho.conf",
+        0o644,
+        include_str!("../../node-os/containers.conf"),
     ),
     (
         "etc/systemd/system/systemd-networkd-wait-online.service.d/50-moho.conf",

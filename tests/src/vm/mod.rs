@@ -8,6 +8,7 @@
 //! - [`boot_select`]: building `boot-select` as a static program.
 //! - [`image`]: initramfs, slot root trees and disks for the VMs.
 //! - [`debian`]: a Debian root with systemd and dbus (`debootstrap`).
+//! - [`node_os`]: the stock node OS by `image-tools os build`, cached per release content.
 //! - [`qemu`]: starting a VM, reading its console, cutting its power.
 //! - [`server`]: the real `update-server`, reachable from the guest over HTTPS.
 //! - [`story`]: a systemd VM updated by its agent units from that server.
@@ -18,6 +19,7 @@ pub mod cache;
 pub mod debian;
 pub mod image;
 pub mod kernel;
+pub mod node_os;
 pub mod provision;
 pub mod qemu;
 pub mod server;

@@ -1,5 +1,6 @@
-//! The provisioning VM test's world (issue 14): one stock systemd image
-//! (no server address in it) for every machine, the real update server, a
+//! The provisioning VM test's world (issue 14): one stock node OS image
+//! (`image-tools os build`, [`super::node_os`]; no server address in it)
+//! for every machine, the real update server, a
 //! provision document per machine, and the places a document can be put
 //! before a first boot — a `cidata` config drive, the ESP's
 //! `moho/provision.toml`, a URL on the command line served over plain HTTP
@@ -17,19 +18,20 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE};
-use super::kernel::KernelPackage;
+use super::image::SCENARIO_FW_CFG;
+use super::node_os::{self, Overlay, Release};
 use super::qemu::{METADATA_GUEST_ADDRESS, METADATA_MAC, VmSpec};
 use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
-use super::story::{HEALTH_DEADLINE, REPORTING_SCENARIO};
+use super::story::REPORTING_SCENARIO;
+use crate::fleet::ReleaseRepo;
 use crate::{ok, run};
 
 /// The port the guest fetches a command-line URL from (`10.0.2.100:8080`).
 pub const GUEST_DOC_PORT: u16 = 8080;
 
-/// The systemd test OS's network file for the metadata card: its own
-/// address on `169.254.169.0/24` (before `10-qemu.network`, which matches
-/// every other card).
+/// The test overlay's network file for the metadata card: its own address
+/// on `169.254.169.0/24` (before the node OS's `80-moho-dhcp.network`,
+/// which asks DHCP on every other card).
 const METADATA_NETWORK: &str = "[Match]\nMACAddress={MAC}\n\n[Network]\nAddress={ADDR}\n\
      LinkLocalAddressing=no\nIPv6AcceptRA=no\n";
 
@@ -89,12 +91,12 @@ impl NodeDoc<'_> {
 /// The releases, the server and the scenario shared by every machine.
 #[derive(Debug)]
 pub struct ProvisionWorld {
-    /// The test OS (kernel, initramfs, signed repository).
-    pub os: TestOs,
+    /// The signed repository (the tests' keys; the images' trusted root).
+    pub repo: ReleaseRepo,
     /// The update server.
     pub server: UpdateServer,
-    /// The first release's slot image (the stock disk's slot A).
-    pub first: PathBuf,
+    /// The first release (its stock disk is every machine's).
+    pub first: Release,
     scenario: PathBuf,
     /// Where machines' files go.
     pub dir: PathBuf,
@@ -102,42 +104,38 @@ pub struct ProvisionWorld {
     tokens: std::collections::BTreeMap<String, String>,
 }
 
+/// The test overlay of the provisioning machines' node OS: the scenario
+/// unit, and the static address of the metadata card (a cloud's DHCP
+/// gives it one; qemu's user network on that card has none to give).
+pub fn overlay() -> Overlay {
+    Overlay::scenario().file(
+        "etc/systemd/network/05-metadata.network",
+        0o644,
+        &METADATA_NETWORK
+            .replace("{MAC}", METADATA_MAC)
+            .replace("{ADDR}", METADATA_GUEST_ADDRESS),
+    )
+}
+
 impl ProvisionWorld {
-    /// Builds and publishes `releases` (systemd flavour), starts the server
-    /// and creates `groups` on it.
+    /// Builds (`image-tools os build`, cached) and publishes `releases`
+    /// with [`overlay`], starts the server and creates `groups` on it.
     pub fn new(dir: &Path, releases: &[&str], groups: &[&str]) -> Self {
-        // The story's kernel and watchdog: the same stock image.
-        let mut os = TestOs::with_kernel(dir, KernelPackage::Generic, WATCHDOG_MODULE);
-        os.slot_mib = 256;
+        let repo = node_os::repository(&dir.join("releases"));
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
-        os.extra_files = vec![
-            (
-                "etc/moho/agent.d/30-health.toml".into(),
-                format!("[health]\ndeadline = \"{HEALTH_DEADLINE}\"\n"),
-            ),
-            (
-                "etc/systemd/network/05-metadata.network".into(),
-                METADATA_NETWORK
-                    .replace("{MAC}", METADATA_MAC)
-                    .replace("{ADDR}", METADATA_GUEST_ADDRESS),
-            ),
-        ];
+        let overlay = overlay();
         let mut first = None;
-        for version in releases {
-            let image = os.publish(&TestRelease {
-                version: (*version).to_owned(),
-                behaviour: Behaviour::Agent,
-                flavour: Flavour::Systemd,
-                payload_mib: 0,
-            });
-            first.get_or_insert(image);
+        for (i, version) in releases.iter().enumerate() {
+            let release = node_os::build(version, &overlay, i == 0);
+            repo.add(&release.image(), &["stable"]);
+            first.get_or_insert(release);
         }
         let server = UpdateServer::start_with(
             tls,
             &server_dir,
-            &os.repo.repo,
-            &os.repo.root(),
+            &repo.repo,
+            &repo.root(),
             &["--check-interval", "1m"],
         );
         server.sync_releases();
@@ -160,7 +158,7 @@ impl ProvisionWorld {
         std::fs::write(&scenario, format!("{UNITS_LINE}{REPORTING_SCENARIO}")).unwrap();
         Self {
             first: first.expect("at least one release"),
-            os,
+            repo,
             server,
             scenario,
             dir: dir.to_owned(),
@@ -190,7 +188,7 @@ impl ProvisionWorld {
     /// A fresh stock disk `name` (`raw` or `qcow2`), grown to four times
     /// its image with `qemu-img resize`; returns it and the image's size.
     pub fn grown_disk(&self, name: &str, format: &str) -> (PathBuf, u64) {
-        let disk = self.os.disk(name, &self.first, false, format);
+        let disk = self.first.disk_copy(&self.dir.join(name), format);
         let info: serde_json::Value = serde_json::from_str(&ok(
             "qemu-img",
             [
@@ -217,7 +215,7 @@ impl ProvisionWorld {
     /// The VM for `disk`: direct boot, the server reachable, the scenario;
     /// no provision document (each transport adds its own).
     pub fn vm_spec(&self, disk: &Path, format: &'static str) -> VmSpec {
-        let mut spec = VmSpec::direct(disk, &self.os.kernel.vmlinuz, &self.os.initramfs);
+        let mut spec = VmSpec::direct(disk, &self.first.vmlinuz(), &self.first.initrd());
         spec.disk_format = format;
         spec.hardware_watchdog = true;
         spec.guest_forwards
@@ -275,10 +273,17 @@ impl ProvisionWorld {
         let target = format!("{}@@{}", disk.display(), start * 512);
         let text = self.dir.join("esp-provision.toml");
         std::fs::write(&text, doc).unwrap();
-        ok(
-            "mmd",
+        // The stock disk's ESP has `moho/` already (the boot selector).
+        let listed = run(
+            "mdir",
             [OsStr::new("-i"), OsStr::new(&target), OsStr::new("::moho")],
         );
+        if !listed.status.success() {
+            ok(
+                "mmd",
+                [OsStr::new("-i"), OsStr::new(&target), OsStr::new("::moho")],
+            );
+        }
         ok(
             "mcopy",
             [
@@ -288,6 +293,116 @@ impl ProvisionWorld {
                 OsStr::new("::moho/provision.toml"),
             ],
         );
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for a forward to the guest).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A user's SSH key pair made on the host (`ssh-keygen`), and the stock
+/// client logging in with it to a guest's sshd forwarded to `port`
+/// ([`VmSpec::host_forwards`]). The guest's host key is recorded at the
+/// first login and must stay the same after (`accept-new`): a node whose
+/// host keys changed is refused.
+#[derive(Debug)]
+pub struct Ssh {
+    key: PathBuf,
+    known_hosts: PathBuf,
+    /// The public key (`ssh-ed25519 AAAA... comment`).
+    pub public: String,
+    /// The host port forwarded to the guest's port 22.
+    pub port: u16,
+}
+
+impl Ssh {
+    /// A new ed25519 key pair `dir/name` and a free port.
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let key = dir.join(name);
+        let _ = std::fs::remove_file(&key);
+        let _ = std::fs::remove_file(key.with_extension("pub"));
+        ok(
+            "ssh-keygen",
+            [
+                OsStr::new("-q"),
+                OsStr::new("-t"),
+                OsStr::new("ed25519"),
+                OsStr::new("-N"),
+                OsStr::new(""),
+                OsStr::new("-C"),
+                OsStr::new(&format!("{name}@moho-test")),
+                OsStr::new("-f"),
+                key.as_os_str(),
+            ],
+        );
+        let public = std::fs::read_to_string(format!("{}.pub", key.display()))
+            .unwrap()
+            .trim()
+            .to_owned();
+        Self {
+            known_hosts: dir.join(format!("{name}.known_hosts")),
+            key,
+            public,
+            port: free_port(),
+        }
+    }
+
+    /// Runs `command` as `user` on the guest; its output, or what ssh said.
+    pub fn run(&self, user: &str, command: &str) -> Result<String, String> {
+        let out = std::process::Command::new("ssh")
+            .arg("-i")
+            .arg(&self.key)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-o")
+            .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=accept-new",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "ConnectTimeout=20",
+                "-o",
+                "LogLevel=ERROR",
+            ])
+            .arg(format!("{user}@127.0.0.1"))
+            .arg(command)
+            .output()
+            .expect("ssh (Debian package openssh-client)");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!(
+                "ssh {user}@127.0.0.1 -p {} ({}): {}{}",
+                self.port,
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// [`Ssh::run`] until it succeeds (sshd starts once the node's host
+    /// keys are made), for at most `timeout`.
+    pub fn wait(&self, user: &str, command: &str, timeout: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.run(user, command) {
+                Ok(out) => return out,
+                Err(e) if std::time::Instant::now() >= deadline => {
+                    panic!("no SSH login within {timeout:?}: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_secs(3)),
+            }
+        }
     }
 }
 
