@@ -253,6 +253,42 @@ impl ServerStory {
         );
         vm.wait_for_from(back, &format!("{bad}: {reason}"), BOOT);
         self.wait_count(id, "failed", BOOT);
+        self.await_rollback_event(bad, reason);
         back
+    }
+
+    /// Waits until the server shows the node's rollback from `bad`, and,
+    /// when `reason` names a failed unit (`*.service`), an event of `bad`
+    /// that names it: what an operator reads in the node's events.
+    fn await_rollback_event(&self, bad: &str, reason: &str) {
+        let node = self.nodes()[0]["id"]
+            .as_str()
+            .expect("the node's id")
+            .to_owned();
+        let unit = reason.split_whitespace().find(|w| w.ends_with(".service"));
+        let deadline = Instant::now() + BOOT;
+        loop {
+            let (status, body) = self.server.api(
+                "GET",
+                &format!("/api/v1/nodes/{node}/events?limit=200"),
+                None,
+            );
+            assert_eq!(status, 200, "{body}");
+            let of_bad: Vec<&Value> = body["items"]
+                .as_array()
+                .map(|a| a.iter().filter(|e| e["version"] == bad).collect())
+                .unwrap_or_default();
+            let rollback = of_bad.iter().any(|e| e["kind"] == "rollback");
+            let named =
+                unit.is_none_or(|u| of_bad.iter().any(|e| e["event"].to_string().contains(u)));
+            if rollback && named {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never showed the rollback from {bad} naming {unit:?}: {body}"
+            );
+            std::thread::sleep(Duration::from_secs(2));
+        }
     }
 }
