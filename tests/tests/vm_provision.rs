@@ -465,3 +465,85 @@ fn a_stock_image_on_a_grown_disk_joins_the_fleet_through_each_provisioning_trans
     );
     stop_and_check(vm, &disk, "raw");
 }
+
+/// Where a boot of the stock node OS spends its time under `-accel tcg`:
+/// the host's clock at each step the console announces (selector, slot
+/// kernel, systemd, the system up, marked good), then `systemd-analyze`
+/// over SSH, for the first boot and for the boot after a reboot. A
+/// measurement, not a test (`docs/node-os.md` records its figures):
+/// `cargo test -p moho-e2e --features vm --test vm_provision -- --ignored --nocapture boot_profile`.
+#[test]
+#[ignore = "a measurement: prints where a stock boot spends its time"]
+fn boot_profile() {
+    let dir = tempfile::tempdir().unwrap();
+    let world = ProvisionWorld::new(dir.path(), &["1.0.0"], &["profile"]);
+    let host = "node-profile";
+    let ssh = Ssh::new(dir.path(), host);
+    let (disk, _) = world.grown_disk("profile.img", "raw");
+    world.put_on_esp(&disk, &world.doc(host, "profile", &ssh.public));
+    let mut spec = world.vm_spec(&disk, "raw");
+    spec.host_forwards.push((ssh.port, 22));
+    let started = Instant::now();
+    let vm = Vm::start(&spec, &console_log("boot-profile"));
+    let steps = [
+        ("selector kernel started", "Linux version"),
+        ("selector /init", "moho-boot: boot selector"),
+        ("slot chosen", "moho-boot: slot A"),
+        ("slot systemd started", "systemd 2"),
+        ("local-fs.target", "Reached target local-fs.target"),
+        ("sysinit.target", "Reached target sysinit.target"),
+        (
+            "network-online.target",
+            "Reached target network-online.target",
+        ),
+        ("multi-user.target", "Reached target multi-user.target"),
+        ("scenario up", "moho-test: up "),
+        ("marked good", "moho-test: mark-good active"),
+    ];
+    // The scenario never ends (it reports every 10 s): stopped, so that
+    // systemd counts the boot finished.
+    let analyze = "systemctl stop moho-test-scenario.service; \
+                   echo failed: $(systemctl --failed --no-legend --plain | cut -d' ' -f1); \
+                   systemd-analyze time; systemd-analyze blame | head -n 30; \
+                   systemd-analyze critical-chain multi-user.target boot-complete.target; \
+                   uptime";
+    for boot in ["first boot", "second boot"] {
+        let mut scanned = vm.lines().len();
+        let t0 = started.elapsed();
+        let mut seen: Vec<Option<f64>> = vec![None; steps.len()];
+        let deadline = Instant::now() + BOOT;
+        while seen.last().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "{boot}: not marked good (log {})",
+                vm.log.display()
+            );
+            let lines = vm.lines();
+            let at = (started.elapsed() - t0).as_secs_f64();
+            for l in &lines[scanned..] {
+                for (i, (_, needle)) in steps.iter().enumerate() {
+                    if seen[i].is_none() && l.contains(needle) {
+                        seen[i] = Some(at);
+                    }
+                }
+            }
+            scanned = lines.len();
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        for ((what, _), at) in steps.iter().zip(&seen) {
+            match at {
+                Some(at) => println!("{boot}: {what:<24} at +{at:>6.1} s"),
+                None => println!("{boot}: {what:<24} not seen"),
+            }
+        }
+        let said = ssh.wait("root", analyze, BOOT);
+        println!("{boot}: systemd-analyze:\n{said}");
+        if boot == "first boot" {
+            let _ = ssh.run("root", "systemctl reboot");
+        }
+    }
+    println!(
+        "host load: {}",
+        std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
+    );
+}

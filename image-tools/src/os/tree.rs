@@ -103,13 +103,28 @@ const ENABLE: [&str; 8] = [
     "systemd-timesyncd.service",
 ];
 
-/// Debian's units that make no sense on an image-based node (apt and dpkg
-/// maintenance), masked.
-const MASK: [&str; 3] = [
+/// Debian's units that make no sense on an image-based node, masked: apt
+/// and dpkg maintenance (nothing on a node runs apt); `systemd-repart`
+/// (`moho-grow-state` grows STATE; repart's wants load the loop and
+/// device-mapper modules at every boot), `e2scrub` (it checks LVM
+/// snapshots, a node has no LVM), `modprobe@drm` (logind's wish for a
+/// graphical seat: a node is headless, and a GPU's driver still loads with
+/// its hardware). Measured under software emulation, where each of them
+/// cost seconds of a boot (`docs/node-os.md`).
+const MASK: [&str; 7] = [
     "apt-daily.timer",
     "apt-daily-upgrade.timer",
     "dpkg-db-backup.timer",
+    "systemd-repart.service",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
+    "modprobe@drm.service",
 ];
+
+/// Packages' own enablements that a node does not start at boot, removed
+/// where present: podman's API service (its socket, `podman.socket`, stays
+/// enabled and starts it on the first request).
+const NOT_AT_BOOT: [&str; 1] = ["default.target.wants/podman.service"];
 
 /// `/etc/fstab`: STATE on `/var` (mounted by [`INIT`] before systemd, so no
 /// fsck pass here: it ran there), `/tmp` in memory.
@@ -294,9 +309,11 @@ pub fn make(inputs: &Inputs<'_>, work: &Path, out: &Path) -> Result<Made, OsBuil
             .arg("enable")
             .args(ENABLE),
     )?;
-    // Nothing on a node runs apt: its timers would only fail.
     for unit in MASK {
         link("/dev/null", &work.join("etc/systemd/system").join(unit))?;
+    }
+    for wants in NOT_AT_BOOT {
+        remove(&work.join("etc/systemd/system").join(wants))?;
     }
     for user in &cfg.users {
         run(
@@ -320,10 +337,59 @@ pub fn make(inputs: &Inputs<'_>, work: &Path, out: &Path) -> Result<Made, OsBuil
             Command::new("cp").arg("-a").arg(&from).arg(work),
         )?;
     }
+    overlay_users_and_dirs(cfg, work)?;
     Ok(Made {
         packages: lines.len(),
         kernel,
     })
+}
+
+/// What the overlays' `sysusers.d` and `tmpfiles.d` files ask for in the
+/// read-only part of a node: their system users (`/etc/passwd`, `/etc/group`)
+/// and their directories under `/etc`, made now in the image, since a node
+/// cannot write `/etc` (`systemd-sysusers --root`, `systemd-tmpfiles --root
+/// --create --prefix=/etc`, on exactly those files). What they name under
+/// `/var` is made at boot on STATE, as usual.
+fn overlay_users_and_dirs(cfg: &NodeOsConfig, work: &Path) -> Result<(), OsBuildError> {
+    let mut sysusers = Vec::new();
+    let mut tmpfiles = Vec::new();
+    for o in &cfg.overlays {
+        for (dir, users) in [
+            ("usr/lib/sysusers.d", true),
+            ("etc/sysusers.d", true),
+            ("usr/lib/tmpfiles.d", false),
+            ("etc/tmpfiles.d", false),
+        ] {
+            let into = if users { &mut sysusers } else { &mut tmpfiles };
+            let Ok(entries) = fs::read_dir(o.join(dir)) else {
+                continue;
+            };
+            let mut names: Vec<_> = entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().ends_with(".conf"))
+                .collect();
+            names.sort();
+            into.extend(names.into_iter().map(|n| work.join(dir).join(n)));
+        }
+    }
+    let root = format!("--root={}", work.display());
+    if !sysusers.is_empty() {
+        run(
+            "systemd-sysusers --root",
+            Command::new("systemd-sysusers").arg(&root).args(&sysusers),
+        )?;
+    }
+    if !tmpfiles.is_empty() {
+        run(
+            "systemd-tmpfiles --root",
+            Command::new("systemd-tmpfiles")
+                .arg(&root)
+                .args(["--create", "--prefix=/etc"])
+                .args(&tmpfiles),
+        )?;
+    }
+    Ok(())
 }
 
 /// The configuration's initramfs modules and what the slot's own filesystem
