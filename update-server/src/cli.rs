@@ -158,6 +158,11 @@ pub struct ServeArgs {
     /// database; 0: every check-in waits for its database write.
     #[arg(long, default_value_t = 2_000_000)]
     pub hot_nodes: usize,
+    /// Events the live event stream holds for its subscribers (rounded up
+    /// to a power of two; about 1 KiB each): a dashboard or API client that
+    /// falls further behind is told how many events it missed.
+    #[arg(long, default_value_t = crate::live_events::DEFAULT_BUFFER)]
+    pub live_events_buffer: usize,
     /// On SIGTERM, how long requests in flight (downloads too) may take to
     /// finish before their connections are closed, e.g. 30s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]

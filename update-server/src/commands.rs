@@ -94,6 +94,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
     config.check_interval = check_interval;
     config.summary_ttl = summary_ttl;
     config.hot_nodes = args.hot_nodes;
+    config.live_events_buffer = args.live_events_buffer;
     config.enrollment_token = args.enrollment_token.clone();
     config.open_registration = args.open_registration;
     config.repo_url = args.repo_url.clone();
@@ -198,6 +199,7 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
         });
     }
     let batcher = state.check_ins.clone();
+    let live = state.live.clone();
     let server = serve(listener, state, rustls.clone(), handle.clone());
     tokio::pin!(server);
     let status = format!("serving on {}", args.listen);
@@ -223,6 +225,8 @@ pub async fn run_serve(args: ServeArgs) -> Result<(), CommandError> {
                 humantime::format_duration(drain)
             );
             crate::service::stopping();
+            // Open event streams end now instead of holding the drain.
+            live.close();
             handle.graceful_shutdown(Some(drain));
             let (result, ()) = tokio::join!(server, jobs.stop());
             result

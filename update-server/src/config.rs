@@ -57,6 +57,10 @@ pub struct ServerConfig {
     /// their check-ins are accepted without waiting for the database
     /// (`store/hot.rs`); 0: every request waits for it.
     pub hot_nodes: usize,
+    /// Events the live event stream's ring holds: how far a subscriber may
+    /// fall behind before it is told it missed events
+    /// (`crate::live_events`).
+    pub live_events_buffer: usize,
 }
 
 /// Settings of the Omaha endpoint (`POST /v1/update/`).
@@ -100,6 +104,7 @@ impl ServerConfig {
             omaha: None,
             rate_limits: crate::http::limits::RateLimitConfig::default(),
             hot_nodes: crate::store::hot::DEFAULT_CAPACITY,
+            live_events_buffer: crate::live_events::DEFAULT_BUFFER,
         }
     }
 

@@ -19,6 +19,7 @@ pub mod fleet_ops;
 pub mod http;
 pub mod jobs;
 pub mod keys;
+pub mod live_events;
 pub mod metrics;
 pub mod offer;
 pub mod omaha;

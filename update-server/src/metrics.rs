@@ -1,8 +1,9 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): request latency per
 //! route, check-ins, registrations, offers and node events as counters, and,
 //! computed at scrape time from the database, nodes per channel/version/state
-//! and each rollout's progress, when the served metadata expires, and whether
-//! this replica runs the background jobs.
+//! and each rollout's progress, when the served metadata expires, whether
+//! this replica runs the background jobs, and its live event stream's
+//! subscribers, events handed out and events slow subscribers missed.
 
 use std::time::Instant;
 
@@ -143,6 +144,27 @@ pub async fn render(State(app): State<AppState>) -> Response {
         leader.clone(),
     );
     leader.set(i64::from(app.is_leader()));
+    let subscribers = Gauge::<i64>::default();
+    fleet.register(
+        "live_event_subscribers",
+        "Open live event streams (dashboard pages, API clients) on this replica",
+        subscribers.clone(),
+    );
+    subscribers.set(i64::try_from(app.live.subscribers()).unwrap_or(i64::MAX));
+    let published = Counter::<u64>::default();
+    fleet.register(
+        "live_events_published",
+        "Events this replica's live stream handed to its subscribers",
+        published.clone(),
+    );
+    published.inc_by(app.live.published());
+    let missed = Counter::<u64>::default();
+    fleet.register(
+        "live_events_missed",
+        "Events that passed a slow live-stream subscriber by (it was told how many), summed over subscribers",
+        missed.clone(),
+    );
+    missed.inc_by(app.live.missed());
     if let Some(e) = app.repo_expiry() {
         for (role, at) in [
             ("root", e.root),

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/nodes/{id}/events", get(admin_events::node_events))
         .route("/events", get(admin_events::event_stream))
+        .route("/events/live", get(admin_events::event_stream_live))
         .route(
             "/holds",
             get(admin_fleet::list_holds).post(admin_fleet::create_hold),

@@ -1,5 +1,5 @@
 //! The shared state of a running server: storage, clock, settings, caches,
-//! metrics and the check-in batcher, cloned into every handler and
+//! metrics, the check-in batcher and the live event stream, cloned into every handler and
 //! background job.
 
 use std::sync::Arc;
@@ -42,6 +42,8 @@ pub struct AppState {
     pub dashboard: Arc<crate::dashboard::DashboardState>,
     /// Per-source limits on unauthenticated requests.
     pub limits: Arc<crate::http::limits::RateLimits>,
+    /// The live event stream's fan-out (its tailer runs from the start).
+    pub live: crate::live_events::LiveEvents,
     /// Whether this replica runs the background jobs (holds the lease of
     /// [`crate::jobs::leader`]); true until a lease says otherwise.
     pub leader: Arc<std::sync::atomic::AtomicBool>,
@@ -52,7 +54,10 @@ impl AppState {
     /// runtime).
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
         let hot = Arc::new(crate::store::HotNodes::with_capacity(config.hot_nodes));
+        let live = crate::live_events::LiveEvents::new(config.live_events_buffer);
+        live.start_tailer(db.clone(), crate::live_events::TICK);
         Self {
+            live,
             check_ins: crate::store::CheckInBatcher::start(db.clone(), hot.clone()),
             hot,
             db,

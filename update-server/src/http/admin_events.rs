@@ -1,12 +1,17 @@
 //! Admin API for node events: one node's events, newest first, with
 //! paging (`GET /api/v1/nodes/{id}/events`), and the fleet-wide stream
 //! (`GET /api/v1/events?after=`), which clients poll with the `last_id` of
-//! the previous answer.
+//! the previous answer, or follow as server-sent events
+//! (`GET /api/v1/events/live`, fed by `crate::live_events`).
+
+use std::convert::Infallible;
 
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use moho_protocol::admin::{
     EventPage, EventStreamQuery, EventView, List, NodeEventQuery, Role, Severity,
 };
@@ -15,6 +20,7 @@ use moho_protocol::names::{check_channel, check_group, check_node_id};
 use crate::error::ApiError;
 use crate::http::auth::authorize;
 use crate::http::body::bad_query;
+use crate::live_events::Delivery;
 use crate::state::AppState;
 use crate::store::{EventRow, NodeRecord, StreamEvent, StreamFilter};
 
@@ -128,4 +134,99 @@ pub async fn event_stream(
         last_id: page.last_id,
         truncated: page.truncated,
     }))
+}
+
+/// The id to resume after: `after`, else the `Last-Event-ID` an
+/// `EventSource` sends when it reconnects.
+pub fn resume_after(after: Option<i64>, h: &HeaderMap) -> Option<i64> {
+    after.or_else(|| {
+        h.get("last-event-id")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// The `missed` notice: `count` events passed a client that read too
+/// slowly, or, with `None`, more matched since the id it resumed after
+/// than one answer carries (the oldest were left out).
+fn missed(count: Option<u64>) -> Event {
+    let reason = match count {
+        Some(_) => {
+            "this client read too slowly: events passed it by (of any kind, before filtering)"
+        }
+        None => {
+            "more events matched since the id resumed after than one answer carries: the oldest are left out"
+        }
+    };
+    Event::default()
+        .event("missed")
+        .data(serde_json::json!({"missed": count, "reason": reason}).to_string())
+}
+
+/// A server-sent event stream of `filter`'s events: when `after` is given,
+/// first the stored ones after it (at most `limit`, oldest first; a
+/// `missed` notice first if some were left out), then the live ones as
+/// the tailer brings them (`event` rendered by `render`, its id the event
+/// id), with a `missed` notice whenever the client fell behind the ring.
+/// Ends when the server shuts down.
+pub async fn live_stream<R>(
+    app: &AppState,
+    filter: StreamFilter,
+    after: Option<i64>,
+    limit: u32,
+    render: R,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<R>>, ApiError>
+where
+    R: Fn(&StreamEvent) -> Event + Send + 'static,
+{
+    // Subscribed before the store is read: nothing falls in between.
+    let mut sub = app.live.subscribe(filter.clone(), after.unwrap_or(0));
+    let mut first: Vec<Event> = Vec::new();
+    if let Some(after) = after {
+        let page = app.db.event_stream(Some(after), &filter, limit).await?;
+        sub.skip_to(page.last_id);
+        if page.truncated {
+            first.push(missed(None));
+        }
+        first.extend(page.events.iter().rev().map(&render));
+    }
+    let backlog = futures_util::stream::iter(first.into_iter().map(Ok));
+    let live = futures_util::stream::unfold((sub, render), |(mut sub, render)| async move {
+        let event = match sub.next().await? {
+            Delivery::Event(e) => render(&e),
+            Delivery::Missed(n) => missed(Some(n)),
+        };
+        Some((Ok(event), (sub, render)))
+    });
+    use futures_util::StreamExt;
+    Ok(Sse::new(backlog.chain(live)).keep_alive(KeepAlive::default()))
+}
+
+fn api_event(e: &StreamEvent) -> Event {
+    let id = e.event.id;
+    let view = stream_view(e.clone());
+    Event::default()
+        .event("event")
+        .id(id.to_string())
+        .data(serde_json::to_string(&view).unwrap_or_default())
+}
+
+/// `GET /api/v1/events/live?after=&limit=&severity=&kind=&channel=&group=&node=`:
+/// server-sent events `event` (an [`EventView`] as JSON, its `id` the
+/// event id) and `missed` (`{"missed": N}`: N events passed this client by
+/// because it read too slowly; `null`: the backlog after `after` was cut).
+pub async fn event_stream_live(
+    State(app): State<AppState>,
+    h: HeaderMap,
+    q: Result<Query<EventStreamQuery>, QueryRejection>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    authorize(&app, &h, Role::Viewer).await?;
+    let Query(q) = q.map_err(bad_query)?;
+    let filter = stream_filter(&q)?;
+    let after = resume_after(q.after, &h);
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(live_stream(&app, filter, after, limit, api_event)
+        .await?
+        .into_response())
 }

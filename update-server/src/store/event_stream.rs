@@ -30,6 +30,28 @@ pub struct StreamFilter {
     pub node: Option<String>,
 }
 
+impl StreamFilter {
+    /// Whether `e` passes the filter: the same rule as the store's query,
+    /// applied in memory to the live stream (`crate::live_events`). An
+    /// event of a forgotten node has no channel or group and so matches no
+    /// channel or group filter.
+    pub fn matches(&self, e: &StreamEvent) -> bool {
+        let scope = e.scope.as_ref();
+        self.min_severity
+            .is_none_or(|min| Severity::of(&e.event.kind) >= min)
+            && self.kind.as_ref().is_none_or(|k| *k == e.event.kind)
+            && self
+                .channel
+                .as_ref()
+                .is_none_or(|c| scope.is_some_and(|(channel, _)| channel == c))
+            && self
+                .group
+                .as_ref()
+                .is_none_or(|g| scope.is_some_and(|(_, group)| group == g))
+            && self.node.as_ref().is_none_or(|n| *n == e.node_id)
+    }
+}
+
 /// One event of the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamEvent {
@@ -117,24 +139,7 @@ impl Db {
         let rows = q.bind(i64::from(limit)).fetch_all(self.reader()).await?;
         let events = rows
             .iter()
-            .map(|r| {
-                let channel: Option<String> = r.try_get("channel")?;
-                let group: Option<String> = r.try_get("grp")?;
-                let hostname: Option<String> = r.try_get("hostname")?;
-                Ok(StreamEvent {
-                    event: EventRow {
-                        id: r.try_get("id")?,
-                        at: from_millis(r.try_get("at")?),
-                        received_at: from_millis(r.try_get("received_at")?),
-                        kind: r.try_get("type")?,
-                        version: r.try_get("version")?,
-                        body: r.try_get("body")?,
-                    },
-                    node_id: r.try_get("node_id")?,
-                    scope: channel.zip(group),
-                    hostname: hostname.filter(|h| !h.is_empty()),
-                })
-            })
+            .map(stream_event)
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let full = events.len() >= limit as usize;
         Ok(StreamPage {
@@ -142,5 +147,60 @@ impl Db {
             events,
             last_id: newest,
         })
+    }
+}
+
+/// A stream event from a row of the events ⟕ nodes join.
+fn stream_event(r: &sqlx::any::AnyRow) -> Result<StreamEvent, sqlx::Error> {
+    let channel: Option<String> = r.try_get("channel")?;
+    let group: Option<String> = r.try_get("grp")?;
+    let hostname: Option<String> = r.try_get("hostname")?;
+    Ok(StreamEvent {
+        event: EventRow {
+            id: r.try_get("id")?,
+            at: from_millis(r.try_get("at")?),
+            received_at: from_millis(r.try_get("received_at")?),
+            kind: r.try_get("type")?,
+            version: r.try_get("version")?,
+            body: r.try_get("body")?,
+        },
+        node_id: r.try_get("node_id")?,
+        scope: channel.zip(group),
+        hostname: hostname.filter(|h| !h.is_empty()),
+    })
+}
+
+impl Db {
+    /// The newest event id (0: no event yet).
+    pub async fn newest_event_id(&self) -> Result<i64, StoreError> {
+        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(self.reader())
+            .await?;
+        Ok(newest.unwrap_or(0))
+    }
+
+    /// Up to `limit` events after id `after`, oldest first, each with its
+    /// node's channel, group and host name: one primary-key range scan for
+    /// the whole batch (what the live stream's tailer reads,
+    /// `crate::live_events`).
+    pub async fn events_after(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StreamEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT e.id, e.node_id, e.at, e.received_at, e.type, e.version, e.body,
+                    n.channel, n.grp, n.hostname
+             FROM events e LEFT JOIN nodes n ON n.id = e.node_id
+             WHERE e.id > $1 ORDER BY e.id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.reader())
+        .await?;
+        Ok(rows
+            .iter()
+            .map(stream_event)
+            .collect::<Result<Vec<_>, sqlx::Error>>()?)
     }
 }

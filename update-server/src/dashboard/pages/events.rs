@@ -1,11 +1,15 @@
 //! The fleet-wide live event stream: every node's events as they arrive
 //! (download, install, reboot, healthy, rollback, error, cancel), newest
 //! first, filtered by severity, kind, channel and group (the top bar's group
-//! scope applies). The script polls `?part=rows&after=LAST` every two
-//! seconds and puts the new rows on top; "Pause" stops the polling and
-//! "Resume" fetches what arrived meanwhile. Each poll reads only the events
-//! after the last one shown, within the store's bounded look-back window
-//! (`store::event_stream`), so it stays cheap with a million nodes.
+//! scope applies). The page renders the newest rows from the store; the
+//! script then follows `?part=live&after=LAST`, server-sent events of the
+//! rows that arrive (filtered on the server, fanned out from one database
+//! read per tick by `crate::live_events`, so a million nodes reporting cost
+//! one query per tick whatever the number of open pages) and puts them on
+//! top; a browser that falls behind is told how many events it missed.
+//! "Pause" closes the stream and "Resume" reopens it after the last row
+//! shown, which first brings what arrived meanwhile. `?part=rows&after=`
+//! answers the same rows once (for scripts without `EventSource`).
 
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -172,9 +176,23 @@ pub async fn page(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, DashError> {
     let rows_only = q.part.as_deref() == Some("rows");
-    let user = require_user(&app, &headers, rows_only).await?;
+    let live = q.part.as_deref() == Some("live");
+    let user = require_user(&app, &headers, rows_only || live).await?;
     let filter = q.filter(&user.scope)?;
     let now = app.clock.now();
+    if live {
+        let clock = app.clock.clone();
+        let after = crate::http::admin_events::resume_after(q.after, &headers);
+        let stream = crate::http::admin_events::live_stream(&app, filter, after, ROWS, move |e| {
+            axum::response::sse::Event::default()
+                .event("row")
+                .id(e.event.id.to_string())
+                .data(row(clock.now(), e).into_string())
+        })
+        .await
+        .map_err(DashError::from)?;
+        return Ok(stream.into_response());
+    }
     let page = app
         .db
         .event_stream(if rows_only { q.after } else { None }, &filter, ROWS)
@@ -191,7 +209,7 @@ pub async fn page(
     let channel_options: Vec<(&str, &str)> =
         channels.iter().map(|c| (c.as_str(), c.as_str())).collect();
     let kind_options: Vec<(&str, &str)> = KINDS.iter().map(|k| (*k, *k)).collect();
-    let poll = format!("/ui/events?part=rows&{}", q.filters_query());
+    let poll = format!("/ui/events?part=live&{}", q.filters_query());
     let body = html! {
         form.filters method="get" action="/ui/events" {
             (select("severity", "severity at least", given(&q.severity).as_deref(),
@@ -206,6 +224,7 @@ pub async fn page(
             " "
             span #stream-status role="status" { "Live: new events appear at the top." }
         }
+        p #stream-missed .alert role="status" hidden { }
         table #events data-stream=(poll) data-after=(page.last_id) {
             thead { tr {
                 th { "received" } th { "severity" } th { "node" } th { "channel" } th { "group" }
