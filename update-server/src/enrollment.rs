@@ -7,12 +7,22 @@
 //! or a server started with `--open-registration`. A token is refused at
 //! once when revoked, expired or used up; its use is counted in the same
 //! transaction as the node's row ([`Db::enroll_node`]).
+//!
+//! A node registered with a group's token is pinned to that group (and to
+//! the token's channel, if it names one): its own configuration cannot move
+//! it into a group whose rollouts, holds and FleetLock slots it was never
+//! admitted to. A later check-in naming another scope is admitted only
+//! through the gate a new node would pass there ([`admit`]: a live token for
+//! the new scope, whose use is counted and which pins it anew; or the
+//! server-wide token or open registration, which unpin it), audited as
+//! `node.move`; otherwise it is refused and nothing is stored.
 
 use jiff::Timestamp;
 use moho_protocol::admin::{CreateEnrollmentToken, CreatedEnrollmentToken, EnrollmentTokenView};
 use moho_protocol::names::{NameError, check_channel, check_group, check_token_name};
 use moho_protocol::secret::{PickError, live_name_taken, pick_to_revoke};
 
+pub use crate::store::Pin;
 use crate::store::{Db, EnrollmentUse, StoreError, token_id};
 use crate::tokens::{new_secret, token_hash};
 

@@ -208,3 +208,108 @@ async fn open_registration_admits_tokenless_nodes_but_checks_a_token_given() {
         assert_eq!((a.status, code(&a)), (403, Some("bad_enrollment_token")));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_enrolled_node_stays_in_its_group_unless_admitted_to_another() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| c.open_registration = false).await;
+        for g in ["web", "db"] {
+            let a = s.admin("POST", "/groups", Some(json!({"name": g}))).await;
+            assert_eq!(a.status, 201, "{backend}: {}", a.body);
+        }
+        let (web_secret, _) = create(&s, json!({"name": "web-nodes", "group": "web"})).await;
+        let mut n = TestNode::new("web-1");
+        n.group = "web".into();
+        n.enrollment_token = Some(web_secret.clone());
+        assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+
+        // Its own configuration naming another group (with the token it
+        // has, or none) does not move it: refused, nothing stored.
+        for token in [Some(web_secret.clone()), None] {
+            n.group = "db".into();
+            n.enrollment_token = token;
+            let a = n.check_in(&s).await;
+            assert_eq!(
+                (a.status, code(&a)),
+                (403, Some("enrolled_elsewhere")),
+                "{backend}: {}",
+                a.body
+            );
+            let msg = a.body["error"]["message"].as_str().unwrap();
+            assert!(
+                msg.contains("\"web-1\"") && msg.contains("\"web\"") && msg.contains("\"db\""),
+                "{msg}"
+            );
+            let node = s.admin("GET", "/nodes/web-1", None).await;
+            assert_eq!(node.body["group"], "web", "{backend}: {}", node.body);
+        }
+        // Back in its group, it is served as before.
+        n.group = "web".into();
+        assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+
+        // With a live token of the other group it moves, the use counted
+        // and the move audited; then it is pinned there.
+        let (db_secret, db_id) = create(
+            &s,
+            json!({"name": "db-nodes", "group": "db", "max_uses": 1}),
+        )
+        .await;
+        n.group = "db".into();
+        n.enrollment_token = Some(db_secret.clone());
+        let a = n.check_in(&s).await;
+        assert_eq!(a.status, 200, "{backend}: {}", a.body);
+        let node = s.admin("GET", "/nodes/web-1", None).await;
+        assert_eq!(node.body["group"], "db", "{backend}");
+        // (Used up now: listed with all=true.)
+        let tokens = s.admin("GET", "/enrollment-tokens?all=true", None).await;
+        let t = tokens.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == db_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(t["uses"], 1, "{backend}: {t}");
+        let audit = s.admin("GET", "/audit", None).await;
+        let moved = audit.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == "node.move")
+            .unwrap_or_else(|| panic!("{backend}: no node.move in {}", audit.body))
+            .clone();
+        assert_eq!(moved["actor"], "enrollment:db-nodes", "{moved}");
+        assert_eq!(moved["subject"], "node/web-1", "{moved}");
+        // Later check-ins in db need no token; once web's token is
+        // revoked, it does not take the node back.
+        n.enrollment_token = None;
+        assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+        let a = s
+            .admin("DELETE", "/enrollment-tokens/web-nodes", None)
+            .await;
+        assert_eq!(a.status, 200, "{backend}: {}", a.body);
+        n.group = "web".into();
+        n.enrollment_token = Some(web_secret.clone());
+        let a = n.check_in(&s).await;
+        assert_eq!((a.status, code(&a)), (403, Some("enrolled_elsewhere")));
+        let node = s.admin("GET", "/nodes/web-1", None).await;
+        assert_eq!(node.body["group"], "db", "{backend}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_registered_openly_moves_with_its_configuration() {
+    for (backend, url) in backends().await {
+        let s = start(&backend, &url, |c| c.open_registration = true).await;
+        let a = s
+            .admin("POST", "/groups", Some(json!({"name": "db"})))
+            .await;
+        assert_eq!(a.status, 201, "{backend}: {}", a.body);
+        let mut n = TestNode::new("free-1");
+        assert_eq!(n.check_in(&s).await.status, 200);
+        n.group = "db".into();
+        assert_eq!(n.check_in(&s).await.status, 200, "{backend}");
+        let node = s.admin("GET", "/nodes/free-1", None).await;
+        assert_eq!(node.body["group"], "db", "{backend}");
+    }
+}

@@ -86,6 +86,76 @@ fn refused(r: enrollment::Refusal) -> ApiError {
     ApiError::forbidden(r.code(), r.message())
 }
 
+/// A node pinned to `pin` by its enrolment token names another scope: it
+/// moves only through the gate a new node would pass there (a live token
+/// for it, the server-wide token, open registration), audited as
+/// `node.move`; else refused, nothing stored.
+async fn readmit(
+    app: &AppState,
+    req: &CheckIn,
+    pin: &crate::store::Pin,
+    now: jiff::Timestamp,
+) -> Result<(), ApiError> {
+    let refuse = |why: String| {
+        ApiError::forbidden(
+            "enrolled_elsewhere",
+            format!(
+                "node {:?} was enrolled in group {:?}{} and the check-in names channel {:?}, group {:?}: \
+                 moving it needs what registering a new node there needs ({why}); \
+                 or set its group back, or delete the node so that it registers again",
+                req.node_id,
+                pin.group,
+                pin.channel
+                    .as_ref()
+                    .map(|c| format!(" in channel {c:?}"))
+                    .unwrap_or_default(),
+                req.channel,
+                req.group,
+            ),
+        )
+    };
+    let admission = enrollment::admit(
+        &app.db,
+        app.config.open_registration,
+        app.config.enrollment_token.as_deref(),
+        req.enrollment_token.as_deref(),
+        &req.channel,
+        &req.group,
+        now,
+    )
+    .await?
+    .map_err(|r| refuse(r.message()))?;
+    let moved = match &admission {
+        Admission::Free => {
+            let actor = if req.enrollment_token.is_some() {
+                "enrollment:server-token"
+            } else {
+                "enrollment:open"
+            };
+            app.db
+                .move_enrolled_node(&req.node_id, pin, None, actor, now)
+                .await?
+        }
+        Admission::Token { token, hash } => {
+            app.db
+                .move_enrolled_node(
+                    &req.node_id,
+                    pin,
+                    Some((token, hash)),
+                    &format!("enrollment:{}", token.name),
+                    now,
+                )
+                .await?
+        }
+    };
+    if !moved {
+        return Err(refuse(
+            "the enrollment token stopped being live meanwhile".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 fn replayed(counter: u64, node: &str) -> ApiError {
     ApiError::conflict(
         "replayed_request",
@@ -206,6 +276,8 @@ pub async fn check_in(
 /// A check-in the hot state cannot decide, written through: one
 /// conditional UPDATE, and when it changes nothing, why (another key, a
 /// replay, or a first check-in that registers under the enrolment rules).
+/// A node pinned by its enrolment token that names another scope is
+/// re-admitted first ([`readmit`]).
 async fn check_in_through(
     app: &AppState,
     source: &Source,
@@ -214,6 +286,15 @@ async fn check_in_through(
     counter: u64,
     now: jiff::Timestamp,
 ) -> Result<(), ApiError> {
+    if let Some(stored) = app.db.enrolled_node(&req.node_id).await?
+        && let Some(pin) = &stored.pin
+        && !pin.holds(&req.channel, &req.group)
+        // Another key or a replay: refused below, as any check-in.
+        && stored.public_key == req.public_key
+        && counter > stored.counter
+    {
+        readmit(app, req, pin, now).await?;
+    }
     if !app.check_ins.check_in(upsert, counter, now).await? {
         match app.db.node(&req.node_id).await? {
             Some(n) if n.public_key != req.public_key => {

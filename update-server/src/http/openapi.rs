@@ -116,6 +116,12 @@ pub const OPERATIONS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "get",
+        "/api/v1/events/live",
+        "viewer",
+        "Fleet-wide event stream as server-sent events: `event` (an event, its id the event id) and `missed` ({\"missed\": N}: N events passed this slow client by); same filters; after= or Last-Event-ID first replays the stored events after that id",
+    ),
+    (
+        "get",
         "/api/v1/tokens",
         "admin",
         "List live admin and viewer tokens (all=true: also revoked and expired)",

@@ -48,6 +48,71 @@ fn from_row(r: &AnyRow) -> Result<EnrollmentTokenView, StoreError> {
     })
 }
 
+/// The scope a node registered with a group's enrolment token was admitted
+/// to: the token's group, and its channel if it named one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// The group.
+    pub group: String,
+    /// The channel, if the token fixed one.
+    pub channel: Option<String>,
+}
+
+impl Pin {
+    /// The scope `token` admits to.
+    pub fn of(token: &EnrollmentTokenView) -> Self {
+        Self {
+            group: token.group.clone(),
+            channel: token.channel.clone(),
+        }
+    }
+
+    /// Whether a check-in naming `channel` and `group` stays in the scope.
+    pub fn holds(&self, channel: &str, group: &str) -> bool {
+        self.group == group && self.channel.as_deref().is_none_or(|c| c == channel)
+    }
+}
+
+/// What a check-in's re-admission looks at of a stored node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrolledNode {
+    /// Its pin, if a group's token registered it.
+    pub pin: Option<Pin>,
+    /// Its key.
+    pub public_key: String,
+    /// The last counter stored.
+    pub counter: u64,
+}
+
+/// Counts one use of the token with `hash` if it is live at `now`: a
+/// conditional `UPDATE`, so a use limit holds across concurrent
+/// registrations and replicas. False: revoked, expired or used up (nothing
+/// written).
+async fn take_use(tx: &mut Tx, hash: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let taken = sqlx::query(
+        "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = $2
+         WHERE hash = $1 AND revoked_at IS NULL
+           AND (expires_at IS NULL OR expires_at > $2)
+           AND (max_uses IS NULL OR uses < max_uses)",
+    )
+    .bind(hash)
+    .bind(millis(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(taken.rows_affected() == 1)
+}
+
+/// Records the scope a node was admitted to (`None`: free to move).
+async fn set_pin(tx: &mut Tx, node_id: &str, pin: Option<&Pin>) -> Result<(), StoreError> {
+    sqlx::query("UPDATE nodes SET enrolled_group = $1, enrolled_channel = $2 WHERE id = $3")
+        .bind(pin.map(|p| p.group.clone()))
+        .bind(pin.and_then(|p| p.channel.clone()))
+        .bind(node_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 fn to_db(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -155,17 +220,7 @@ impl Db {
                 now,
             )
             .await?;
-        let taken = sqlx::query(
-            "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = $2
-             WHERE hash = $1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > $2)
-               AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(hash)
-        .bind(millis(now))
-        .execute(&mut **change.tx())
-        .await?;
-        if taken.rows_affected() != 1 {
+        if !take_use(change.tx(), hash, now).await? {
             change.abandon().await?;
             return Ok(false);
         }
@@ -196,17 +251,7 @@ impl Db {
             .await?;
         self.lock(change.tx(), &format!("moho-enrollment:{}", token.id))
             .await?;
-        let taken = sqlx::query(
-            "UPDATE enrollment_tokens SET uses = uses + 1, last_used_at = $2
-             WHERE hash = $1 AND revoked_at IS NULL
-               AND (expires_at IS NULL OR expires_at > $2)
-               AND (max_uses IS NULL OR uses < max_uses)",
-        )
-        .bind(hash)
-        .bind(millis(now))
-        .execute(&mut **change.tx())
-        .await?;
-        if taken.rows_affected() != 1 {
+        if !take_use(change.tx(), hash, now).await? {
             change.abandon().await?;
             return Ok(EnrollmentUse::NotLive);
         }
@@ -214,6 +259,7 @@ impl Db {
             change.abandon().await?;
             return Ok(EnrollmentUse::Exists);
         }
+        set_pin(change.tx(), n.id, Some(&Pin::of(token))).await?;
         let after = serde_json::json!({
             "token": token.id,
             "channel": n.channel,
@@ -223,5 +269,61 @@ impl Db {
         });
         change.commit(None, Some(&after)).await?;
         Ok(EnrollmentUse::Created)
+    }
+}
+
+impl Db {
+    /// Node `node_id`'s pin, key and counter, if it exists.
+    pub async fn enrolled_node(&self, node_id: &str) -> Result<Option<EnrolledNode>, StoreError> {
+        let row: Option<(Option<String>, Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT enrolled_group, enrolled_channel, public_key, counter FROM nodes WHERE id = $1",
+        )
+        .bind(node_id)
+        .fetch_optional(self.reader())
+        .await?;
+        Ok(
+            row.map(|(group, channel, public_key, counter)| EnrolledNode {
+                pin: group.map(|group| Pin { group, channel }),
+                public_key,
+                counter: u64::try_from(counter).unwrap_or(0),
+            }),
+        )
+    }
+
+    /// Admits enrolled node `node_id` to another scope: with `token`, takes
+    /// one of its uses and pins the node to its scope; without (open
+    /// registration, the server-wide token), unpins it. Audited as
+    /// `node.move` by `actor`, before and after the pin. False (nothing
+    /// written): the token stopped being live meanwhile.
+    pub async fn move_enrolled_node(
+        &self,
+        node_id: &str,
+        from: &Pin,
+        token: Option<(&EnrollmentTokenView, &str)>,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut change = self
+            .change(actor, "node.move", format!("node/{node_id}"), now)
+            .await?;
+        let to = token.map(|(t, _)| Pin::of(t));
+        if let Some((t, hash)) = token {
+            self.lock(change.tx(), &format!("moho-enrollment:{}", t.id))
+                .await?;
+            if !take_use(change.tx(), hash, now).await? {
+                change.abandon().await?;
+                return Ok(false);
+            }
+        }
+        set_pin(change.tx(), node_id, to.as_ref()).await?;
+        let before =
+            serde_json::json!({"enrolled_group": from.group, "enrolled_channel": from.channel});
+        let after = serde_json::json!({
+            "token": token.map(|(t, _)| t.id.clone()),
+            "enrolled_group": to.as_ref().map(|p| p.group.clone()),
+            "enrolled_channel": to.and_then(|p| p.channel),
+        });
+        change.commit(Some(&before), Some(&after)).await?;
+        Ok(true)
     }
 }

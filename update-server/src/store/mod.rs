@@ -36,7 +36,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 pub use audit::Change;
 pub use backup::{BackupInfo, check_sqlite_backup};
 pub use batch::{CheckInBatcher, EventWrite, PendingCheckIn, ReportWrite};
-pub use enrollment::EnrollmentUse;
+pub use enrollment::{EnrolledNode, EnrollmentUse, Pin};
 pub use event_stream::{STREAM_WINDOW, StreamEvent, StreamFilter, StreamPage};
 pub use fleetlock::{Acquire, LockRow};
 pub use hot::{Admission, HotNodes};

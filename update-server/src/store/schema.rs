@@ -196,7 +196,17 @@ CREATE TABLE repo_metadata (
 );
 ";
 
-const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7];
+/// Enrolment pins (issue 16): the group, and the channel if the token named
+/// one, that a node registered with an enrolment token was admitted to; a
+/// later check-in naming another scope must pass the enrolment gate again
+/// (`crate::enrollment::pin_holds`). NULL: registered without a group
+/// token (open registration, the server-wide token), free to move.
+const V8: &str = "
+ALTER TABLE nodes ADD COLUMN enrolled_group TEXT;
+ALTER TABLE nodes ADD COLUMN enrolled_channel TEXT;
+";
+
+const STEPS: &[&str] = &[V1, V2, V3, V4, V5, V6, V7, V8];
 
 /// Applies the steps not applied yet.
 pub(super) async fn migrate(db: &Db) -> Result<(), StoreError> {
