@@ -148,7 +148,7 @@ pub async fn create(
         .change(actor, "token.create", format!("token/{}", token.id), now)
         .await?;
     db.lock(change.tx(), "moho-tokens").await?;
-    if live_name_taken(&db.live_tokens_tx(change.tx(), now).await?, &req.name, now) {
+    if live_name_taken(&db.tokens_tx(change.tx()).await?, &req.name, now) {
         return Err(TokenError::NameTaken(req.name.clone()));
     }
     db.insert_token(change.tx(), &hash, &token).await?;
@@ -168,13 +168,14 @@ pub async fn revoke(
 ) -> Result<TokenView, TokenError> {
     let mut change = db.change(actor, "token.revoke", "token", now).await?;
     db.lock(change.tx(), "moho-tokens").await?;
-    let live = db.live_tokens_tx(change.tx(), now).await?;
+    let all = db.tokens_tx(change.tx()).await?;
+    let live: Vec<TokenView> = all.iter().filter(|t| t.is_live(now)).cloned().collect();
     // The token with this id (revoked or not), else a live one by name.
-    let candidates: Vec<TokenView> = db
-        .token_by_id_tx(change.tx(), which)
-        .await?
-        .into_iter()
-        .chain(live.iter().cloned())
+    let candidates: Vec<TokenView> = all
+        .iter()
+        .filter(|t| t.id == which)
+        .chain(live.iter())
+        .cloned()
         .collect();
     let before = match pick_to_revoke(&candidates, which) {
         Ok(t) => t.clone(),

@@ -3,7 +3,8 @@
 //! uses, revocation), and the registration of a node with one: the use is
 //! taken by a conditional `UPDATE` in the same audited transaction as the
 //! node's row, so a token's limit holds across concurrent first check-ins
-//! and replicas. The rules are in `crate::enrollment`.
+//! and replicas. The rules are in `crate::enrollment`; the reads and the
+//! revocation it shares with admin tokens are in `secrets.rs`.
 
 use jiff::Timestamp;
 use moho_protocol::admin::EnrollmentTokenView;
@@ -11,10 +12,8 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::nodes::NodeUpsert;
+use super::secrets::{StoredSecret, time};
 use super::{Db, StoreError, Tx, from_millis, millis};
-
-const COLUMNS: &str =
-    "id, name, grp, channel, created_at, expires_at, max_uses, uses, revoked_at, last_used_at";
 
 /// How a registration with an enrolment token ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,24 +27,27 @@ pub enum EnrollmentUse {
     NotLive,
 }
 
-fn from_row(r: &AnyRow) -> Result<EnrollmentTokenView, StoreError> {
-    let ts = |col: &str| -> Result<Option<Timestamp>, sqlx::Error> {
-        Ok(r.try_get::<Option<i64>, _>(col)?.map(from_millis))
-    };
-    Ok(EnrollmentTokenView {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
-        group: r.try_get("grp")?,
-        channel: r.try_get("channel")?,
-        created_at: from_millis(r.try_get("created_at")?),
-        expires_at: ts("expires_at")?,
-        max_uses: r
-            .try_get::<Option<i64>, _>("max_uses")?
-            .map(|m| u64::try_from(m).unwrap_or(0)),
-        uses: u64::try_from(r.try_get::<i64, _>("uses")?).unwrap_or(0),
-        revoked_at: ts("revoked_at")?,
-        last_used_at: ts("last_used_at")?,
-    })
+impl StoredSecret for EnrollmentTokenView {
+    const TABLE: &'static str = "enrollment_tokens";
+    const COLUMNS: &'static str =
+        "id, name, grp, channel, created_at, expires_at, max_uses, uses, revoked_at, last_used_at";
+
+    fn from_row(r: &AnyRow) -> Result<Self, StoreError> {
+        Ok(EnrollmentTokenView {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            group: r.try_get("grp")?,
+            channel: r.try_get("channel")?,
+            created_at: from_millis(r.try_get("created_at")?),
+            expires_at: time(r, "expires_at")?,
+            max_uses: r
+                .try_get::<Option<i64>, _>("max_uses")?
+                .map(|m| u64::try_from(m).unwrap_or(0)),
+            uses: u64::try_from(r.try_get::<i64, _>("uses")?).unwrap_or(0),
+            revoked_at: time(r, "revoked_at")?,
+            last_used_at: time(r, "last_used_at")?,
+        })
+    }
 }
 
 /// The scope a node registered with a group's enrolment token was admitted
@@ -147,12 +149,7 @@ impl Db {
         &self,
         hash: &str,
     ) -> Result<Option<EnrollmentTokenView>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM enrollment_tokens WHERE hash = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(hash)
-            .fetch_optional(self.reader())
-            .await?;
-        row.as_ref().map(from_row).transpose()
+        self.secret_by_hash(hash).await
     }
 
     /// Every enrolment token (`all`) or those live at `now`, oldest first.
@@ -161,16 +158,7 @@ impl Db {
         all: bool,
         now: Timestamp,
     ) -> Result<Vec<EnrollmentTokenView>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM enrollment_tokens ORDER BY created_at, name");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(self.reader())
-            .await?;
-        let items: Vec<EnrollmentTokenView> =
-            rows.iter().map(from_row).collect::<Result<_, _>>()?;
-        Ok(items
-            .into_iter()
-            .filter(|t| all || t.is_live(now))
-            .collect())
+        self.secrets(all, now).await
     }
 
     /// Every enrolment token, read inside `tx`.
@@ -178,11 +166,7 @@ impl Db {
         &self,
         tx: &mut Tx,
     ) -> Result<Vec<EnrollmentTokenView>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM enrollment_tokens ORDER BY id");
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut **tx)
-            .await?;
-        rows.iter().map(from_row).collect()
+        self.secrets_tx(tx).await
     }
 
     /// Marks enrolment token `id` revoked at `now` inside `tx`.
@@ -192,14 +176,35 @@ impl Db {
         id: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE enrollment_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(millis(now))
-        .bind(id)
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
+        self.revoke_secret::<EnrollmentTokenView>(tx, id, now).await
+    }
+
+    /// Opens the audited `node.enroll` change of node `node_id` by
+    /// `enrollment:NAME` and takes one use of `token` in it (under the
+    /// token's lock); `None` (nothing written) if the token is no longer
+    /// live at `now`.
+    async fn begin_enrollment(
+        &self,
+        node_id: &str,
+        token: &EnrollmentTokenView,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<super::Change>, StoreError> {
+        let mut change = self
+            .change(
+                &format!("enrollment:{}", token.name),
+                "node.enroll",
+                format!("node/{node_id}"),
+                now,
+            )
+            .await?;
+        self.lock(change.tx(), &format!("moho-enrollment:{}", token.id))
+            .await?;
+        if !take_use(change.tx(), hash, now).await? {
+            change.abandon().await?;
+            return Ok(None);
+        }
+        Ok(Some(change))
     }
 
     /// Takes one use of `token` for the Flatcar node `node_id` (Omaha: its
@@ -212,18 +217,9 @@ impl Db {
         hash: &str,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let mut change = self
-            .change(
-                &format!("enrollment:{}", token.name),
-                "node.enroll",
-                format!("node/{node_id}"),
-                now,
-            )
-            .await?;
-        if !take_use(change.tx(), hash, now).await? {
-            change.abandon().await?;
+        let Some(change) = self.begin_enrollment(node_id, token, hash, now).await? else {
             return Ok(false);
-        }
+        };
         let after = serde_json::json!({"token": token.id, "kind": "flatcar"});
         change.commit(None, Some(&after)).await?;
         Ok(true)
@@ -241,20 +237,9 @@ impl Db {
         hash: &str,
         now: Timestamp,
     ) -> Result<EnrollmentUse, StoreError> {
-        let mut change = self
-            .change(
-                &format!("enrollment:{}", token.name),
-                "node.enroll",
-                format!("node/{}", n.id),
-                now,
-            )
-            .await?;
-        self.lock(change.tx(), &format!("moho-enrollment:{}", token.id))
-            .await?;
-        if !take_use(change.tx(), hash, now).await? {
-            change.abandon().await?;
+        let Some(mut change) = self.begin_enrollment(n.id, token, hash, now).await? else {
             return Ok(EnrollmentUse::NotLive);
-        }
+        };
         if !super::nodes::insert_node(change.tx(), n, counter, now).await? {
             change.abandon().await?;
             return Ok(EnrollmentUse::Exists);

@@ -22,6 +22,7 @@ mod omaha;
 mod repo_meta;
 mod rollouts;
 mod schema;
+mod secrets;
 mod sessions;
 mod tokens;
 mod views;
