@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics` (OpenMetrics text): request latency per
 //! route, check-ins, registrations, offers and node events as counters, and,
 //! computed at scrape time from the database, nodes per channel/version/state
-//! and each rollout's progress, when the served metadata expires, whether
+//! and each rollout's progress, when the served metadata expires and how
+//! long before that the server re-signs it, whether
 //! this replica runs the background jobs, and its live event stream's
 //! subscribers, events handed out and events slow subscribers missed.
 
@@ -137,6 +138,20 @@ pub async fn render(State(app): State<AppState>) -> Response {
         "Unix time at which the served signed metadata of each role expires (nodes refuse it after)",
         expiry.clone(),
     );
+    let margin = Family::<Labels, Gauge>::default();
+    fleet.register(
+        "repository_metadata_resign_margin_seconds",
+        "How long before expiry the server re-signs each online role when it holds the online keys (timestamp: 12 h or half of --timestamp-expiry; snapshot: 2 days); the shipped alert fires when less than half of it is left",
+        margin.clone(),
+    );
+    for (role, d) in [
+        ("timestamp", app.config.timestamp_margin()),
+        ("snapshot", crate::repository::refresh::SNAPSHOT_MARGIN),
+    ] {
+        margin
+            .get_or_create(&vec![("role".to_owned(), role.to_owned())])
+            .set(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    }
     let leader = Gauge::<i64>::default();
     fleet.register(
         "jobs_leader",

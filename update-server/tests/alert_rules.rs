@@ -77,3 +77,33 @@ async fn every_series_the_rules_use_is_in_the_servers_metrics() {
     }
     assert!(metrics.contains("value=\"auto_paused\""), "{metrics}");
 }
+
+/// The expiry alert compares with the margin the server really re-signs at:
+/// half of a short `--timestamp-expiry` (the rules' unit tests show that a
+/// 4 h timestamp re-signed on time raises nothing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resign_margin_in_metrics_follows_the_timestamp_expiry() {
+    for (expiry, margin) in [(86_400, 43_200), (4 * 3600, 2 * 3600)] {
+        let (_, url) = common::backends().await.remove(0);
+        let s = common::start("sqlite", &url, |c| {
+            c.timestamp_expiry = Duration::from_secs(expiry);
+        })
+        .await;
+        let metrics = s
+            .http
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = format!(
+            "moho_repository_metadata_resign_margin_seconds{{role=\"timestamp\"}} {margin}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} not in /metrics for --timestamp-expiry {expiry}s:\n{metrics}"
+        );
+    }
+}
