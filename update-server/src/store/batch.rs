@@ -32,6 +32,9 @@ use super::{AttemptStatus, Db, HotNodes, NodeUpsert, Phase, StoreError, millis};
 /// Most requests per statement (12 parameters per check-in).
 const MAX_BATCH: usize = 200;
 
+/// How long writes behind may wait for more to share their statement.
+const BEHIND_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
+
 type Reply = oneshot::Sender<Result<bool, String>>;
 
 #[derive(Debug)]
@@ -94,6 +97,11 @@ enum Job {
 }
 
 impl Job {
+    /// A check-in written behind (nobody waits for it).
+    fn behind(&self) -> bool {
+        matches!(self, Job::CheckIn(j) if j.behind)
+    }
+
     fn node(&self) -> Option<&str> {
         match self {
             Job::CheckIn(j) => Some(&j.id),
@@ -222,6 +230,16 @@ async fn run(db: Db, hot: Arc<HotNodes>, mut rx: mpsc::Receiver<Job>) {
             match rx.try_recv() {
                 Ok(job) => carry.push(job),
                 Err(_) => break,
+            }
+        }
+        // Only writes behind waiting, and fewer than a full batch: nobody
+        // waits for them, so gather for up to BEHIND_WAIT (fewer, larger
+        // statements); anything a request waits for ends the wait.
+        let deadline = tokio::time::Instant::now() + BEHIND_WAIT;
+        while carry.len() < MAX_BATCH && carry.iter().all(Job::behind) {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(job)) => carry.push(job),
+                Ok(None) | Err(_) => break,
             }
         }
         // A flush at the front: everything before it is applied.
