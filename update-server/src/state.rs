@@ -53,7 +53,11 @@ impl AppState {
     /// Builds the state (starts the check-in batching task: needs a tokio
     /// runtime).
     pub fn new(db: Db, clock: Arc<dyn Clock>, config: ServerConfig) -> Self {
-        let hot = Arc::new(crate::store::HotNodes::with_capacity(config.hot_nodes));
+        // Several replicas may share a PostgreSQL database: there memory
+        // only refuses (a check-in it would accept is confirmed by the
+        // database's compare-and-set on the counter).
+        let shared = db.backend() == crate::store::Backend::Postgres;
+        let hot = Arc::new(crate::store::HotNodes::with_capacity(config.hot_nodes).shared(shared));
         let live = crate::live_events::LiveEvents::new(config.live_events_buffer);
         live.start_tailer(db.clone(), crate::live_events::TICK);
         Self {

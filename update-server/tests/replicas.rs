@@ -216,3 +216,55 @@ async fn a_standby_shows_the_expiry_of_what_the_leader_published() {
         jobs.stop().await;
     }
 }
+
+/// A check-in (or report) that replica A accepted, replayed through
+/// replica B on the same PostgreSQL, is refused (409) and changes nothing,
+/// even though B remembers the node from an older check-in; the node's
+/// next fresh check-in through B is accepted. (PostgreSQL only: SQLite is
+/// one server's file.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_accepted_by_one_replica_and_replayed_through_another_is_refused() {
+    for (backend, url) in backends().await {
+        if backend != "postgres" {
+            continue;
+        }
+        let a = common::start(&backend, &url, |_| {}).await;
+        let b = common::start_replica(&a, |_| {}).await;
+        let mut node = common::TestNode::new("replayed-node");
+        // B registers the node and holds it in memory (counter 1).
+        assert_eq!(node.check_in(&b).await.status, 200);
+        // A report accepted by A (counter 2), captured and replayed to B.
+        let report = node.report_body(vec![], a.now());
+        let headers = node.signed("/v1/events", &report);
+        let first = a.post_raw("/v1/events", &headers, report.clone()).await;
+        assert_eq!(first.status, 200, "report through A: {first:?}");
+        let replay = b.post_raw("/v1/events", &headers, report).await;
+        assert_eq!(replay.status, 409, "replayed report through B: {replay:?}");
+        assert_eq!(replay.body["error"]["code"], "replayed_request");
+        // B holds the node again (counter 3); A accepts a check-in (4),
+        // captured and replayed to B.
+        assert_eq!(node.check_in(&b).await.status, 200);
+        let body = node.check_in_body();
+        let headers = node.signed("/v1/check-in", &body);
+        let first = a.post_raw("/v1/check-in", &headers, body.clone()).await;
+        assert_eq!(first.status, 200, "check-in through A: {first:?}");
+        let replay = b.post_raw("/v1/check-in", &headers, body).await;
+        assert_eq!(
+            replay.status, 409,
+            "replayed check-in through B: {replay:?}"
+        );
+        assert_eq!(replay.body["error"]["code"], "replayed_request");
+        assert_eq!(
+            a.db.node("replayed-node").await.unwrap().unwrap().counter,
+            4
+        );
+        // The node itself goes on through either replica.
+        assert_eq!(node.check_in(&b).await.status, 200);
+        assert_eq!(node.check_in(&a).await.status, 200);
+        assert_eq!(node.check_in(&b).await.status, 200);
+        assert_eq!(
+            b.db.node("replayed-node").await.unwrap().unwrap().counter,
+            7
+        );
+    }
+}

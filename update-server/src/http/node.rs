@@ -237,6 +237,14 @@ pub async fn check_in(
                     .await?,
             );
         }
+        Memory::Confirm => {
+            // Another replica may have taken this counter: only the row's
+            // compare-and-set accepts it (same facts: no re-admission).
+            if !app.check_ins.check_in(&upsert, sig.counter, now).await? {
+                app.hot.forget(&req.node_id);
+                not_stored(&app, &source, &req, &upsert, sig.counter, now).await?;
+            }
+        }
         Memory::Ask => {
             check_in_through(&app, &source, &req, &upsert, sig.counter, now).await?;
             if let Some(raw) = canonical_key(&req.public_key) {
@@ -295,50 +303,64 @@ async fn check_in_through(
     {
         readmit(app, req, pin, now).await?;
     }
-    if !app.check_ins.check_in(upsert, counter, now).await? {
-        match app.db.node(&req.node_id).await? {
-            Some(n) if n.public_key != req.public_key => {
-                return Err(ApiError::forbidden(
-                    "key_mismatch",
-                    format!(
-                        "node {:?} is registered with another public key",
-                        req.node_id
-                    ),
-                ));
-            }
-            Some(_) => return Err(replayed(counter, &req.node_id)),
-            None => {
-                app.limits
-                    .check(Limited::Registration, source.0)
-                    .map_err(|t| ApiError::too_many("registrations", t))?;
-                let admission = enrollment::admit(
-                    &app.db,
-                    app.config.open_registration,
-                    app.config.enrollment_token.as_deref(),
-                    req.enrollment_token.as_deref(),
-                    &req.channel,
-                    &req.group,
-                    now,
-                )
-                .await?
-                .map_err(refused)?;
-                let created = match admission {
-                    Admission::Free => {
-                        app.db.register_node(upsert, counter, now).await? == Registration::Created
-                    }
-                    Admission::Token { token, hash } => {
-                        enrollment::enroll(&app.db, upsert, counter, &token, &hash, now)
-                            .await?
-                            .map_err(refused)?
-                            == EnrollmentUse::Created
-                    }
-                };
-                if created {
-                    app.metrics.registrations.inc();
-                } else if !app.db.check_in_node(upsert, counter, now).await? {
-                    // Registered meanwhile by a concurrent request.
-                    return Err(replayed(counter, &req.node_id));
+    if app.check_ins.check_in(upsert, counter, now).await? {
+        return Ok(());
+    }
+    not_stored(app, source, req, upsert, counter, now).await
+}
+
+/// A check-in whose conditional UPDATE changed nothing: why (another key,
+/// a replay), or a first check-in that registers under the enrolment rules.
+async fn not_stored(
+    app: &AppState,
+    source: &Source,
+    req: &CheckIn,
+    upsert: &NodeUpsert<'_>,
+    counter: u64,
+    now: jiff::Timestamp,
+) -> Result<(), ApiError> {
+    match app.db.node(&req.node_id).await? {
+        Some(n) if n.public_key != req.public_key => {
+            return Err(ApiError::forbidden(
+                "key_mismatch",
+                format!(
+                    "node {:?} is registered with another public key",
+                    req.node_id
+                ),
+            ));
+        }
+        Some(_) => return Err(replayed(counter, &req.node_id)),
+        None => {
+            app.limits
+                .check(Limited::Registration, source.0)
+                .map_err(|t| ApiError::too_many("registrations", t))?;
+            let admission = enrollment::admit(
+                &app.db,
+                app.config.open_registration,
+                app.config.enrollment_token.as_deref(),
+                req.enrollment_token.as_deref(),
+                &req.channel,
+                &req.group,
+                now,
+            )
+            .await?
+            .map_err(refused)?;
+            let created = match admission {
+                Admission::Free => {
+                    app.db.register_node(upsert, counter, now).await? == Registration::Created
                 }
+                Admission::Token { token, hash } => {
+                    enrollment::enroll(&app.db, upsert, counter, &token, &hash, now)
+                        .await?
+                        .map_err(refused)?
+                        == EnrollmentUse::Created
+                }
+            };
+            if created {
+                app.metrics.registrations.inc();
+            } else if !app.db.check_in_node(upsert, counter, now).await? {
+                // Registered meanwhile by a concurrent request.
+                return Err(replayed(counter, &req.node_id));
             }
         }
     }

@@ -7,6 +7,10 @@
 //! behind, in the check-in batcher's next batch (`store/batch.rs`).
 //! Anything else — a new node, changed facts, a node this replica does not
 //! hold — is checked against the database as before and then remembered.
+//! Where other replicas may share the database (PostgreSQL), memory only
+//! refuses: a check-in it would accept is [`Admission::Confirm`], written
+//! through and accepted only if the database's compare-and-set on the
+//! counter takes it (another replica may have accepted a later counter).
 //! A counter at or below the remembered one, signed with the remembered
 //! key, is a replay whatever the database says (the remembered counter was
 //! accepted from the node); another key is for the database to judge.
@@ -46,6 +50,10 @@ pub enum Admission {
     /// Known node, same facts, rising counter: accepted (the counter is
     /// remembered); its row is to be written behind.
     Accepted,
+    /// As `Accepted`, but other replicas may share the database and have
+    /// accepted a later counter: write through, accept only if the row took
+    /// it (else forget the node).
+    Confirm,
     /// The counter is not above one already accepted from this node.
     Replayed,
     /// Not decidable from memory (unknown node or changed facts): ask the
@@ -57,6 +65,9 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct HotNodes {
     per_shard: usize,
+    /// Whether other replicas may write the same rows (memory then never
+    /// accepts a check-in by itself).
+    shared: bool,
     hasher: RandomState,
     shards: Vec<Mutex<HashMap<Box<str>, Entry>>>,
 }
@@ -73,9 +84,17 @@ impl HotNodes {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             per_shard: capacity.div_ceil(SHARDS),
+            shared: false,
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
         }
+    }
+
+    /// The same, for a database other replicas may share (PostgreSQL):
+    /// memory refuses replays but accepts nothing by itself.
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
     }
 
     /// The keyed hash of what a check-in reports about its node (the same
@@ -111,7 +130,11 @@ impl HotNodes {
             Some(e) if e.facts == facts => {
                 e.counter = counter;
                 e.seen = e.seen.max(now.as_millisecond());
-                Admission::Accepted
+                if self.shared {
+                    Admission::Confirm
+                } else {
+                    Admission::Accepted
+                }
             }
             _ => Admission::Ask,
         }
@@ -272,6 +295,19 @@ mod tests {
         );
         // Another key is not this node's: the database tells why (403).
         assert_eq!(hot.admit_check_in("n1", 5, f, &[9; 32], T), Admission::Ask);
+    }
+
+    #[test]
+    fn on_a_shared_database_memory_refuses_replays_but_never_accepts_alone() {
+        let hot = HotNodes::default().shared(true);
+        let f = hot.facts(&upsert("k", "1.0.0"));
+        hot.remember("n1", 5, f, K, T);
+        assert_eq!(hot.admit_check_in("n1", 6, f, &K, T), Admission::Confirm);
+        assert_eq!(hot.admit_check_in("n1", 6, f, &K, T), Admission::Replayed);
+        assert_eq!(hot.admit_check_in("n1", 4, f, &K, T), Admission::Replayed);
+        assert_eq!(hot.admit_check_in("n1", 7, f, &K, T), Admission::Confirm);
+        let upgraded = hot.facts(&upsert("k", "1.1.0"));
+        assert_eq!(hot.admit_check_in("n1", 8, upgraded, &K, T), Admission::Ask);
     }
 
     #[test]
