@@ -12,6 +12,13 @@
 # reuses it on the next run (seeding 1,000,000 nodes takes a minute); delete
 # it when done. Each measurement prints the load average beside it: the
 # machine is shared, so compare a run's check-ins with its own baseline.
+# Each measurement also prints the server's own CPU time per request
+# (utime + stime of the server process over the phase, from /proc), which
+# does not depend on how much of the machine the server got.
+# Before the measured check-ins, MOHO_BENCH_WARMUP (default 25) seconds of
+# check-ins are run and not counted (the hot state loads and the rollout's
+# line index is built meanwhile). MOHO_BENCH_SERVER=BINARY measures another
+# build of update-server (an older commit's) without building.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -23,9 +30,15 @@ SECS=${2:-60}
 CONC=${3:-32}
 require_cargo
 install_packages scripts/packages/test.txt
-cargo build --release --locked -p update-server -p moho-loadgen --bins
+WARMUP=${MOHO_BENCH_WARMUP:-25}
 TARGET=${CARGO_TARGET_DIR:-target}
-SERVER=$TARGET/release/update-server
+if [ -n "${MOHO_BENCH_SERVER:-}" ]; then
+    SERVER=$MOHO_BENCH_SERVER
+    cargo build --release --locked -p moho-loadgen --bins
+else
+    SERVER=$TARGET/release/update-server
+    cargo build --release --locked -p update-server -p moho-loadgen --bins
+fi
 LOADGEN=$TARGET/release/moho-loadgen
 WORK=$(mktemp -d /tmp/moho-bench.XXXXXX)
 PORT=18480
@@ -37,6 +50,24 @@ stop_server() {
         wait "$SERVER_PID" 2>/dev/null || true
         SERVER_PID=
     fi
+}
+
+# CPU clock ticks (user + system) the server process has used so far.
+server_ticks() {
+    awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"
+}
+
+# Runs the load generator with "$@" and prints the server's CPU time per
+# request of the phase (requests: the successful ones it reports).
+measured() {
+    local t0 t1 out n
+    t0=$(server_ticks)
+    out=$("$LOADGEN" run "$@")
+    t1=$(server_ticks)
+    echo "$out"
+    n=$(echo "$out" | sed -n 's/^check-ins: \([0-9]*\) .*reports: \([0-9]*\);.*/\1 \2/p' | awk '{print $1 + $2}')
+    awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v n="${n:-0}" \
+        'BEGIN { if (n > 0) printf "   server CPU: %.1f s, %.1f µs per request\n", d / hz, d / hz * 1e6 / n }'
 }
 
 bench() {
@@ -55,12 +86,17 @@ bench() {
         (echo >"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
         sleep 0.1
     done
-    echo "-- $name baseline (GET /healthz, concurrency $CONC, ${SECS}s); commit $(git rev-parse --short HEAD); $(cut -d' ' -f1-3 /proc/loadavg) before"
-    "$LOADGEN" run --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS" --baseline
+    echo "-- $name baseline (GET /healthz, concurrency $CONC, ${SECS}s); server $SERVER (tree at commit $(git rev-parse --short HEAD)); $(cut -d' ' -f1-3 /proc/loadavg) before"
+    measured --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS" --baseline
     echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    if [ "$WARMUP" -gt 0 ]; then
+        echo "-- $name warm-up: ${WARMUP}s of check-ins, not counted"
+        "$LOADGEN" run --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$WARMUP" >/dev/null
+    fi
     echo "-- $name signed check-ins (+1 event report in 10), concurrency $CONC, ${SECS}s; $(cut -d' ' -f1-3 /proc/loadavg) before"
-    "$LOADGEN" run --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS"
+    measured --server "http://127.0.0.1:$PORT" --nodes "$NODES" --concurrency "$CONC" --seconds "$SECS"
     echo "   load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    grep -h "hot state" "$WORK/$name/server.log" | sed 's/^/   server: /' || true
     stop_server
 }
 
