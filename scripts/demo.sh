@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The main job: the whole story on a real (emulated) machine, run by `moho-vm-demo`
 # (tests/src/bin/moho-vm-demo.rs, built on the VM tests' own machinery):
-#   1. Debian's generic kernel, a static boot-select and the boot initramfs; four releases of a
-#      systemd test OS with the agent units: 1.0.0 and 2.0.0 work, 3.0.0's kernel panics,
-#      3.0.1's health check fails; signed into a TUF repository (generated keys) and served by
-#      update-server over HTTPS (SQLite);
-#   2. a stock UEFI disk image (systemd-boot -> boot selector, 1.0.0 in slot A, no server address
-#      in it), booted in qemu (OVMF; KVM when a probe VM runs under it, else -accel tcg) with a provision
+#   1. four releases of the node OS, each built by `image-tools os build` from the example
+#      image-tools/node-os/node-os.toml (Debian's kernel, systemd, the agent units, sshd, podman):
+#      1.0.0 and 2.0.0 work, 3.0.0's kernel panics, 3.0.1's health check fails; signed into a TUF
+#      repository (generated keys) and served by update-server over HTTPS (SQLite);
+#   2. the stock UEFI disk of `os build --disk` (systemd-boot -> boot selector, 1.0.0 in slot A,
+#      no server address in it) on a disk four times its size, booted in qemu (OVMF; KVM when a probe VM runs under it, else -accel tcg) with a provision
 #      document as a fw_cfg credential (server, CA, channel, group, host name, SSH key) and the
 #      server reachable over the VM network;
 #   3. the operator starts rollouts: 2.0.0 (the VM updates, reboots into B, marks it good after
@@ -23,7 +23,7 @@ cd "$(dirname "$0")/.."
 
 require_cargo
 install_packages scripts/packages/base.txt scripts/packages/vm.txt
-[ "$(id -u)" -eq 0 ] || die "the demo needs root (debootstrap builds the test OS); run as root"
+[ "$(id -u)" -eq 0 ] || die "the demo needs root (image-tools os build runs debootstrap); run as root"
 
 OUT=${MOHO_DEMO_DIR:-out/demo}
 echo "== building update-agent, image-tools, update-server and the demo"

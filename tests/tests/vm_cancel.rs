@@ -22,9 +22,8 @@ use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use moho_e2e::vm::image::Behaviour;
 use moho_e2e::vm::qemu::Vm;
-use moho_e2e::vm::story::{BOOT, ServerStory, UPDATE};
+use moho_e2e::vm::story::{BOOT, Behaviour, ServerStory, UPDATE};
 use moho_e2e::{ok, slot_fields, slots_json};
 use serde_json::{Value, json};
 
@@ -115,9 +114,9 @@ fn a_node_staged_for_its_window_cancels_an_aborted_rollout_and_never_boots_it() 
     let dir = tempfile::tempdir().unwrap();
     let story = ServerStory::new(
         dir.path(),
-        &[("1.0.0", Behaviour::Agent), ("2.0.0", Behaviour::Agent)],
+        &[("1.0.0", Behaviour::Healthy), ("2.0.0", Behaviour::Healthy)],
     );
-    let board = story.os.repo.board.clone();
+    let board = story.repo.board.clone();
 
     // The window: a weekly one, on the day it falls, in UTC, opening
     // WINDOW_AFTER from now (to the next whole minute) for an hour.
@@ -152,7 +151,7 @@ fn a_node_staged_for_its_window_cancels_an_aborted_rollout_and_never_boots_it() 
     assert_eq!(status, 201, "{body}");
     let rollout = body["id"].as_i64().unwrap();
 
-    let disk = story.os.disk("disk.img", &story.first, false, "raw");
+    let (disk, _) = story.disk("disk.img", "raw");
     // Written to a disk larger than the image, as in the field (the first
     // boot grows STATE).
     let image_bytes = std::fs::metadata(&disk).unwrap().len();

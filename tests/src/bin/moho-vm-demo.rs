@@ -1,10 +1,12 @@
 //! `moho-vm-demo [--out DIR] [--keep-running]`: the README's main job, the
 //! whole story on a virtual machine (KVM when a probe VM runs under KVM, software
-//! emulation otherwise). Four releases of a systemd test OS (1.0.0, 2.0.0; 3.0.0
-//! whose kernel panics; 3.0.1 whose health check fails) are signed into a
-//! TUF repository and served by `update-server` (SQLite, generated keys);
-//! a stock UEFI disk image (systemd-boot, the boot selector, 1.0.0 in slot
-//! A; no server address in it) boots in qemu (OVMF) with a provision
+//! emulation otherwise). Four releases of the node OS, each built by
+//! `image-tools os build` from the example `node-os.toml` (1.0.0, 2.0.0;
+//! 3.0.0 whose kernel panics; 3.0.1 whose health check fails) are signed
+//! into a TUF repository and served by `update-server` (SQLite, generated
+//! keys); the stock UEFI disk `os build --disk` made (systemd-boot, the
+//! boot selector, 1.0.0 in slot A; no server address in it), on a disk
+//! four times its size, boots in qemu (OVMF) with a provision
 //! document as a systemd credential (fw_cfg), which names the server, its
 //! CA, channel, group, host name and an SSH key. The operator starts rollouts; the
 //! agent units update the VM over its network, reboot it into the new
@@ -19,9 +21,8 @@
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use moho_e2e::vm::image::Behaviour;
 use moho_e2e::vm::qemu::{Vm, kvm_works};
-use moho_e2e::vm::story::{PANICKED, ServerStory, UNHEALTHY};
+use moho_e2e::vm::story::{Behaviour, PANICKED, ServerStory, UNHEALTHY};
 use moho_e2e::{bin, ok};
 use serde_json::Value;
 
@@ -135,16 +136,16 @@ fn main() {
     let out = out.canonicalize().unwrap();
 
     step(
-        "four releases of a systemd test OS, signed into a TUF repository and served by update-server",
+        "four releases of the node OS (image-tools os build), signed into a TUF repository and served by update-server",
     );
     println!(
-        "(Debian's generic kernel and a debootstrap root are fetched once and cached; this takes a few minutes)"
+        "(the Debian packages and the debootstrap root are fetched once and cached; each release is built once)"
     );
     let story = ServerStory::new(
         &out,
         &[
-            ("1.0.0", Behaviour::Agent),
-            ("2.0.0", Behaviour::Agent),
+            ("1.0.0", Behaviour::Healthy),
+            ("2.0.0", Behaviour::Healthy),
             ("3.0.0", Behaviour::Panic),
             ("3.0.1", Behaviour::Unhealthy),
         ],
@@ -160,9 +161,9 @@ fn main() {
     );
 
     step(
-        "image-tools disk create: the stock image (ESP with systemd-boot and the boot selector, 1.0.0 in slot A), no server address in it",
+        "the stock disk of image-tools os build --disk (ESP with systemd-boot and the boot selector, 1.0.0 in slot A), no server address in it, copied to a disk four times its size",
     );
-    let disk = story.os.disk("disk.img", &story.first, true, "raw");
+    let (disk, _) = story.disk("disk.img", "raw");
     table(&disk);
 
     step(

@@ -1,6 +1,8 @@
 //! What the VMs boot: the initramfs (`image-tools initramfs` with the static
 //! `boot-select`), test OS releases with the real `update-agent` (busybox
-//! with a plain shell init, or Debian with systemd and dbus), the disk
+//! with a plain shell init for the boot-chain tests, or a Debian minbase
+//! with systemd and dbus for `tests/vm_server_unit.rs`; the update story
+//! boots the stock node OS, [`super::node_os`]), the disk
 //! (`image-tools disk create`), and a read-only disk holding the signed
 //! repository (`file:///mnt/repo/` in the guest). Each boot's scenario is a
 //! shell script the test hands in through qemu's fw_cfg.
@@ -18,16 +20,6 @@ use crate::{bin, ok};
 /// Modules every test initramfs carries: the disk, the fw_cfg files the
 /// tests hand scenarios through, the network, and entropy.
 pub const MODULES: &str = "virtio_blk,virtio_pci,qemu_fw_cfg,virtio_net,virtio_rng";
-
-/// The watchdog driver of the systemd test OS's initramfs: qemu's emulated
-/// Intel 6300ESB (`-device i6300esb`, [`super::qemu::VmSpec::hardware_watchdog`]),
-/// driven by Debian's generic kernel. The selector arms it for a trial, the
-/// slot role arms it again in the slot's kernel (loading the driver there
-/// stops the timer), systemd feeds it (`RuntimeWatchdogSec`). Being
-/// hardware, it resets a machine whose kernel hangs as well as one whose
-/// PID 1 loops. The busybox test OS does not carry it: its plain init feeds
-/// no watchdog, so a long trial boot of it would be reset.
-pub const WATCHDOG_MODULE: &str = "i6300esb";
 
 /// Where the guest finds the scenario script qemu passes with `-fw_cfg`.
 pub const SCENARIO_FW_CFG: &str = "opt/moho/run";
@@ -55,43 +47,12 @@ pub fn initramfs(kernel: &Kernel, modules: &str, out: &Path) -> PathBuf {
 /// How a test release behaves when booted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Behaviour {
-    /// The plain init: mount STATE, run the scenario script, power off.
+    /// The plain init (busybox): mount STATE, run the scenario script,
+    /// power off; systemd: the scenario unit.
     Agent,
-    /// init exits at once: the kernel panics ("Attempted to kill init").
-    /// (busybox: its `/sbin/init` exits; systemd: `init=/bin/false`.)
+    /// busybox only: its `/sbin/init` exits at once, the kernel panics
+    /// ("Attempted to kill init").
     Panic,
-    /// systemd only: boots, but a health check required by
-    /// `boot-complete.target` fails, so the slot is never marked good.
-    Unhealthy,
-    /// systemd only: boots, but a health check required by
-    /// `boot-complete.target` never ends (`TimeoutStartSec=infinity`), so
-    /// the target is never reached.
-    Hangs,
-    /// systemd only: the kernel starts an init that loops for ever without
-    /// exiting (`init=/usr/lib/moho-test/loop-init`): no panic, nothing
-    /// feeds the watchdog.
-    Loops,
-}
-
-impl Behaviour {
-    /// The systemd flavour's health verdict file (`/usr/lib/moho-test/health`):
-    /// the same size for every behaviour, so releases keep the same layout.
-    fn verdict(self) -> &'static str {
-        match self {
-            Self::Unhealthy => "fail\n",
-            Self::Hangs => "hang\n",
-            Self::Agent | Self::Panic | Self::Loops => "pass\n",
-        }
-    }
-
-    /// What a systemd release adds to its kernel command line.
-    fn systemd_cmdline(self) -> &'static str {
-        match self {
-            Self::Panic => " init=/bin/false",
-            Self::Loops => " init=/usr/lib/moho-test/loop-init",
-            Self::Agent | Self::Unhealthy | Self::Hangs => "",
-        }
-    }
 }
 
 /// The plain init of the busybox test OS.
@@ -162,11 +123,6 @@ tmpfs /tmp tmpfs mode=1777,nosuid,nodev 0 0
 ";
 
 const PANIC_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init exits\"\nexit 1\n";
-
-/// systemd flavour: the init of a release that hangs without panicking
-/// (every systemd release carries it; only [`Behaviour::Loops`] starts it).
-const LOOP_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init loops\"\n\
-while :; do sleep 1; done\n";
 
 /// What the test OS is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -286,18 +242,9 @@ impl TestOs {
         // systemd's status lines (without `quiet`) say which job a slow
         // boot waits for.
         let quiet = if busybox { "quiet " } else { "" };
-        // A systemd release panics by starting a program that exits as
-        // its init, and hangs by starting one that loops: its tree stays
-        // the good one's, so an install of it reuses the booted slot's
-        // chunks like any other update.
-        let panic_init = if busybox {
-            ""
-        } else {
-            release.behaviour.systemd_cmdline()
-        };
         std::fs::write(
             tree.join("boot/cmdline"),
-            format!("# the test OS: serial console, quick reset after a panic\nconsole=ttyS0 {quiet}panic=1 moho.retry=2{panic_init}\n"),
+            format!("# the test OS: serial console, quick reset after a panic\nconsole=ttyS0 {quiet}panic=1 moho.retry=2\n"),
         )
         .unwrap();
         std::fs::write(
@@ -348,9 +295,11 @@ impl TestOs {
             (Flavour::Busybox, Behaviour::Panic) => {
                 write_exec(&tree.join("sbin/init"), PANIC_INIT);
             }
-            (Flavour::Systemd, behaviour) => systemd_extras(&tree, behaviour),
-            (Flavour::Busybox, behaviour) => {
-                panic!("Behaviour::{behaviour:?} needs the systemd flavour")
+            (Flavour::Systemd, Behaviour::Agent) => systemd_extras(&tree),
+            (Flavour::Systemd, Behaviour::Panic) => {
+                panic!(
+                    "Behaviour::Panic is the busybox flavour's (the story's releases are node OS builds)"
+                )
             }
         }
         tree
@@ -484,20 +433,16 @@ ExecStart=
 ExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=30
 ";
 
-/// systemd flavour: fstab, the network, the scenario unit, no login prompts, and the
-/// agent as a product ships it: the units, D-Bus policy, tmpfiles, default
-/// drop-in and watchdog configuration from `systemd/` (enabled), plus a
-/// health check that fails or blocks for `behaviour`. Every release has
-/// the same files (only the verdict file's same-sized content differs), so
-/// that the ext4 layouts match and an install reuses the booted slot's
-/// chunks.
-fn systemd_extras(tree: &Path, behaviour: Behaviour) {
+/// systemd flavour (what `tests/vm_server_unit.rs` boots): fstab, the
+/// network, the scenario unit, no login prompts, and the agent as a product
+/// ships it: the units, D-Bus policy, tmpfiles, default drop-in and watchdog
+/// configuration from `systemd/` (enabled).
+fn systemd_extras(tree: &Path) {
     std::fs::write(tree.join("etc/fstab"), SYSTEMD_FSTAB).unwrap();
     write_exec(
         &tree.join("usr/lib/moho-test/run-scenario"),
         SCENARIO_RUNNER,
     );
-    write_exec(&tree.join("usr/lib/moho-test/loop-init"), LOOP_INIT);
     let units = tree.join("etc/systemd/system");
     std::fs::write(units.join("moho-test-scenario.service"), SCENARIO_UNIT).unwrap();
     let wants = units.join("multi-user.target.wants");
@@ -571,33 +516,7 @@ fn systemd_extras(tree: &Path, behaviour: Behaviour) {
         std::fs::create_dir_all(tree.join(to).parent().unwrap()).unwrap();
         std::fs::copy(shipped.join(from), tree.join(to)).unwrap();
     }
-    std::fs::write(tree.join("usr/lib/moho-test/health"), behaviour.verdict()).unwrap();
-    std::fs::write(units.join("moho-health-check.service"), HEALTH_CHECK).unwrap();
-    let requires = units.join("boot-complete.target.requires");
-    std::fs::create_dir_all(&requires).unwrap();
-    symlink(
-        "/etc/systemd/system/moho-health-check.service",
-        requires.join("moho-health-check.service"),
-    )
-    .unwrap();
 }
-
-/// A health check as an operator writes one (see
-/// `systemd/examples/moho-health-check.service`): it fails, or never ends,
-/// on the release whose verdict file says so.
-const HEALTH_CHECK: &str = "[Unit]
-Description=Moho VM test health check (fails or hangs where /usr/lib/moho-test/health says so)
-Before=boot-complete.target
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-TimeoutStartSec=infinity
-ExecStart=/bin/sh -c 'case $$(cat /usr/lib/moho-test/health) in pass) exit 0 ;; hang) echo \"moho-test: health check hangs\" >/dev/console; exec sleep infinity ;; *) echo \"moho-test: health check failed\" >/dev/console; exit 1 ;; esac'
-
-[Install]
-RequiredBy=boot-complete.target
-";
 
 fn dir_size(dir: &Path) -> u64 {
     std::fs::read_dir(dir)

@@ -236,6 +236,25 @@ impl Release {
         };
         to.to_owned()
     }
+
+    /// A fresh copy of the stock disk at `to` ([`Release::disk_copy`]),
+    /// grown to four times its size with `qemu-img resize` (a bigger disk
+    /// or a grown cloud volume); returns it and the stock disk's size.
+    pub fn grown_disk(&self, to: &Path, format: &str) -> (PathBuf, u64) {
+        let disk = self.disk_copy(to, format);
+        let bytes = std::fs::metadata(self.disk()).unwrap().len();
+        ok(
+            "qemu-img",
+            [
+                OsStr::new("resize"),
+                OsStr::new("-f"),
+                OsStr::new(format),
+                disk.as_os_str(),
+                OsStr::new(&(4 * bytes).to_string()),
+            ],
+        );
+        (disk, bytes)
+    }
 }
 
 fn file_digest(h: &mut Sha256, path: &Path) {
@@ -259,16 +278,41 @@ const STALE: Duration = Duration::from_secs(6 * 3600);
 /// Release `version` of the node OS with `overlay` (and, with `disk`, its
 /// raw disk), from the cache or built now by `image-tools os build`.
 pub fn build(version: &str, overlay: &Overlay, disk: bool) -> Release {
+    build_with(version, overlay, "", disk)
+}
+
+/// Replaces the example configuration's line for top-level `key` with
+/// `key = value` (`value` as TOML).
+fn set_key(config: &str, key: &str, value: &str) -> String {
+    let line = config
+        .lines()
+        .find(|l| {
+            l.strip_prefix(key)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        })
+        .unwrap_or_else(|| panic!("{key} in the example configuration"))
+        .to_owned();
+    config.replace(&line, &format!("{key} = {value}"))
+}
+
+/// [`build`] with `cmdline_extra` appended to the example configuration's
+/// slot kernel command line (`cmdline`): how a test release starts a
+/// different first program (`init=/bin/false` panics its kernel).
+pub fn build_with(version: &str, overlay: &Overlay, cmdline_extra: &str, disk: bool) -> Release {
     crate::require_root("image-tools os build");
     let keys = keys_entry();
     let root = keys.join("repo/metadata/1.root.json");
     let config = std::fs::read_to_string(example_config()).unwrap();
-    let trusted = config
-        .lines()
-        .find(|l| l.starts_with("trusted_root"))
-        .expect("trusted_root in the example configuration")
-        .to_owned();
-    let config = config.replace(&trusted, &format!("trusted_root = \"{}\"", root.display()));
+    let mut config = set_key(&config, "trusted_root", &format!("\"{}\"", root.display()));
+    if !cmdline_extra.is_empty() {
+        let words = config
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdline = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .expect("cmdline = \"...\" in the example configuration")
+            .to_owned();
+        config = set_key(&config, "cmdline", &format!("\"{words} {cmdline_extra}\""));
+    }
     let image_tools = bin("image-tools");
     let boot_select = static_boot_select();
     let mut h = Sha256::new();

@@ -22,7 +22,7 @@ use super::image::SCENARIO_FW_CFG;
 use super::node_os::{self, Overlay, Release};
 use super::qemu::{METADATA_GUEST_ADDRESS, METADATA_MAC, VmSpec};
 use super::server::{GUEST_SERVER_IP, GUEST_SERVER_PORT, ServerTls, UpdateServer};
-use super::story::REPORTING_SCENARIO;
+use super::story;
 use crate::fleet::ReleaseRepo;
 use crate::{ok, run};
 
@@ -104,9 +104,12 @@ pub struct ProvisionWorld {
     tokens: std::collections::BTreeMap<String, String>,
 }
 
-/// The test overlay of the provisioning machines' node OS: the scenario
+/// The test overlay every VM test's node OS starts from: the scenario
 /// unit, and the static address of the metadata card (a cloud's DHCP
-/// gives it one; qemu's user network on that card has none to give).
+/// gives it one; qemu's user network on that card has none to give). The
+/// story's releases ([`super::story::overlay`]) add their health check to
+/// it; the provisioning machines boot the healthy one, so that their
+/// releases and the story's are the same builds.
 pub fn overlay() -> Overlay {
     Overlay::scenario().file(
         "etc/systemd/network/05-metadata.network",
@@ -124,10 +127,9 @@ impl ProvisionWorld {
         let repo = node_os::repository(&dir.join("releases"));
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
-        let overlay = overlay();
         let mut first = None;
         for (i, version) in releases.iter().enumerate() {
-            let release = node_os::build(version, &overlay, i == 0);
+            let release = story::release(version, story::Behaviour::Healthy, i == 0);
             repo.add(&release.image(), &["stable"]);
             first.get_or_insert(release);
         }
@@ -155,7 +157,11 @@ impl ProvisionWorld {
             tokens.insert((*g).to_owned(), secret);
         }
         let scenario = dir.join("scenario.sh");
-        std::fs::write(&scenario, format!("{UNITS_LINE}{REPORTING_SCENARIO}")).unwrap();
+        std::fs::write(
+            &scenario,
+            format!("{UNITS_LINE}{}", story::REPORTING_SCENARIO),
+        )
+        .unwrap();
         Self {
             first: first.expect("at least one release"),
             repo,
@@ -188,28 +194,7 @@ impl ProvisionWorld {
     /// A fresh stock disk `name` (`raw` or `qcow2`), grown to four times
     /// its image with `qemu-img resize`; returns it and the image's size.
     pub fn grown_disk(&self, name: &str, format: &str) -> (PathBuf, u64) {
-        let disk = self.first.disk_copy(&self.dir.join(name), format);
-        let info: serde_json::Value = serde_json::from_str(&ok(
-            "qemu-img",
-            [
-                OsStr::new("info"),
-                OsStr::new("--output=json"),
-                disk.as_os_str(),
-            ],
-        ))
-        .unwrap();
-        let bytes = info["virtual-size"].as_u64().unwrap();
-        ok(
-            "qemu-img",
-            [
-                OsStr::new("resize"),
-                OsStr::new("-f"),
-                OsStr::new(format),
-                disk.as_os_str(),
-                OsStr::new(&(4 * bytes).to_string()),
-            ],
-        );
-        (disk, bytes)
+        self.first.grown_disk(&self.dir.join(name), format)
     }
 
     /// The VM for `disk`: direct boot, the server reachable, the scenario;

@@ -1,24 +1,31 @@
-//! The update story with the server in charge: systemd test OS releases
-//! whose configuration names the update server (as an operator's image
-//! would), the real `update-server` with a one-minute check-in interval,
-//! a scenario that only reports what the agent's units do, and the steps
-//! an operator watches for (a release healthy, a release rolled back), on
-//! the console and in the server's admin API. The VM test asserts them;
-//! the demo (`moho-vm-demo`) prints them.
+//! The update story with the server in charge: releases of the stock node
+//! OS (`image-tools os build`, [`super::node_os`]) that differ only where a
+//! test must — a health check that passes, fails or never ends (a verdict
+//! file in the test overlay), a kernel that panics (`init=/bin/false`) or
+//! an init that loops for ever (`init=` a test program), both added to the
+//! configuration's slot command line —, the real `update-server` with a
+//! one-minute check-in interval, a node given its server by a provision
+//! document (a fw_cfg credential), a scenario that only reports what the
+//! agent's units do, and the steps an operator watches for (a release
+//! healthy, a release rolled back), on the console and in the server's
+//! admin API. The VM tests assert them; the demo (`moho-vm-demo`) prints
+//! them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::image::{Behaviour, Flavour, SCENARIO_FW_CFG, TestOs, TestRelease, WATCHDOG_MODULE};
-use super::kernel::KernelPackage;
+use super::image::SCENARIO_FW_CFG;
+use super::node_os::{self, Overlay, Release};
 use super::provision::NodeDoc;
 use super::qemu::{Boot, Vm, VmSpec};
 use super::server::{GUEST_SERVER_PORT, ServerTls, UpdateServer};
+use crate::fleet::ReleaseRepo;
 
-/// How long one boot may take under `-accel tcg`.
-pub const BOOT: Duration = Duration::from_secs(180);
+/// How long one boot of the node OS may take under `-accel tcg` on a
+/// loaded machine.
+pub const BOOT: Duration = Duration::from_secs(420);
 /// How long from a rollout's start to the node's reboot into it (a check-in
 /// a minute, the download, the write).
 pub const UPDATE: Duration = Duration::from_secs(540);
@@ -79,18 +86,104 @@ pub const NODE_SSH_KEY: &str =
 /// The fw_cfg name systemd (and the agent) read the credential from.
 pub const PROVISION_FW_CFG: &str = "opt/io.systemd.credentials/moho.provision";
 
-/// The releases, the server and the first image. They boot Debian's
-/// generic kernel, whose initramfs carries the hardware watchdog's driver
-/// ([`WATCHDOG_MODULE`]), on a VM with that watchdog, so trial boots run
-/// under it.
+/// How a story release behaves when booted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Boots, its health check passes: marked good.
+    Healthy,
+    /// Its first program exits at once (`init=/bin/false`): the kernel
+    /// panics ("Attempted to kill init") and, with `panic=10`, resets.
+    Panic,
+    /// Boots, but its health check (required by `boot-complete.target`)
+    /// fails, so the slot is never marked good.
+    Unhealthy,
+    /// Boots, but its health check never ends (`TimeoutStartSec=infinity`),
+    /// so `boot-complete.target` is never reached.
+    Hangs,
+    /// The kernel starts a first program that loops for ever without
+    /// exiting (`init=/usr/lib/moho-test/loop-init`): no panic, nothing
+    /// feeds the watchdog.
+    Loops,
+}
+
+impl Behaviour {
+    /// The health verdict file (`/usr/lib/moho-test/health`), the same size
+    /// for every behaviour.
+    fn verdict(self) -> &'static str {
+        match self {
+            Self::Unhealthy => "fail\n",
+            Self::Hangs => "hang\n",
+            Self::Healthy | Self::Panic | Self::Loops => "pass\n",
+        }
+    }
+
+    /// What the release adds to the slot kernel's command line.
+    fn cmdline(self) -> &'static str {
+        match self {
+            Self::Panic => "init=/bin/false",
+            Self::Loops => "init=/usr/lib/moho-test/loop-init",
+            Self::Healthy | Self::Unhealthy | Self::Hangs => "",
+        }
+    }
+}
+
+/// A health check as an operator writes one (see
+/// `systemd/examples/moho-health-check.service`): it fails, or never ends,
+/// on the release whose verdict file says so.
+const HEALTH_CHECK: &str = "[Unit]
+Description=Moho VM test health check (fails or hangs where /usr/lib/moho-test/health says so)
+Before=boot-complete.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+TimeoutStartSec=infinity
+ExecStart=/bin/sh -c 'case $$(cat /usr/lib/moho-test/health) in pass) exit 0 ;; hang) echo \"moho-test: health check hangs\" >/dev/console; exec sleep infinity ;; *) echo \"moho-test: health check failed\" >/dev/console; exit 1 ;; esac'
+
+[Install]
+RequiredBy=boot-complete.target
+";
+
+/// The first program of a release that hangs without panicking (every
+/// story release carries it; only [`Behaviour::Loops`] starts it).
+const LOOP_INIT: &str = "#!/bin/sh\necho \"moho-test: this release's init loops\"\n\
+while :; do sleep 1; done\n";
+
+/// The test overlay of a story release: the VM tests' own
+/// ([`super::provision::overlay`]: the scenario unit), the health check
+/// (enabled) with its verdict, and the looping init.
+pub fn overlay(behaviour: Behaviour) -> Overlay {
+    let unit = "etc/systemd/system/moho-health-check.service";
+    let mut overlay = super::provision::overlay()
+        .file(unit, 0o644, HEALTH_CHECK)
+        .file("usr/lib/moho-test/health", 0o644, behaviour.verdict())
+        .file("usr/lib/moho-test/loop-init", 0o755, LOOP_INIT);
+    overlay.links.push((
+        "etc/systemd/system/boot-complete.target.requires/moho-health-check.service".into(),
+        format!("/{unit}"),
+    ));
+    overlay
+}
+
+/// Release `version` of the node OS behaving as `behaviour` (cached; with
+/// `disk`, its stock raw disk too).
+pub fn release(version: &str, behaviour: Behaviour, disk: bool) -> Release {
+    node_os::build_with(version, &overlay(behaviour), behaviour.cmdline(), disk)
+}
+
+/// The releases, the server and the first release's stock disk. The
+/// releases boot Debian's generic kernel, whose boot initramfs carries the
+/// hardware watchdog's driver (`i6300esb`), on a VM with that watchdog, so
+/// trial boots run under it.
 #[derive(Debug)]
 pub struct ServerStory {
-    /// The test OS (kernel, initramfs, signed repository).
-    pub os: TestOs,
+    /// The signed repository (the tests' keys; the images' trusted root).
+    pub repo: ReleaseRepo,
     /// The update server serving it.
     pub server: UpdateServer,
-    /// The image of the first release (for slot A).
-    pub first: PathBuf,
+    /// The first release (its stock disk is the node's).
+    pub first: Release,
+    dir: PathBuf,
     scenario: PathBuf,
     /// The provision document the node boots with (fw_cfg credential).
     pub provision: PathBuf,
@@ -99,11 +192,11 @@ pub struct ServerStory {
 }
 
 impl ServerStory {
-    /// Builds and publishes `releases` (systemd flavour; the first goes in
-    /// slot A), starts the server and reads the releases into it.
+    /// Builds (`image-tools os build`, cached) and publishes `releases` on
+    /// `stable` (the first with its stock disk), starts the server and
+    /// reads the releases into it.
     pub fn new(dir: &Path, releases: &[(&str, Behaviour)]) -> Self {
-        let mut os = TestOs::with_kernel(dir, KernelPackage::Generic, WATCHDOG_MODULE);
-        os.slot_mib = 256;
+        let repo = node_os::repository(&dir.join("releases"));
         let server_dir = dir.join("server");
         let tls = ServerTls::create(&server_dir);
         // The image names no server: the node learns it from its
@@ -112,20 +205,16 @@ impl ServerStory {
         let provision = dir.join("provision.toml");
         let enrollment_token = UpdateServer::enrollment_token(&server_dir, "default");
         let mut first = None;
-        for (version, behaviour) in releases {
-            let image = os.publish(&TestRelease {
-                version: (*version).to_owned(),
-                behaviour: *behaviour,
-                flavour: Flavour::Systemd,
-                payload_mib: 0,
-            });
-            first.get_or_insert(image);
+        for (i, (version, behaviour)) in releases.iter().enumerate() {
+            let built = release(version, *behaviour, i == 0);
+            repo.add(&built.image(), &["stable"]);
+            first.get_or_insert(built);
         }
         let server = UpdateServer::start_with(
             tls,
             &server_dir,
-            &os.repo.repo,
-            &os.repo.root(),
+            &repo.repo,
+            &repo.root(),
             &["--check-interval", "1m"],
         );
         server.sync_releases();
@@ -133,14 +222,22 @@ impl ServerStory {
         std::fs::write(&scenario, REPORTING_SCENARIO).unwrap();
         let story = Self {
             first: first.expect("at least one release"),
-            os,
+            repo,
             server,
+            dir: dir.to_owned(),
             scenario,
             provision,
             enrollment_token,
         };
         story.write_provision(None);
         story
+    }
+
+    /// A fresh copy of the first release's stock disk, `name` in the
+    /// story's directory, grown to four times its size (raw or qcow2);
+    /// returns it and the stock disk's size.
+    pub fn disk(&self, name: &str, format: &str) -> (PathBuf, u64) {
+        self.first.grown_disk(&self.dir.join(name), format)
     }
 
     /// (Re)writes the node's provision document: the server, the
@@ -160,10 +257,11 @@ impl ServerStory {
         std::fs::write(&self.provision, doc.render()).unwrap();
     }
 
-    /// The VM for `disk`: direct kernel boot, or (with `ovmf_vars`) the
-    /// full UEFI chain from the disk's ESP; the guest reaches the server.
+    /// The VM for the raw `disk`: direct kernel boot (the first release's
+    /// kernel and boot initramfs), or (with `ovmf_vars`) the full UEFI
+    /// chain from the disk's ESP; the guest reaches the server.
     pub fn vm_spec(&self, disk: &Path, ovmf_vars: Option<PathBuf>) -> VmSpec {
-        let mut spec = VmSpec::direct(disk, &self.os.kernel.vmlinuz, &self.os.initramfs);
+        let mut spec = VmSpec::direct(disk, &self.first.vmlinuz(), &self.first.initrd());
         if let Some(vars) = ovmf_vars {
             spec.boot = Boot::Ovmf { vars };
         }
@@ -179,7 +277,7 @@ impl ServerStory {
 
     /// Starts a rollout of `version` to the whole channel; returns its id.
     pub fn roll_out(&self, version: &str) -> i64 {
-        self.server.rollout(version, &self.os.repo.board)
+        self.server.rollout(version, &self.repo.board)
     }
 
     /// The server's node list.
