@@ -21,8 +21,9 @@
 #     same update-server during the downloads and their latency is printed
 #     next to the same load on the idle server.
 #
-# Usage: scripts/bench-install.sh [--quick] [--no-fleet]
+# Usage: scripts/bench-install.sh [--quick] [--no-fleet] [--fleet-only]
 #   --quick: 256 MiB / 1 GiB payloads, 2 runs (default 1 GiB / 4 GiB, 3 runs)
+#   --fleet-only: only 4. (builds only the two fleet releases)
 #   env: MOHO_BENCH_DIR (default /var/tmp/moho-bench), MOHO_BENCH_PORT (18600),
 #        FLEET ("1 8 32"), FLEET_MIB (64)
 # Needs root (loop devices) and about 16 GB free in MOHO_BENCH_DIR, which
@@ -35,14 +36,16 @@ require_cargo
 install_packages scripts/packages/base.txt scripts/packages/bench.txt
 [ "$(id -u)" -eq 0 ] || die "the benchmark needs root (loop devices)"
 
-SMALL_MIB=1024 BIG_MIB=4096 RUNS=3 DO_FLEET=1
+SMALL_MIB=1024 BIG_MIB=4096 RUNS=3 DO_FLEET=1 ONLY_FLEET=0
 for a in "$@"; do
     case "$a" in
         --quick) SMALL_MIB=256 BIG_MIB=1024 RUNS=2 ;;
         --no-fleet) DO_FLEET=0 ;;
-        *) die "unknown argument $a (usage: $0 [--quick] [--no-fleet])" ;;
+        --fleet-only) ONLY_FLEET=1 ;;
+        *) die "unknown argument $a (usage: $0 [--quick] [--no-fleet] [--fleet-only])" ;;
     esac
 done
+if [ "$ONLY_FLEET" = 1 ] && [ "$DO_FLEET" = 0 ]; then die "--fleet-only and --no-fleet leave nothing to measure"; fi
 FLEET=${FLEET:-1 8 32}
 FLEET_MIB=${FLEET_MIB:-64}
 PORT=${MOHO_BENCH_PORT:-18600}
@@ -51,8 +54,12 @@ for p in $US_HTTPS $US_HTTP $NGX_HTTPS $NGX_HTTP; do
     (echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && die "port $p is in use (set MOHO_BENCH_PORT)"
 done
 
-echo "== building (release)"
-cargo build --release --locked --quiet -p update-agent -p image-tools -p update-server -p moho-loadgen --bins
+# MOHO_BENCH_PREBUILT=1: measure the release binaries already in the target
+# directory as they are (the commit printed is then the tree's, not theirs).
+if [ -z "${MOHO_BENCH_PREBUILT:-}" ]; then
+    echo "== building (release)"
+    cargo build --release --locked --quiet -p update-agent -p image-tools -p update-server -p moho-loadgen --bins
+fi
 T=${CARGO_TARGET_DIR:-$PWD/target}/release
 LOADGEN=$(find "$T" -maxdepth 1 -name moho-loadgen -type f | head -1)
 # The check-ins measured during the fleet downloads go over HTTPS.
@@ -60,6 +67,7 @@ LOADGEN=$(find "$T" -maxdepth 1 -name moho-loadgen -type f | head -1)
 COMMIT=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . 2>/dev/null || echo "+changes")
 # Cached inputs are per size: a --quick run must not feed a full run.
 W=${MOHO_BENCH_DIR:-/var/tmp/moho-bench}/${SMALL_MIB}-${BIG_MIB}
+[ "$ONLY_FLEET" = 0 ] || W=${MOHO_BENCH_DIR:-/var/tmp/moho-bench}/fleet-only
 mkdir -p "$W"
 cd "$W"
 rm -f ./*.disk results.tsv fleet.tsv
@@ -85,10 +93,18 @@ add() { # add VERSION PAYLOAD: build the image, publish it, delete the inputs
 echo "== images (cached in $W)"
 # Built and added one at a time, inputs deleted once the repository holds its
 # own copy, so that the 4 GiB run fits in about 16 GB of disk.
-if [ ! -s repo/.complete ]; then
+if [ ! -e repo/.complete ]; then
     rm -rf repo keys
     "$T/image-tools" keygen --out keys >/dev/null
     "$T/image-tools" repo init --repo repo --keys keys >/dev/null
+    if [ "$ONLY_FLEET" = 1 ]; then
+        payload pf "$FLEET_MIB" 5 && add 5.0.0 pf && rm -f pf
+        payload pg "$FLEET_MIB" 6 && add 5.1.0 pg && rm -f pg
+        touch repo/.complete
+    fi
+fi
+# (.complete is empty: -e, not -s, or the cache is rebuilt every run.)
+if [ "$ONLY_FLEET" = 0 ] && [ ! -e repo/.complete ]; then
     payload p4 "$BIG_MIB" 4 && add 4.0.0 p4 && rm -f p4
     payload p1 "$SMALL_MIB" 1
     cp p1 p1b
@@ -107,7 +123,7 @@ fi
 # A release's image file under repo/ (TUF consistent snapshots: the name
 # carries the file's SHA-256, before the directory or the file name).
 target() { (cd repo && find targets -path "*/$1/*" -name "*root.img" | head -1); }
-LEN2=$(stat -c %s "repo/$(target 2.0.0)")
+[ "$ONLY_FLEET" = 1 ] || LEN2=$(stat -c %s "repo/$(target 2.0.0)")
 
 echo "== TLS certificate (throwaway CA) and SWUpdate package"
 mkdir -p tls
@@ -125,7 +141,7 @@ if [ ! -s tls/server.pem ]; then
 fi
 # The .swu holds the same slot image as release 2.0.0, written by the raw
 # handler to the slot through a symbolic link (the loop device changes).
-if [ ! -s swu/bench.swu ]; then
+if [ "$ONLY_FLEET" = 0 ] && [ ! -s swu/bench.swu ]; then
     rm -rf swu swu-build && mkdir -p swu swu-build
     ln -s "$W/repo/$(target 2.0.0)" swu-build/root.img
     sha=$(target 2.0.0 | grep -o '[0-9a-f]\{64\}' || true)
@@ -321,6 +337,7 @@ swupdate_install() { # swupdate_install NAME DISK
 }
 
 echo "== machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), commit $COMMIT"
+if [ "$ONLY_FLEET" = 0 ]; then
 SLOT=$((SMALL_MIB + 128))
 DEV=$(node small "$SLOT" 1.0.0)
 echo "== throughput: ${SMALL_MIB} MiB payload image ($LEN2 bytes), $RUNS rounds, interleaved"
@@ -372,6 +389,7 @@ read -r _ _ _ rss4 <time.out
 printf '  %s MiB image: %s KiB; %s MiB image: %s KiB (%+.1f%%)\n' "$SMALL_MIB" "$rss1" "$BIG_MIB" "$rss4" \
     "$(echo "100 * ($rss4 - $rss1) / $rss1" | bc -l)"
 losetup -d "$BIGDEV" && rm -f big.disk
+fi
 
 [ "$DO_FLEET" = 1 ] || exit 0
 
