@@ -4,8 +4,9 @@
 //! comes once the database is open and the repository verified (the
 //! metadata's expiry is already in `/metrics`); SIGHUP swaps the TLS
 //! certificate for new connections (a bad file keeps the old one);
-//! SIGTERM sends `STOPPING=1`, closes the listener, lets a download in
-//! flight finish to its last byte and exits 0.
+//! SIGTERM sends `STOPPING=1`, closes the listener, ends open live event
+//! streams (they must not hold the drain), lets a download in flight
+//! finish to its last byte and exits 0.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -147,6 +148,16 @@ async fn runs_as_a_notify_service_reloads_tls_on_sighup_and_drains_on_sigterm() 
             .local_addr()
             .unwrap()
             .port();
+        // A viewer token, for a live event stream open at SIGTERM.
+        let token = Command::new(env!("CARGO_BIN_EXE_update-server"))
+            .args(["token", "create", "--role", "viewer", "--name", "watcher"])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("MOHO_DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(token.status.success(), "{token:?}");
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_owned();
         let log = tmp.path().join("server.log");
         let mut server = Command::new(env!("CARGO_BIN_EXE_update-server"))
             .arg("serve")
@@ -221,7 +232,15 @@ async fn runs_as_a_notify_service_reloads_tls_on_sighup_and_drains_on_sigterm() 
             "SIGHUP does not stop it"
         );
 
-        // SIGTERM with a download in flight.
+        // SIGTERM with a download in flight and a live event stream open:
+        // the stream ends at once, the download drains.
+        let mut stream = client(&[&b])
+            .get(format!("{base}/api/v1/events/live"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200, "{backend}");
         let mut download = client(&[&b])
             .get(format!("{base}/repo/targets/big.bin"))
             .send()
@@ -247,6 +266,17 @@ async fn runs_as_a_notify_service_reloads_tls_on_sighup_and_drains_on_sigterm() 
             server.try_wait().unwrap().is_none(),
             "{backend}: the server exited with a download in flight"
         );
+        // (A hang guard: with the 2 min drain, a stream that held it would
+        // keep the server up well past this.)
+        loop {
+            let chunk = tokio::time::timeout(Duration::from_secs(30), stream.chunk())
+                .await
+                .expect("the live event stream did not end at SIGTERM");
+            match chunk {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            }
+        }
         while let Some(chunk) = download.chunk().await.unwrap() {
             got.extend_from_slice(&chunk);
         }
